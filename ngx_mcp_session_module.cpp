@@ -1,0 +1,63 @@
+// ngx_mcp_session: MCP session validation at the edge. This file only
+// wires the module into nginx; the behaviour lives in src/.
+#include "src/ngx/ngx_mcp_session_conf.hpp"
+#include "src/ngx/ngx_mcp_session_phases.hpp"
+
+namespace {
+
+using namespace mcp_ngx;
+
+ngx_int_t preconfiguration(ngx_conf_t* cf) noexcept { return add_variables(cf); }
+
+ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
+{
+    if (check_zone_references(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto* handler = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers));
+    if (handler == nullptr) {
+        return NGX_ERROR;
+    }
+    *handler = access_handler;
+    install_header_filter();
+    return NGX_OK;
+}
+
+ngx_int_t init_process(ngx_cycle_t* cycle) noexcept { return start_sweep_timers(cycle); }
+
+ngx_command_t commands[] = {
+    {ngx_string("mcp_session_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_zone_directive,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("mcp_session"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_session_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    ngx_null_command,
+};
+
+ngx_http_module_t module_ctx = {
+    preconfiguration,  postconfiguration,
+    create_main_conf,  nullptr,  // init main conf
+    nullptr,           nullptr,  // server conf
+    create_loc_conf,   merge_loc_conf,
+};
+
+}  // namespace
+
+extern "C" {
+
+ngx_module_t ngx_mcp_session_module = {
+    NGX_MODULE_V1,
+    &module_ctx,
+    commands,
+    NGX_HTTP_MODULE,
+    nullptr,       // init master
+    nullptr,       // init module
+    init_process,  // init process
+    nullptr,       // init thread
+    nullptr,       // exit thread
+    nullptr,       // exit process
+    nullptr,       // exit master
+    NGX_MODULE_V1_PADDING,
+};
+
+}  // extern "C"

@@ -1,0 +1,219 @@
+// Directives: mcp_session_zone (http) and mcp_session (http/server/location).
+#include "ngx_mcp_session_conf.hpp"
+
+#include "ngx_mcp_session_store.hpp"
+
+#include <new>
+
+namespace mcp_ngx {
+namespace {
+
+bool take_parameter(const ngx_str_t& arg, const char* prefix, ngx_str_t* value)
+{
+    const size_t len = ngx_strlen(prefix);
+    if (arg.len < len || ngx_strncmp(arg.data, prefix, len) != 0) {
+        return false;
+    }
+    value->data = arg.data + len;
+    value->len = arg.len - len;
+    return true;
+}
+
+// nginx's own time syntax ("500ms", "30m", "4h"); zero is refused because
+// a zero timeout would expire every session at birth.
+bool parse_positive_ms(ngx_str_t value, mcp_session::unix_ms* out)
+{
+    const ngx_int_t ms = ngx_parse_time(&value, 0);
+    if (ms == NGX_ERROR || ms <= 0) {
+        return false;
+    }
+    *out = static_cast<mcp_session::unix_ms>(ms);
+    return true;
+}
+
+// "zone=NAME:SIZE" as limit_req_zone spells it.
+char* parse_zone_parameter(ngx_conf_t* cf, const ngx_str_t& arg, ngx_str_t value, ngx_str_t* name,
+                           ssize_t* size)
+{
+    u_char* colon = static_cast<u_char*>(ngx_strlchr(value.data, value.data + value.len, ':'));
+    if (colon == nullptr || colon == value.data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid zone size \"%V\"", &arg);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    name->data = value.data;
+    name->len = static_cast<size_t>(colon - value.data);
+
+    ngx_str_t size_text;
+    size_text.data = colon + 1;
+    size_text.len = static_cast<size_t>(value.data + value.len - size_text.data);
+    *size = ngx_parse_size(&size_text);
+    if (*size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid zone size \"%V\"", &arg);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (*size < static_cast<ssize_t>(8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "zone \"%V\" is too small", &arg);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return NGX_CONF_OK;
+}
+
+char* timing_error(ngx_conf_t* cf, const char* what, const ngx_str_t& arg)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s \"%V\"", what, &arg);
+    return static_cast<char*>(NGX_CONF_ERROR);
+}
+
+char* add_zone(ngx_conf_t* cf, main_conf* mcf, ngx_str_t name, ssize_t size, const zone_conf& parsed)
+{
+    ngx_shm_zone_t* shm_zone = ngx_shared_memory_add(cf, &name, static_cast<size_t>(size), &ngx_mcp_session_module);
+    if (shm_zone == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (shm_zone->data != nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "duplicate zone \"%V\"", &name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+
+    void* memory = ngx_pcalloc(cf->pool, sizeof(zone_conf));
+    auto** slot = static_cast<zone_conf**>(ngx_array_push(&mcf->zones));
+    if (memory == nullptr || slot == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    auto* zone = new (memory) zone_conf(parsed);
+    zone->shm_zone = shm_zone;
+    zone->name = shm_zone->shm.name;
+    shm_zone->init = init_zone;
+    shm_zone->data = zone;
+    *slot = zone;
+    return NGX_CONF_OK;
+}
+
+}  // namespace
+
+char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    auto* mcf = static_cast<main_conf*>(conf);
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+
+    ngx_str_t name = ngx_null_string;
+    ssize_t size = 0;
+    zone_conf parsed{};
+
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        const ngx_str_t& arg = args[i];
+        ngx_str_t value;
+        if (take_parameter(arg, "zone=", &value)) {
+            if (parse_zone_parameter(cf, arg, value, &name, &size) != NGX_CONF_OK) {
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+        } else if (take_parameter(arg, "idle_timeout=", &value)) {
+            if (!parse_positive_ms(value, &parsed.policy.idle_timeout_ms)) {
+                return timing_error(cf, "idle_timeout", arg);
+            }
+        } else if (take_parameter(arg, "max_lifetime=", &value)) {
+            if (!parse_positive_ms(value, &parsed.policy.max_lifetime_ms)) {
+                return timing_error(cf, "max_lifetime", arg);
+            }
+        } else if (take_parameter(arg, "sweep_interval=", &value)) {
+            if (!parse_positive_ms(value, &parsed.sweep.interval_ms)) {
+                return timing_error(cf, "sweep_interval", arg);
+            }
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &arg);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" must have \"zone\" parameter", &args[0]);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return add_zone(cf, mcf, name, size, parsed);
+}
+
+char* set_session_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    auto* lcf = static_cast<loc_conf*>(conf);
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+
+    if (lcf->zone != NGX_CONF_UNSET_PTR) {
+        return const_cast<char*>("is duplicate");
+    }
+    if (args[1].len == 3 && ngx_strncmp(args[1].data, "off", 3) == 0) {
+        lcf->zone = nullptr;
+        return NGX_CONF_OK;
+    }
+
+    ngx_str_t name;
+    if (!take_parameter(args[1], "zone=", &name) || name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\", expected \"zone=NAME\" or \"off\"",
+                           &args[1]);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+
+    // A zone may be declared after its first use (like limit_req); size 0
+    // reserves the name, and check_zone_references reports it if it never is.
+    ngx_shm_zone_t* shm_zone = ngx_shared_memory_add(cf, &name, 0, &ngx_mcp_session_module);
+    auto* mcf = static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_mcp_session_module));
+    auto* ref = static_cast<zone_reference*>(ngx_array_push(&mcf->references));
+    if (shm_zone == nullptr || ref == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    ref->shm_zone = shm_zone;
+    ref->name = name;
+    ref->file = cf->conf_file->file.name;
+    ref->line = cf->conf_file->line;
+    lcf->zone = shm_zone;
+    return NGX_CONF_OK;
+}
+
+void* create_main_conf(ngx_conf_t* cf) noexcept
+{
+    auto* mcf = static_cast<main_conf*>(ngx_pcalloc(cf->pool, sizeof(main_conf)));
+    if (mcf == nullptr) {
+        return nullptr;
+    }
+    if (ngx_array_init(&mcf->zones, cf->pool, 2, sizeof(zone_conf*)) != NGX_OK ||
+        ngx_array_init(&mcf->references, cf->pool, 4, sizeof(zone_reference)) != NGX_OK) {
+        return nullptr;
+    }
+    return mcf;
+}
+
+void* create_loc_conf(ngx_conf_t* cf) noexcept
+{
+    auto* lcf = static_cast<loc_conf*>(ngx_pcalloc(cf->pool, sizeof(loc_conf)));
+    if (lcf == nullptr) {
+        return nullptr;
+    }
+    lcf->zone = static_cast<ngx_shm_zone_t*>(NGX_CONF_UNSET_PTR);
+    return lcf;
+}
+
+char* merge_loc_conf(ngx_conf_t*, void* parent, void* child) noexcept
+{
+    auto* prev = static_cast<loc_conf*>(parent);
+    auto* conf = static_cast<loc_conf*>(child);
+    if (conf->zone == NGX_CONF_UNSET_PTR) {
+        conf->zone = (prev->zone == NGX_CONF_UNSET_PTR) ? nullptr : prev->zone;
+    }
+    return NGX_CONF_OK;
+}
+
+ngx_int_t check_zone_references(ngx_conf_t* cf) noexcept
+{
+    auto* mcf = static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_mcp_session_module));
+    auto* refs = static_cast<zone_reference*>(mcf->references.elts);
+    for (ngx_uint_t i = 0; i < mcf->references.nelts; ++i) {
+        if (refs[i].shm_zone->data == nullptr) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "unknown mcp_session zone \"%V\" (declare it with mcp_session_zone) in %V:%ui",
+                          &refs[i].name, &refs[i].file, refs[i].line);
+            return NGX_ERROR;
+        }
+    }
+    return NGX_OK;
+}
+
+}  // namespace mcp_ngx

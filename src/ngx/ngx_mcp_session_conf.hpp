@@ -1,0 +1,59 @@
+// Configuration structures shared by the glue files.
+#pragma once
+
+#include "ngx_mcp_session_bridge.hpp"
+
+#include "mcp_session/expiry.hpp"
+#include "mcp_session/sweep.hpp"
+
+extern "C" ngx_module_t ngx_mcp_session_module;
+
+namespace mcp_ngx {
+
+struct zone_shared;
+
+// One `mcp_session_zone`, per configuration cycle. `shared` and `pool`
+// point into the shared memory and survive reloads; the rest is rebuilt
+// from nginx.conf every cycle.
+struct zone_conf {
+    ngx_shm_zone_t* shm_zone;
+    ngx_str_t name;
+    mcp_session::expiry_policy policy;
+    mcp_session::sweep_schedule sweep;
+    zone_shared* shared;
+    ngx_slab_pool_t* pool;
+    ngx_event_t sweep_timer;  // per worker, armed in init_process
+};
+
+// Where a location named a zone, so an undeclared one can be reported
+// with its file:line once the whole configuration has been read.
+struct zone_reference {
+    ngx_shm_zone_t* shm_zone;
+    ngx_str_t name;
+    ngx_str_t file;
+    ngx_uint_t line;
+};
+
+struct main_conf {
+    ngx_array_t zones;       // zone_conf*
+    ngx_array_t references;  // zone_reference
+};
+
+struct loc_conf {
+    ngx_shm_zone_t* zone;  // nullptr: sessions not handled here
+};
+
+inline zone_conf* zone_of(const loc_conf* lcf)
+{
+    return lcf->zone == nullptr ? nullptr : static_cast<zone_conf*>(lcf->zone->data);
+}
+
+// Directive handlers and conf callbacks (ngx_mcp_session_conf.cpp).
+char* set_zone_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_session_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+void* create_main_conf(ngx_conf_t* cf) noexcept;
+void* create_loc_conf(ngx_conf_t* cf) noexcept;
+char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
+ngx_int_t check_zone_references(ngx_conf_t* cf) noexcept;
+
+}  // namespace mcp_ngx

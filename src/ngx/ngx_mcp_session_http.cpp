@@ -1,0 +1,63 @@
+#include "ngx_mcp_session_http.hpp"
+
+namespace mcp_ngx {
+
+header_match find_header(ngx_list_t& headers, std::string_view name)
+{
+    header_match match;
+    for (ngx_list_part_t* part = &headers.part; part != nullptr; part = part->next) {
+        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            ngx_table_elt_t& h = fields[i];
+            // hash 0 marks a header another module has removed.
+            if (h.hash == 0 || h.key.len != name.size() ||
+                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(name.data())),
+                                name.size()) != 0) {
+                continue;
+            }
+            if (match.first == nullptr) {
+                match.first = &h;
+            }
+            ++match.count;
+        }
+    }
+    return match;
+}
+
+ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view body)
+{
+    // Read and drop any body so the connection stays usable (keep-alive).
+    const ngx_int_t discarded = ngx_http_discard_request_body(r);
+    if (discarded != NGX_OK) {
+        return discarded;
+    }
+
+    auto* data = static_cast<u_char*>(ngx_pnalloc(r->pool, body.size()));
+    auto* b = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (data == nullptr || b == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(data, body.data(), body.size());
+    b->pos = data;
+    b->last = data + body.size();
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = nullptr;
+
+    const ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+    ngx_chain_t out;
+    out.buf = b;
+    out.next = nullptr;
+    return ngx_http_output_filter(r, &out);
+}
+
+}  // namespace mcp_ngx

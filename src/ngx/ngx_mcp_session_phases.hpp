@@ -1,0 +1,21 @@
+// The module's request-time entry points, registered in postconfiguration.
+#pragma once
+
+#include "ngx_mcp_session_bridge.hpp"
+
+namespace mcp_ngx {
+
+// Access phase: validates Mcp-Session-Id (ngx_mcp_session_access.cpp).
+ngx_int_t access_handler(ngx_http_request_t* r) noexcept;
+
+// Header filter: learns, ends and forgets sessions from backend answers
+// (ngx_mcp_session_filter.cpp).
+void install_header_filter() noexcept;
+
+// $mcp_session_id, $mcp_session_status (ngx_mcp_session_variables.cpp).
+ngx_int_t add_variables(ngx_conf_t* cf) noexcept;
+
+// Per-worker sweep timers (ngx_mcp_session_sweep.cpp).
+ngx_int_t start_sweep_timers(ngx_cycle_t* cycle) noexcept;
+
+}  // namespace mcp_ngx

@@ -1,0 +1,35 @@
+// What the module knows about one request, kept in its module context.
+#pragma once
+
+#include "ngx_mcp_session_conf.hpp"
+
+#include "mcp_session/session_key.hpp"
+
+#include <string_view>
+
+namespace mcp_ngx {
+
+// The values of $mcp_session_status, in this order.
+enum class session_status : std::uint8_t { none, created, valid, unknown, expired };
+
+std::string_view status_name(session_status status);
+
+struct request_state {
+    zone_conf* zone;
+    session_status status;
+    bool answered_here;  // nginx wrote the response itself; filters keep out
+    ngx_str_t id;        // presented (trimmed) or learned: $mcp_session_id
+    mcp_session::session_key key;  // meaningful while status is valid
+};
+
+// Lives in the request pool, which frees memory without destructors.
+static_assert(std::is_trivially_destructible_v<request_state>);
+
+inline request_state* state_of(ngx_http_request_t* r)
+{
+    return static_cast<request_state*>(ngx_http_get_module_ctx(r, ngx_mcp_session_module));
+}
+
+request_state* create_state(ngx_http_request_t* r, zone_conf* zone);
+
+}  // namespace mcp_ngx

@@ -1,0 +1,71 @@
+// $mcp_session_id and $mcp_session_status, for logs, maps and headers.
+#include "ngx_mcp_session_phases.hpp"
+
+#include "ngx_mcp_session_request.hpp"
+
+namespace mcp_ngx {
+namespace {
+
+void set_value(ngx_http_variable_value_t* v, const u_char* data, size_t len)
+{
+    v->data = const_cast<u_char*>(data);
+    v->len = static_cast<unsigned>(len);
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+}
+
+// Only requests in a location with mcp_session have a state.
+ngx_int_t session_id_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept
+{
+    request_state* state = state_of(r);
+    if (state == nullptr || state->id.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    set_value(v, state->id.data, state->id.len);
+    return NGX_OK;
+}
+
+ngx_int_t session_status_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept
+{
+    request_state* state = state_of(r);
+    if (state == nullptr) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    const std::string_view name = status_name(state->status);
+    set_value(v, reinterpret_cast<const u_char*>(name.data()), name.size());
+    return NGX_OK;
+}
+
+struct variable_spec {
+    const char* name;
+    ngx_http_get_variable_pt get;
+};
+
+// The status changes during the request (valid -> new), so neither is cached.
+constexpr variable_spec variables[] = {
+    {"mcp_session_id", session_id_variable},
+    {"mcp_session_status", session_status_variable},
+};
+
+}  // namespace
+
+ngx_int_t add_variables(ngx_conf_t* cf) noexcept
+{
+    for (const variable_spec& spec : variables) {
+        ngx_str_t name;
+        name.data = reinterpret_cast<u_char*>(const_cast<char*>(spec.name));
+        name.len = ngx_strlen(spec.name);
+        ngx_http_variable_t* var = ngx_http_add_variable(cf, &name, NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == nullptr) {
+            return NGX_ERROR;
+        }
+        var->get_handler = spec.get;
+        var->data = 0;
+    }
+    return NGX_OK;
+}
+
+}  // namespace mcp_ngx

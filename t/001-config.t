@@ -1,0 +1,131 @@
+# Configuration mistakes are caught by `nginx -t`, with nginx's wording
+# and the file:line of the offending directive.
+use lib 't/lib';
+use McpSession::TestNginx;
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a well-formed configuration starts
+--- http_config
+mcp_session_zone zone=mcp:1m idle_timeout=10m max_lifetime=1h sweep_interval=30s;
+--- config
+location /mcp { mcp_session zone=mcp; return 200 "ok\n"; }
+--- request
+GET /mcp
+--- error_code: 200
+--- response_body
+ok
+
+=== TEST 2: mcp_session names a zone nobody declared
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp { mcp_session zone=nope; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: unknown mcp_session zone "nope" \(declare it with mcp_session_zone\) in \S+nginx\.conf:\d+/]
+
+=== TEST 3: size that nginx cannot parse
+--- http_config
+mcp_session_zone zone=mcp:lots;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid zone size "zone=mcp:lots" in \S+nginx\.conf:\d+/]
+
+=== TEST 4: zone without a size
+--- http_config
+mcp_session_zone zone=mcp;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid zone size "zone=mcp" in \S+nginx\.conf:\d+/]
+
+=== TEST 5: zone too small for the slab allocator
+--- http_config
+mcp_session_zone zone=mcp:4k;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: zone "zone=mcp:4k" is too small in \S+nginx\.conf:\d+/]
+
+=== TEST 6: the same zone name twice
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_zone zone=mcp:1m;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: duplicate zone "mcp" in \S+nginx\.conf:\d+/]
+
+=== TEST 7: zone= missing
+--- http_config
+mcp_session_zone idle_timeout=10m;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session_zone" must have "zone" parameter in \S+nginx\.conf:\d+/]
+
+=== TEST 8: unknown parameter
+--- http_config
+mcp_session_zone zone=mcp:1m idle=10m;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid parameter "idle=10m" in \S+nginx\.conf:\d+/]
+
+=== TEST 9: timeouts use nginx's time syntax and must be positive
+--- http_config
+mcp_session_zone zone=mcp:1m idle_timeout=soon;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid idle_timeout "idle_timeout=soon" in \S+nginx\.conf:\d+/]
+
+=== TEST 10: zero lifetime refused
+--- http_config
+mcp_session_zone zone=mcp:1m max_lifetime=0;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid max_lifetime "max_lifetime=0" in \S+nginx\.conf:\d+/]
+
+=== TEST 11: mcp_session needs zone= or off
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp { mcp_session mcp; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid parameter "mcp", expected "zone=NAME" or "off" in \S+nginx\.conf:\d+/]
+
+=== TEST 12: mcp_session twice in one location
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp { mcp_session zone=mcp; mcp_session off; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session" directive is duplicate in \S+nginx\.conf:\d+/]
+
+=== TEST 13: mcp_session_zone belongs in http
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp { mcp_session_zone zone=other:1m; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session_zone" directive is not allowed here in \S+nginx\.conf:\d+/]
+
+=== TEST 14: the zone name is taken by another module's zone
+--- http_config
+limit_req_zone $binary_remote_addr zone=shared:1m rate=1r/s;
+mcp_session_zone zone=shared:1m;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: the shared memory zone "shared" is already declared for a different use in \S+nginx\.conf:\d+/]
+
+=== TEST 15: a zone may be declared after the location that uses it
+--- http_config
+server { listen 127.0.0.1:$TEST_NGINX_SERVER_PORT; server_name early.test; location /early { mcp_session zone=late; } }
+mcp_session_zone zone=late:1m;
+--- config
+location /t { return 200 "started\n"; }
+--- request
+GET /t
+--- response_body
+started

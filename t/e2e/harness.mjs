@@ -1,0 +1,132 @@
+// Starts the processes an end-to-end test needs, on 127.0.0.1 only:
+// the reference MCP server (server-everything, Streamable HTTP) and nginx
+// with the module in its own prefix. Every wait polls with a deadline.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// Run from build/e2e (copied there by build.sh): the repository is two up.
+const repo = path.resolve(here, "..", "..");
+export const modulePath = process.env.MCP_SESSION_MODULE ?? path.join(repo, "build", "ngx_mcp_session_module.so");
+const nginxBinary = process.env.NGINX_BIN ?? "/usr/sbin/nginx";
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function pollUntil(what, check, { timeoutMs = 15000, intervalMs = 25 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await pause(intervalMs);
+  }
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function accepts(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+function alive(pid) {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+export async function startBackend() {
+  const port = await freePort();
+  const entry = path.join(here, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
+  const child = spawn(process.execPath, [entry, "streamableHttp"], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => { stderr += chunk; });
+  await pollUntil(`server-everything on port ${port}`, async () => {
+    if (child.exitCode !== null) throw new Error(`server-everything exited: ${stderr}`);
+    return accepts(port);
+  });
+  return {
+    port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill("SIGTERM");
+      await pollUntil("server-everything to exit", () => child.exitCode !== null || child.signalCode !== null);
+    },
+  };
+}
+
+// zone: the mcp_session_zone parameters after zone=mcp:SIZE.
+export async function startNginx({ name, backendPort, zone = "" }) {
+  const prefix = path.join(here, `run-${name}`);
+  rmSync(prefix, { recursive: true, force: true });
+  for (const dir of ["conf", "logs", "tmp"]) mkdirSync(path.join(prefix, dir), { recursive: true });
+  const port = await freePort();
+  const user = process.getuid && process.getuid() === 0 ? "user root;" : "";
+  writeFileSync(path.join(prefix, "conf", "nginx.conf"), `
+load_module ${modulePath};
+${user}
+worker_processes 2;
+worker_shutdown_timeout 3s;
+pid ${prefix}/logs/nginx.pid;
+error_log ${prefix}/logs/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log ${prefix}/logs/access.log;
+    client_body_temp_path ${prefix}/tmp;
+    proxy_temp_path ${prefix}/tmp;
+    mcp_session_zone zone=mcp:4m ${zone};
+    server {
+        listen 127.0.0.1:${port} reuseport;
+        location /mcp {
+            mcp_session zone=mcp;
+            proxy_pass http://127.0.0.1:${backendPort};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }
+    }
+}
+`);
+  const started = spawnSync(nginxBinary, ["-p", `${prefix}/`, "-c", `${prefix}/conf/nginx.conf`], { encoding: "utf8" });
+  if (started.status !== 0) throw new Error(`nginx failed to start: ${started.stderr}`);
+  const pidFile = path.join(prefix, "logs", "nginx.pid");
+  const masterPid = await pollUntil("nginx pid file", () =>
+    existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) || false : false);
+  await pollUntil(`nginx on port ${port}`, () => accepts(port));
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    errorLog: () => readFileSync(path.join(prefix, "logs", "error.log"), "utf8"),
+    async stop() {
+      for (const [signal, ms] of [["SIGQUIT", 10000], ["SIGTERM", 3000], ["SIGKILL", 3000]]) {
+        if (!alive(masterPid)) return;
+        process.kill(masterPid, signal);
+        try {
+          await pollUntil("nginx to exit", () => !alive(masterPid), { timeoutMs: ms });
+          return;
+        } catch { /* escalate */ }
+      }
+    },
+  };
+}
+
+// Lines that must never appear in an nginx error log.
+export function badLogLines(text) {
+  return text.split("\n").filter((line) => /\[(alert|crit|emerg)\]|exited on signal/.test(line));
+}

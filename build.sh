@@ -169,6 +169,7 @@ load_module $MODULE;
 $user_line
 daemon off;
 worker_processes 2;
+worker_shutdown_timeout 5s;  # open SSE streams must not hold up Ctrl-C
 error_log stderr info;
 pid $prefix/logs/nginx.pid;
 events { worker_connections 1024; }
@@ -192,18 +193,15 @@ http {
 }
 CONF
     "$NGINX_BIN" -t -p "$prefix" -c conf/nginx.conf -q
-    local backend_pid="" nginx_pid=""
-    stop_demo() {
-        trap - INT TERM EXIT
-        [[ -n $nginx_pid ]] && kill -QUIT "$nginx_pid" 2>/dev/null || true
-        [[ -n $backend_pid ]] && kill "$backend_pid" 2>/dev/null || true
-        wait 2>/dev/null || true
-    }
+    DEMO_BACKEND_PID="" DEMO_NGINX_PID=""
     trap stop_demo INT TERM EXIT
-    PORT="$backend_port" node "$BUILD/e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp &
-    backend_pid=$!
+    PORT="$backend_port" node "$BUILD/e2e/node_modules/@modelcontextprotocol/server-everything/dist/index.js" \
+        streamableHttp &
+    DEMO_BACKEND_PID=$!
+    wait_for_port "$backend_port" || { echo "the MCP backend did not start" >&2; exit 1; }
     "$NGINX_BIN" -p "$prefix" -c conf/nginx.conf &
-    nginx_pid=$!
+    DEMO_NGINX_PID=$!
+    wait_for_port "$port" || { echo "nginx did not start" >&2; exit 1; }
     cat <<TXT
 
   MCP endpoint:  http://127.0.0.1:$port/mcp   (nginx + ngx_mcp_session, 2 workers)
@@ -212,7 +210,28 @@ CONF
   Ctrl-C stops both.
 
 TXT
-    wait -n "$backend_pid" "$nginx_pid" || true
+    # Returns when either process ends or a signal arrives (the trap then stops both).
+    wait -n "$DEMO_BACKEND_PID" "$DEMO_NGINX_PID" || true
+}
+
+# Background jobs of a script ignore SIGINT, so Ctrl-C reaches only this
+# shell: stop the children explicitly (nginx gracefully) and wait for them.
+stop_demo() {
+    trap - INT TERM EXIT
+    [[ -n ${DEMO_NGINX_PID:-} ]] && kill -QUIT "$DEMO_NGINX_PID" 2>/dev/null  # graceful
+    [[ -n ${DEMO_BACKEND_PID:-} ]] && kill -TERM "$DEMO_BACKEND_PID" 2>/dev/null
+    wait 2>/dev/null || true
+    echo "demo stopped" >&2
+}
+
+# Polls until something accepts on 127.0.0.1:$1 (deadline 30 s).
+wait_for_port() {
+    local deadline=$((SECONDS + 30))
+    while (( SECONDS < deadline )); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
 }
 
 case "${1:-build}" in

@@ -80,7 +80,9 @@ build_module() {
         fi
     fi
     src="$(cd "$src" && pwd)"
-    if [[ ! -f $objs/Makefile || "$ROOT/config" -nt "$objs/Makefile" || "$src/configure" -nt "$objs/Makefile" ]]; then
+    # Reconfigure when the tree, its configure script or our config changed.
+    if [[ ! -f $objs/Makefile || "$(cat "$objs/.source" 2>/dev/null)" != "$src" ||
+          "$ROOT/config" -nt "$objs/Makefile" || "$src/configure" -nt "$objs/Makefile" ]]; then
         configure_args "$src"
         log "configuring against $src"
         (cd "$src" && ./configure \
@@ -88,6 +90,7 @@ build_module() {
             --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC" \
             "${CONFIGURE_ARGS[@]}" --add-dynamic-module="$ROOT" --builddir="$objs" >"$BUILD/configure.log" 2>&1) \
             || { tail -20 "$BUILD/configure.log" >&2; exit 1; }
+        echo "$src" >"$objs/.source"
     fi
     log "building the module"
     make -s -f "$objs/Makefile" -C "$src" -j"$(nproc)" modules

@@ -1,6 +1,7 @@
 // ngx_mcp_session: MCP session validation at the edge. This file only
 // wires the module into nginx; the behaviour lives in src/.
 #include "src/ngx/ngx_mcp_session_conf.hpp"
+#include "src/ngx/ngx_mcp_session_doorbell.hpp"
 #include "src/ngx/ngx_mcp_session_phases.hpp"
 
 namespace {
@@ -24,13 +25,31 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     return NGX_OK;
 }
 
-ngx_int_t init_process(ngx_cycle_t* cycle) noexcept { return start_sweep_timers(cycle); }
+// Master, every cycle, before workers fork: their doorbells.
+ngx_int_t init_module(ngx_cycle_t* cycle) noexcept { return create_doorbells(cycle); }
+
+ngx_int_t init_process(ngx_cycle_t* cycle) noexcept
+{
+    if (start_sweep_timers(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    return start_stream_delivery(cycle);
+}
 
 ngx_command_t commands[] = {
     {ngx_string("mcp_session_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_zone_directive,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("mcp_session"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_session_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("mcp_session_stream"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, stream), nullptr},
+    {ngx_string("mcp_session_heartbeat"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_heartbeat_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("mcp_session_event_max_size"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, event_max_size), nullptr},
+    {ngx_string("mcp_session_publish"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_publish_directive,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -51,7 +70,7 @@ ngx_module_t ngx_mcp_session_module = {
     commands,
     NGX_HTTP_MODULE,
     nullptr,       // init master
-    nullptr,       // init module
+    init_module,   // init module
     init_process,  // init process
     nullptr,       // init thread
     nullptr,       // exit thread

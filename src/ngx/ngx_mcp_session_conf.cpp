@@ -1,12 +1,16 @@
 // Directives: mcp_session_zone (http) and mcp_session (http/server/location).
 #include "ngx_mcp_session_conf.hpp"
 
-#include "ngx_mcp_session_store.hpp"
+#include "ngx_mcp_session_phases.hpp"
+#include "ngx_mcp_session_zone.hpp"
 
 #include <new>
 
 namespace mcp_ngx {
 namespace {
+
+// A ring slot is 24 bytes: 65536 events is 1.5 MB per streaming session.
+constexpr ngx_int_t max_ring_capacity = 65536;
 
 bool take_parameter(const ngx_str_t& arg, const char* prefix, ngx_str_t* value)
 {
@@ -89,6 +93,29 @@ char* add_zone(ngx_conf_t* cf, main_conf* mcf, ngx_str_t name, ssize_t size, con
     return NGX_CONF_OK;
 }
 
+// "zone=NAME" naming a zone that may be declared later (like limit_req):
+// size 0 reserves the name and check_zone_references reports it if it
+// never is.
+ngx_shm_zone_t* reference_zone(ngx_conf_t* cf, const ngx_str_t& arg, const char* expected)
+{
+    ngx_str_t name;
+    if (!take_parameter(arg, "zone=", &name) || name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\", expected %s", &arg, expected);
+        return nullptr;
+    }
+    ngx_shm_zone_t* shm_zone = ngx_shared_memory_add(cf, &name, 0, &ngx_mcp_session_module);
+    auto* mcf = static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_mcp_session_module));
+    auto* ref = static_cast<zone_reference*>(ngx_array_push(&mcf->references));
+    if (shm_zone == nullptr || ref == nullptr) {
+        return nullptr;
+    }
+    ref->shm_zone = shm_zone;
+    ref->name = name;
+    ref->file = cf->conf_file->file.name;
+    ref->line = cf->conf_file->line;
+    return shm_zone;
+}
+
 }  // namespace
 
 char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
@@ -99,6 +126,7 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
     ngx_str_t name = ngx_null_string;
     ssize_t size = 0;
     zone_conf parsed{};
+    parsed.ring_capacity = mcp_session::default_ring_capacity;
 
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
         const ngx_str_t& arg = args[i];
@@ -119,6 +147,14 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
             if (!parse_positive_ms(value, &parsed.sweep.interval_ms)) {
                 return timing_error(cf, "sweep_interval", arg);
             }
+        } else if (take_parameter(arg, "buffer=", &value)) {
+            const ngx_int_t events = ngx_atoi(value.data, value.len);
+            if (events < 1 || events > max_ring_capacity) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid buffer \"%V\", expected 1 to %i events", &arg,
+                                   max_ring_capacity);
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+            parsed.ring_capacity = static_cast<std::uint32_t>(events);
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"", &arg);
             return static_cast<char*>(NGX_CONF_ERROR);
@@ -145,26 +181,43 @@ char* set_session_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
         return NGX_CONF_OK;
     }
 
-    ngx_str_t name;
-    if (!take_parameter(args[1], "zone=", &name) || name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\", expected \"zone=NAME\" or \"off\"",
-                           &args[1]);
-        return static_cast<char*>(NGX_CONF_ERROR);
-    }
+    lcf->zone = reference_zone(cf, args[1], "\"zone=NAME\" or \"off\"");
+    return lcf->zone == nullptr ? static_cast<char*>(NGX_CONF_ERROR) : NGX_CONF_OK;
+}
 
-    // A zone may be declared after its first use (like limit_req); size 0
-    // reserves the name, and check_zone_references reports it if it never is.
-    ngx_shm_zone_t* shm_zone = ngx_shared_memory_add(cf, &name, 0, &ngx_mcp_session_module);
-    auto* mcf = static_cast<main_conf*>(ngx_http_conf_get_module_main_conf(cf, ngx_mcp_session_module));
-    auto* ref = static_cast<zone_reference*>(ngx_array_push(&mcf->references));
-    if (shm_zone == nullptr || ref == nullptr) {
+char* set_publish_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    auto* lcf = static_cast<loc_conf*>(conf);
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lcf->publish_zone != nullptr) {
+        return const_cast<char*>("is duplicate");
+    }
+    lcf->publish_zone = reference_zone(cf, args[1], "\"zone=NAME\"");
+    if (lcf->publish_zone == nullptr) {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
-    ref->shm_zone = shm_zone;
-    ref->name = name;
-    ref->file = cf->conf_file->file.name;
-    ref->line = cf->conf_file->line;
-    lcf->zone = shm_zone;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = publish_handler;
+    return NGX_CONF_OK;
+}
+
+char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    auto* lcf = static_cast<loc_conf*>(conf);
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lcf->heartbeat != NGX_CONF_UNSET_MSEC) {
+        return const_cast<char*>("is duplicate");
+    }
+    if (args[1].len == 3 && ngx_strncmp(args[1].data, "off", 3) == 0) {
+        lcf->heartbeat = 0;
+        return NGX_CONF_OK;
+    }
+    mcp_session::unix_ms ms = 0;
+    if (!parse_positive_ms(args[1], &ms)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid heartbeat interval \"%V\"", &args[1]);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    lcf->heartbeat = static_cast<ngx_msec_t>(ms);
     return NGX_CONF_OK;
 }
 
@@ -188,6 +241,10 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
         return nullptr;
     }
     lcf->zone = static_cast<ngx_shm_zone_t*>(NGX_CONF_UNSET_PTR);
+    lcf->publish_zone = nullptr;
+    lcf->stream = NGX_CONF_UNSET;
+    lcf->heartbeat = NGX_CONF_UNSET_MSEC;
+    lcf->event_max_size = NGX_CONF_UNSET_SIZE;
     return lcf;
 }
 
@@ -198,6 +255,9 @@ char* merge_loc_conf(ngx_conf_t*, void* parent, void* child) noexcept
     if (conf->zone == NGX_CONF_UNSET_PTR) {
         conf->zone = (prev->zone == NGX_CONF_UNSET_PTR) ? nullptr : prev->zone;
     }
+    ngx_conf_merge_value(conf->stream, prev->stream, 0);
+    ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
+    ngx_conf_merge_size_value(conf->event_max_size, prev->event_max_size, mcp_session::default_event_max_size);
     return NGX_CONF_OK;
 }
 

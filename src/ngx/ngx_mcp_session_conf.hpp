@@ -20,6 +20,7 @@ struct zone_conf {
     ngx_str_t name;
     mcp_session::expiry_policy policy;
     mcp_session::sweep_schedule sweep;
+    std::uint32_t ring_capacity;  // events kept per session (buffer=)
     zone_shared* shared;
     ngx_slab_pool_t* pool;
     ngx_event_t sweep_timer;  // per worker, armed in init_process
@@ -40,7 +41,11 @@ struct main_conf {
 };
 
 struct loc_conf {
-    ngx_shm_zone_t* zone;  // nullptr: sessions not handled here
+    ngx_shm_zone_t* zone;          // nullptr: sessions not handled here
+    ngx_shm_zone_t* publish_zone;  // set: this location is a publish endpoint
+    ngx_flag_t stream;             // nginx serves GET streams from the ring
+    ngx_msec_t heartbeat;          // 0: off
+    size_t event_max_size;
 };
 
 inline zone_conf* zone_of(const loc_conf* lcf)
@@ -51,6 +56,8 @@ inline zone_conf* zone_of(const loc_conf* lcf)
 // Directive handlers and conf callbacks (ngx_mcp_session_conf.cpp).
 char* set_zone_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_session_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_publish_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 void* create_main_conf(ngx_conf_t* cf) noexcept;
 void* create_loc_conf(ngx_conf_t* cf) noexcept;
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;

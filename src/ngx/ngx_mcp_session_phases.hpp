@@ -8,6 +8,15 @@ namespace mcp_ngx {
 // Access phase: validates Mcp-Session-Id (ngx_mcp_session_access.cpp).
 ngx_int_t access_handler(ngx_http_request_t* r) noexcept;
 
+// Content handlers: nginx's own SSE stream for a session
+// (ngx_mcp_session_stream.cpp) and the publish endpoint
+// (ngx_mcp_session_publish.cpp).
+ngx_int_t stream_handler(ngx_http_request_t* r) noexcept;
+ngx_int_t publish_handler(ngx_http_request_t* r) noexcept;
+
+// Per-worker stream registry: wakes this worker's streams after a doorbell.
+ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept;
+
 // Header filter: learns, ends and forgets sessions from backend answers
 // (ngx_mcp_session_filter.cpp).
 void install_header_filter() noexcept;

@@ -3,6 +3,7 @@
 
 #include "ngx_mcp_session_conf.hpp"
 
+#include "mcp_session/event.hpp"
 #include "mcp_session/session_key.hpp"
 
 #include <string_view>
@@ -14,12 +15,17 @@ enum class session_status : std::uint8_t { none, created, valid, unknown, expire
 
 std::string_view status_name(session_status status);
 
+struct stream_ctx;
+
 struct request_state {
     zone_conf* zone;
     session_status status;
     bool answered_here;  // nginx wrote the response itself; filters keep out
     ngx_str_t id;        // presented (trimmed) or learned: $mcp_session_id
     mcp_session::session_key key;  // meaningful while status is valid
+    std::uint64_t last_event_id;   // a stream's starting cursor
+    mcp_session::event_kind publish_kind;
+    stream_ctx* stream;
 };
 
 // Lives in the request pool, which frees memory without destructors.

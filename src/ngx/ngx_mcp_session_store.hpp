@@ -20,9 +20,6 @@ struct insert_outcome {
     std::size_t evictions_to_log = 0;
 };
 
-// shm_zone->init: adopts the previous cycle's store on reload.
-ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept;
-
 // Each call takes and drops the zone lock once; none logs while holding it.
 class session_store {
 public:

@@ -1,0 +1,35 @@
+// Waking another worker. nginx has no worker-to-worker channel for
+// modules, so the master makes one eventfd per worker slot before fork;
+// every worker inherits all of them and listens on its own. The shared
+// ring holds the data: a doorbell only says "look", and rings coalesce.
+#pragma once
+
+#include "ngx_mcp_session_bridge.hpp"
+
+#include <bitset>
+
+namespace mcp_ngx {
+
+// init_module (master, every cycle): one doorbell per worker_processes.
+ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept;
+
+// init_process: listen on this worker's doorbell; `on_ring` runs in the
+// event loop after one or more rings.
+ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)()) noexcept;
+
+void ring_doorbell(ngx_int_t worker) noexcept;
+
+template <std::size_t N>
+void ring_doorbells(const std::bitset<N>& workers) noexcept
+{
+    if (workers.none()) {
+        return;
+    }
+    for (std::size_t i = 0; i < N; ++i) {
+        if (workers.test(i)) {
+            ring_doorbell(static_cast<ngx_int_t>(i));
+        }
+    }
+}
+
+}  // namespace mcp_ngx

@@ -1,0 +1,150 @@
+#include "ngx_mcp_session_events.hpp"
+
+#include "ngx_mcp_session_zone.hpp"
+
+#include <cstdio>
+#include <cstring>
+
+namespace mcp_ngx {
+
+using mcp_session::event_kind;
+using mcp_session::session_key;
+using mcp_session::unix_ms;
+
+namespace {
+
+// SSE framing around one payload: "id: <20 digits>\nevent: heartbeat\ndata: " ... "\n\n".
+constexpr std::size_t sse_overhead = 64;
+
+bool live(const session_record* record, const zone_conf& zone, unix_ms now)
+{
+    return !mcp_session::is_expired({record->created_ms, record->last_access_ms}, zone.policy, now);
+}
+
+}  // namespace
+
+publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now)
+{
+    publish_outcome outcome;
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    if (record == nullptr) {
+        outcome.result = publish_result::unknown;
+        return outcome;
+    }
+    if (!live(record, zone_, now)) {
+        zone.remove(record);
+        outcome.result = publish_result::expired;
+        return outcome;
+    }
+    session_stream* stream = zone.stream_of(record);
+    std::size_t evicted = 0;
+    void* data = stream == nullptr ? nullptr : zone.allocate_or_evict(payload.size() + 1, record, &evicted);
+    zone.shared().evictions_unlogged += evicted;
+    if (data == nullptr) {
+        outcome.result = publish_result::no_memory;
+        return outcome;
+    }
+
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    event_slot& slot = locked_zone::slots_of(stream)[window.slot(window.next_id)];
+    zone.drop_event(slot);  // the oldest event, when the ring is full
+    std::memcpy(data, payload.data(), payload.size());
+    slot.id = stream->next_id++;
+    slot.data = static_cast<u_char*>(data);
+    slot.size = static_cast<std::uint32_t>(payload.size());
+    slot.kind = kind;
+
+    if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
+        zone.to_wake().set(static_cast<std::size_t>(stream->subscriber_worker));
+    }
+    outcome.result = publish_result::published;
+    outcome.id = slot.id;
+    return outcome;
+}
+
+std::uint64_t event_store::subscribe(const session_key& key, ngx_int_t worker)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    session_stream* stream = record == nullptr ? nullptr : zone.stream_of(record);
+    if (stream == nullptr) {
+        return 0;
+    }
+    if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
+        zone.to_wake().set(static_cast<std::size_t>(stream->subscriber_worker));  // taken over
+    }
+    stream->subscriber = ++zone.shared().next_subscription;
+    stream->subscriber_worker = static_cast<std::int32_t>(worker);
+    return stream->subscriber;
+}
+
+void event_store::unsubscribe(const session_key& key, std::uint64_t token)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record != nullptr && record->stream != nullptr && record->stream->subscriber == token) {
+        record->stream->subscriber = 0;
+        record->stream->subscriber_worker = -1;
+    }
+}
+
+bool event_store::touch(const session_key& key, unix_ms now)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr || !live(record, zone_, now)) {
+        return false;
+    }
+    tx.zone().touch(record, now);
+    return true;
+}
+
+read_outcome event_store::read(const session_key& key, std::uint64_t token, std::uint64_t cursor, std::string& out)
+{
+    read_outcome outcome;
+    outcome.last_id = cursor;
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr || record->stream == nullptr) {
+        outcome.state = stream_state::ended;
+        return outcome;
+    }
+    session_stream* stream = record->stream;
+    if (stream->subscriber != token) {
+        outcome.state = stream_state::taken_over;
+        return outcome;
+    }
+    outcome.state = stream_state::open;
+
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    const mcp_session::replay_plan plan = mcp_session::plan_replay(cursor, window);
+    outcome.dropped = plan.dropped;
+    outcome.first_id = plan.first_id;
+    if (plan.dropped > 0) {
+        // One `lagged` notice stands for the gap; its id is the last one
+        // lost, so a client resuming from it gets exactly what follows.
+        char notice[48];
+        const int len = snprintf(notice, sizeof(notice), "{\"dropped\":%llu}",
+                                 static_cast<unsigned long long>(plan.dropped));
+        mcp_session::append_sse_event(out, plan.first_id - 1, event_kind::lagged,
+                                      std::string_view(notice, static_cast<std::size_t>(len)));
+        outcome.last_id = plan.first_id - 1;
+    }
+    const event_slot* slots = locked_zone::slots_of(stream);
+    for (std::uint64_t id = plan.first_id; plan.has_events() && id <= plan.last_id; ++id) {
+        const event_slot& slot = slots[window.slot(id)];
+        if (out.size() + slot.size + sse_overhead > out.capacity()) {
+            break;  // the rest waits until this batch is written
+        }
+        mcp_session::append_sse_event(out, slot.id,
+                                      slot.kind, std::string_view(reinterpret_cast<const char*>(slot.data), slot.size));
+        outcome.last_id = id;
+        ++outcome.events;
+    }
+    return outcome;
+}
+
+}  // namespace mcp_ngx

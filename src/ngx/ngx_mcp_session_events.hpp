@@ -1,0 +1,60 @@
+// Per-session event rings in the zone: publish, subscribe, read.
+#pragma once
+
+#include "ngx_mcp_session_conf.hpp"
+
+#include "mcp_session/event.hpp"
+#include "mcp_session/replay.hpp"
+#include "mcp_session/session_key.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace mcp_ngx {
+
+enum class publish_result { published, unknown, expired, no_memory };
+
+struct publish_outcome {
+    publish_result result = publish_result::unknown;
+    std::uint64_t id = 0;
+};
+
+enum class stream_state { open, ended, taken_over };
+
+struct read_outcome {
+    stream_state state = stream_state::ended;
+    std::uint64_t dropped = 0;     // events lost before `first_id` (send `lagged`)
+    std::uint64_t first_id = 0;    // first event appended to the output
+    std::uint64_t last_id = 0;     // cursor after this read
+    std::size_t events = 0;
+};
+
+// Every call takes the zone lock once and rings the listener's worker
+// (after unlocking) when there is something new for it.
+class event_store {
+public:
+    explicit event_store(zone_conf& zone) : zone_(zone) {}
+
+    publish_outcome publish(const mcp_session::session_key& key, mcp_session::event_kind kind,
+                            std::string_view payload, mcp_session::unix_ms now);
+
+    // Makes `worker` the session's only listener; a previous listener is
+    // woken to find itself taken over. Returns the subscription token, 0
+    // if the session is gone or the zone has no room for its ring.
+    std::uint64_t subscribe(const mcp_session::session_key& key, ngx_int_t worker);
+
+    void unsubscribe(const mcp_session::session_key& key, std::uint64_t token);
+
+    // Appends SSE text for events after `cursor` to `out`, without growing
+    // it past its reserved capacity (so no allocation under the lock).
+    read_outcome read(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t cursor,
+                      std::string& out);
+
+    // Refreshes the idle clock of a session with an open stream.
+    bool touch(const mcp_session::session_key& key, mcp_session::unix_ms now);
+
+private:
+    zone_conf& zone_;
+};
+
+}  // namespace mcp_ngx

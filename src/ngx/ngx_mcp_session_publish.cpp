@@ -1,0 +1,163 @@
+// The publish endpoint: POST one JSON-RPC message for a session; it joins
+// the session's ring and reaches its stream in whichever worker holds it.
+#include "ngx_mcp_session_phases.hpp"
+
+#include "ngx_mcp_session_events.hpp"
+#include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_request.hpp"
+
+#include "mcp_session/error_body.hpp"
+#include "mcp_session/session_id.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <exception>
+#include <string>
+
+namespace mcp_ngx {
+namespace {
+
+ngx_int_t refuse(ngx_http_request_t* r, ngx_uint_t status, const char* message)
+{
+    return send_json(r, status, mcp_session::transport_error_body(message));
+}
+
+// The body as one string, from memory buffers or nginx's temp file; false
+// when it is larger than `limit` (413).
+bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body)
+{
+    if (r->request_body == nullptr) {
+        return true;
+    }
+    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        const size_t size = b->in_file ? static_cast<size_t>(b->file_last - b->file_pos)
+                                       : static_cast<size_t>(b->last - b->pos);
+        if (body->size() + size > limit) {
+            return false;
+        }
+        if (!b->in_file) {
+            body->append(reinterpret_cast<const char*>(b->pos), size);
+            continue;
+        }
+        const size_t start = body->size();
+        body->resize(start + size);
+        const ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*body)[start]), size, b->file_pos);
+        if (n != static_cast<ssize_t>(size)) {
+            throw std::runtime_error("reading the request body from its temp file");
+        }
+    }
+    return true;
+}
+
+ngx_int_t publish_body(ngx_http_request_t* r)
+{
+    request_state* state = state_of(r);
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    std::string body;
+    if (!collect_body(r, lcf->event_max_size, &body)) {
+        return refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Payload Too Large: event exceeds mcp_session_event_max_size");
+    }
+    const nlohmann::json message = nlohmann::json::parse(body, nullptr, false);
+    if (message.is_discarded() || !message.is_object()) {
+        return refuse(r, NGX_HTTP_BAD_REQUEST, "Bad Request: the body must be one JSON-RPC message (a JSON object)");
+    }
+    // Re-serialised compactly: no line breaks can reach the SSE framing.
+    const std::string payload = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+
+    const std::int64_t now = now_ms();
+    const publish_outcome outcome = event_store(*state->zone).publish(state->key, state->publish_kind, payload, now);
+    switch (outcome.result) {
+    case publish_result::published:
+        return send_json(r, NGX_HTTP_ACCEPTED, "{\"id\":" + std::to_string(outcome.id) + "}");
+    case publish_result::no_memory:
+        return refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable: the session zone has no room for the event");
+    case publish_result::unknown:
+    case publish_result::expired:
+        break;
+    }
+    return send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
+}
+
+void on_body_read(ngx_http_request_t* r) noexcept
+{
+    ngx_int_t rc;
+    try {
+        rc = publish_body(r);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: publish failed: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+ngx_int_t publish(ngx_http_request_t* r)
+{
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    if (r->method != NGX_HTTP_POST) {
+        auto* allow = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+        if (allow == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "POST");
+        return refuse(r, NGX_HTTP_NOT_ALLOWED, "Method Not Allowed: publish with POST");
+    }
+
+    auto* zone = static_cast<zone_conf*>(lcf->publish_zone->data);
+    request_state* state = create_state(r, zone);
+    if (state == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    const header_match header = find_header(r->headers_in.headers, "Mcp-Session-Id");
+    if (header.count != 1) {
+        return refuse(r, NGX_HTTP_BAD_REQUEST, "Bad Request: name the session in exactly one Mcp-Session-Id header");
+    }
+    const auto presented = mcp_session::parse_session_header(to_view(header.first->value));
+    if (presented) {
+        state->id.data = const_cast<u_char*>(reinterpret_cast<const u_char*>(presented->data()));
+        state->id.len = presented->size();
+    }
+    const auto key = presented ? mcp_session::session_key::from_id(*presented) : std::nullopt;
+    if (!key) {
+        return send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
+    }
+    state->key = *key;
+
+    state->publish_kind = mcp_session::event_kind::message;
+    ngx_str_t kind;
+    if (ngx_http_arg(r, reinterpret_cast<u_char*>(const_cast<char*>("event")), 5, &kind) == NGX_OK) {
+        const auto parsed = mcp_session::parse_published_kind(to_view(kind));
+        if (!parsed) {
+            return refuse(r, NGX_HTTP_BAD_REQUEST, "Bad Request: event must be \"message\" or \"progress\"");
+        }
+        state->publish_kind = *parsed;
+    }
+    if (r->headers_in.content_length_n > static_cast<off_t>(lcf->event_max_size)) {
+        return refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                      "Payload Too Large: event exceeds mcp_session_event_max_size");
+    }
+
+    const ngx_int_t rc = ngx_http_read_client_request_body(r, on_body_read);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    return NGX_DONE;
+}
+
+}  // namespace
+
+ngx_int_t publish_handler(ngx_http_request_t* r) noexcept
+{
+    try {
+        return publish(r);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: publish failed: %s", e.what());
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: publish failed");
+    }
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+}  // namespace mcp_ngx

@@ -1,0 +1,352 @@
+// nginx's own SSE stream for a session: replay from the shared ring after
+// Last-Event-ID, then live events, heartbeats, and a clean end when the
+// session ends or a newer GET takes the stream over.
+#include "ngx_mcp_session_phases.hpp"
+
+#include "ngx_mcp_session_doorbell.hpp"
+#include "ngx_mcp_session_events.hpp"
+#include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_request.hpp"
+
+#include "mcp_session/error_body.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <exception>
+#include <new>
+#include <string>
+
+namespace mcp_ngx {
+
+// One open stream. Lives in the request pool; the pool cleanup runs the
+// destructor, so the output buffer is freed with the request.
+struct stream_ctx {
+    ngx_http_request_t* r = nullptr;
+    zone_conf* zone = nullptr;
+    mcp_session::session_key key;
+    std::uint64_t token = 0;
+    std::uint64_t cursor = 0;
+    std::string out;  // one batch; reused, never grown past its reservation
+    ngx_buf_t buf{};
+    ngx_chain_t chain{};
+    bool writing = false;
+    bool finished = false;
+    ngx_msec_t heartbeat_interval = 0;
+    ngx_event_t heartbeat{};
+    struct {
+        ngx_queue_t queue;  // first member: a queue pointer is the link's address
+        stream_ctx* owner;
+    } link{};
+};
+
+namespace {
+
+// Bounds nginx memory per subscriber: a slow reader holds at most this
+// much; the rest waits in the shared ring (and becomes `lagged` there).
+constexpr std::size_t batch_bytes = 256 * 1024;
+
+ngx_queue_t local_streams;  // this worker's open streams
+
+void log_failure(ngx_log_t* log, const char* what, const std::exception* e)
+{
+    ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session: %s failed: %s", what, e ? e->what() : "unknown error");
+}
+
+// Ends the stream; `clean` sends the final chunk so the client sees a
+// proper end of stream and reconnects.
+void finish(stream_ctx* s, bool clean)
+{
+    if (s->finished) {
+        return;
+    }
+    s->finished = true;
+    ngx_http_request_t* r = s->r;
+    ngx_int_t rc = NGX_ERROR;
+    if (clean && !r->connection->error) {
+        auto* last = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+        ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
+        if (last != nullptr && cl != nullptr) {
+            last->last_buf = 1;
+            cl->buf = last;
+            cl->next = nullptr;
+            rc = ngx_http_output_filter(r, cl);
+        }
+    }
+    ngx_http_finalize_request(r, rc);
+}
+
+bool output_pending(ngx_http_request_t* r, ngx_int_t rc)
+{
+    return rc == NGX_AGAIN || r->out != nullptr || r->connection->buffered;
+}
+
+void wait_for_writable(stream_ctx* s)
+{
+    ngx_http_request_t* r = s->r;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    s->writing = true;
+    if (!r->connection->write->timer_set) {
+        ngx_add_timer(r->connection->write, clcf->send_timeout);
+    }
+    if (ngx_handle_write_event(r->connection->write, clcf->send_lowat) != NGX_OK) {
+        finish(s, false);
+    }
+}
+
+// Sends what the ring holds beyond the cursor, batch by batch, until the
+// socket pushes back or the stream is up to date.
+void pump(stream_ctx* s)
+{
+    while (!s->finished && !s->writing) {
+        s->out.clear();
+        event_store events(*s->zone);
+        const read_outcome got = events.read(s->key, s->token, s->cursor, s->out);
+        if (got.state != stream_state::open) {
+            finish(s, true);  // session ended, or a newer GET took over
+            return;
+        }
+        if (s->out.empty()) {
+            return;
+        }
+        s->cursor = got.last_id;
+
+        auto* data = reinterpret_cast<u_char*>(s->out.data());
+        s->buf = ngx_buf_t{};
+        s->buf.start = s->buf.pos = data;
+        s->buf.end = s->buf.last = data + s->out.size();
+        s->buf.memory = 1;
+        s->buf.flush = 1;  // every batch leaves at once: this is a live stream
+        s->chain.buf = &s->buf;
+        s->chain.next = nullptr;
+        const ngx_int_t rc = ngx_http_output_filter(s->r, &s->chain);
+        if (rc == NGX_ERROR) {
+            finish(s, false);
+            return;
+        }
+        if (output_pending(s->r, rc)) {
+            wait_for_writable(s);
+            return;
+        }
+    }
+}
+
+void on_stream_write(ngx_http_request_t* r) noexcept
+{
+    request_state* state = state_of(r);
+    stream_ctx* s = state == nullptr ? nullptr : state->stream;
+    if (s == nullptr || s->finished) {
+        return;
+    }
+    ngx_event_t* wev = r->connection->write;
+    if (wev->timedout) {
+        r->connection->timedout = 1;
+        finish(s, false);  // a reader that stopped reading for send_timeout
+        return;
+    }
+    const ngx_int_t rc = ngx_http_output_filter(r, nullptr);
+    if (rc == NGX_ERROR) {
+        finish(s, false);
+        return;
+    }
+    if (output_pending(r, rc)) {
+        wait_for_writable(s);
+        return;
+    }
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+    s->writing = false;
+    try {
+        pump(s);
+    } catch (const std::exception& e) {
+        log_failure(r->connection->log, "stream write", &e);
+        finish(s, false);
+    }
+}
+
+std::string stamped_payload(const char* field, std::string_view session_id, std::int64_t now)
+{
+    nlohmann::ordered_json payload;
+    if (!session_id.empty()) {
+        payload["session_id"] = std::string(session_id);
+    }
+    payload[field] = now;
+    return payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// One heartbeat per session per interval: a session has one stream, and
+// only that stream's worker runs this timer.
+void on_heartbeat(ngx_event_t* ev) noexcept
+{
+    auto* s = static_cast<stream_ctx*>(ev->data);
+    if (s->finished) {
+        return;
+    }
+    try {
+        event_store events(*s->zone);
+        const std::int64_t now = now_ms();
+        // An open stream is activity: it keeps the session from idling out.
+        events.touch(s->key, now);
+        if (events.publish(s->key, mcp_session::event_kind::heartbeat, stamped_payload("ts", {}, now), now).result !=
+            publish_result::published) {
+            finish(s, true);
+            return;
+        }
+        pump(s);
+    } catch (const std::exception& e) {
+        log_failure(ev->log, "heartbeat", &e);
+    }
+    if (!s->finished) {
+        ngx_add_timer(&s->heartbeat, s->heartbeat_interval);
+    }
+}
+
+void cleanup_stream(void* data) noexcept
+{
+    auto* s = static_cast<stream_ctx*>(data);
+    if (s->link.queue.next != nullptr) {
+        ngx_queue_remove(&s->link.queue);
+    }
+    if (s->heartbeat.timer_set) {
+        ngx_del_timer(&s->heartbeat);
+    }
+    if (s->token != 0) {
+        try {
+            event_store(*s->zone).unsubscribe(s->key, s->token);
+        } catch (...) {
+        }
+    }
+    s->~stream_ctx();
+}
+
+ngx_int_t add_header(ngx_http_request_t* r, const char* name, const char* value)
+{
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) {
+        return NGX_ERROR;
+    }
+    h->hash = 1;
+    h->key.data = reinterpret_cast<u_char*>(const_cast<char*>(name));
+    h->key.len = ngx_strlen(name);
+    h->value.data = reinterpret_cast<u_char*>(const_cast<char*>(value));
+    h->value.len = ngx_strlen(value);
+    return NGX_OK;
+}
+
+stream_ctx* create_stream(ngx_http_request_t* r, request_state* state)
+{
+    ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    void* memory = ngx_pcalloc(r->pool, sizeof(stream_ctx));
+    if (cleanup == nullptr || memory == nullptr) {
+        return nullptr;
+    }
+    auto* s = new (memory) stream_ctx();
+    cleanup->handler = cleanup_stream;
+    cleanup->data = s;
+    s->r = r;
+    s->zone = state->zone;
+    s->key = state->key;
+    s->cursor = state->last_event_id;
+    s->out.reserve(batch_bytes);
+    state->stream = s;
+    return s;
+}
+
+ngx_int_t open_stream(ngx_http_request_t* r)
+{
+    request_state* state = state_of(r);
+    if (state == nullptr || state->status != session_status::valid) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    stream_ctx* s = create_stream(r, state);
+    if (s == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    event_store events(*s->zone);
+    s->token = events.subscribe(s->key, ngx_worker);
+    if (s->token == 0) {
+        return send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                         mcp_session::transport_error_body("Service Unavailable: no room for the session's event stream"));
+    }
+    const std::int64_t now = now_ms();
+    events.publish(s->key, mcp_session::event_kind::init, stamped_payload("connected_at", to_view(state->id), now), now);
+
+    r->headers_out.status = NGX_HTTP_OK;
+    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = nullptr;
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+    if (add_header(r, "Cache-Control", "no-cache") != NGX_OK || add_header(r, "X-Accel-Buffering", "no") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    const ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    s->heartbeat_interval = lcf->heartbeat;
+    if (s->heartbeat_interval > 0) {
+        s->heartbeat.handler = on_heartbeat;
+        s->heartbeat.data = s;
+        s->heartbeat.log = r->connection->log;
+        s->heartbeat.cancelable = 1;
+        ngx_add_timer(&s->heartbeat, s->heartbeat_interval);
+    }
+    r->read_event_handler = ngx_http_test_reading;  // notices a client that leaves
+    r->write_event_handler = on_stream_write;
+    // A worker shutting down (reload) closes idle connections: marking the
+    // stream idle ends it then, so the client reconnects to a new worker.
+    r->connection->idle = 1;
+    s->link.owner = s;
+    ngx_queue_insert_tail(&local_streams, &s->link.queue);
+
+    r->main->count++;  // the request lives on after this handler returns
+    pump(s);
+    return NGX_DONE;
+}
+
+// After a doorbell: every local stream looks for news. Streams end
+// themselves (and leave the list) when their session is gone.
+void deliver_to_local_streams() noexcept
+{
+    ngx_queue_t* q = ngx_queue_head(&local_streams);
+    while (q != ngx_queue_sentinel(&local_streams)) {
+        ngx_queue_t* next = ngx_queue_next(q);
+        stream_ctx* s = reinterpret_cast<decltype(stream_ctx::link)*>(q)->owner;
+        try {
+            pump(s);
+        } catch (const std::exception& e) {
+            log_failure(s->r->connection->log, "stream delivery", &e);
+            finish(s, false);
+        }
+        q = next;
+    }
+}
+
+}  // namespace
+
+ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
+{
+    try {
+        return open_stream(r);
+    } catch (const std::exception& e) {
+        log_failure(r->connection->log, "opening the stream", &e);
+    } catch (...) {
+        log_failure(r->connection->log, "opening the stream", nullptr);
+    }
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
+{
+    ngx_queue_init(&local_streams);
+    return listen_doorbell(cycle, deliver_to_local_streams);
+}
+
+}  // namespace mcp_ngx

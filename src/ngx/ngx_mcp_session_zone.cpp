@@ -1,0 +1,352 @@
+#include "ngx_mcp_session_zone.hpp"
+
+#include "ngx_mcp_session_doorbell.hpp"
+
+#include "mcp_session/sweep.hpp"
+
+#include <cstring>
+#include <random>
+
+namespace mcp_ngx {
+
+using mcp_session::session_key;
+using mcp_session::session_times;
+using mcp_session::unix_ms;
+
+namespace {
+
+constexpr std::size_t record_offset = offsetof(ngx_rbtree_node_t, color);
+static_assert(record_offset % alignof(session_record) == 0);
+
+constexpr std::size_t node_size(std::size_t id_size) { return record_offset + sizeof(session_record) + id_size; }
+
+// An idle session with a packed UUID fits the slab's 128-byte class.
+static_assert(node_size(session_key::packed_uuid_size) <= 128);
+
+ngx_rbtree_node_t* node_of(session_record* record)
+{
+    return reinterpret_cast<ngx_rbtree_node_t*>(reinterpret_cast<u_char*>(record) - record_offset);
+}
+
+u_char* id_bytes(session_record* record) { return reinterpret_cast<u_char*>(record + 1); }
+
+session_times times_of(const session_record* record) { return {record->created_ms, record->last_access_ms}; }
+
+// Equal hashes are ordered by their stored bytes, so lookup and insert
+// agree on where a colliding id sits.
+int compare_stored(session_record* a, session_record* b)
+{
+    if (a->packed_uuid != b->packed_uuid) {
+        return a->packed_uuid < b->packed_uuid ? -1 : 1;
+    }
+    if (a->id_size != b->id_size) {
+        return a->id_size < b->id_size ? -1 : 1;
+    }
+    return std::memcmp(id_bytes(a), id_bytes(b), a->id_size);
+}
+
+int compare_key(const session_key& key, session_record* record)
+{
+    const auto packed = static_cast<std::uint8_t>(key.packed_uuid());
+    if (packed != record->packed_uuid) {
+        return packed < record->packed_uuid ? -1 : 1;
+    }
+    if (key.size() != record->id_size) {
+        return key.size() < record->id_size ? -1 : 1;
+    }
+    return std::memcmp(key.data(), id_bytes(record), key.size());
+}
+
+void insert_session_node(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
+{
+    ngx_rbtree_node_t** link;
+    for (;;) {
+        if (node->key != temp->key) {
+            link = (node->key < temp->key) ? &temp->left : &temp->right;
+        } else {
+            link = compare_stored(record_of(node), record_of(temp)) < 0 ? &temp->left : &temp->right;
+        }
+        if (*link == sentinel) {
+            break;
+        }
+        temp = *link;
+    }
+    *link = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+// Adapts one of the zone's two orders for mcp_session::sweep_expired.
+class order {
+public:
+    order(locked_zone& zone, ngx_queue_t* head, std::size_t link_offset)
+        : zone_(zone), head_(head), link_offset_(link_offset)
+    {
+    }
+    bool empty() const { return ngx_queue_empty(head_); }
+    session_times oldest() const { return times_of(first()); }
+    void remove_oldest() { zone_.remove(first()); }
+    session_record* first() const
+    {
+        return reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(ngx_queue_head(head_)) - link_offset_);
+    }
+
+private:
+    locked_zone& zone_;
+    ngx_queue_t* head_;
+    std::size_t link_offset_;
+};
+
+order lru_order(locked_zone& zone)
+{
+    return order(zone, &zone.shared().by_last_access, offsetof(session_record, by_last_access));
+}
+
+order creation_order(locked_zone& zone)
+{
+    return order(zone, &zone.shared().by_creation, offsetof(session_record, by_creation));
+}
+
+}  // namespace
+
+session_record* record_of(ngx_rbtree_node_t* node)
+{
+    return reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(node) + record_offset);
+}
+
+session_record* locked_zone::find(const session_key& key)
+{
+    const ngx_rbtree_key_t hash = key.hash(sh_.hash_seed);
+    ngx_rbtree_node_t* node = sh_.tree.root;
+    ngx_rbtree_node_t* sentinel = sh_.tree.sentinel;
+    while (node != sentinel) {
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+        const int order = compare_key(key, record_of(node));
+        if (order == 0) {
+            return record_of(node);
+        }
+        node = order < 0 ? node->left : node->right;
+    }
+    return nullptr;
+}
+
+void locked_zone::touch(session_record* record, unix_ms now)
+{
+    record->last_access_ms = mcp_session::touched(times_of(record), now).last_access_ms;
+    ngx_queue_remove(&record->by_last_access);
+    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
+}
+
+void locked_zone::remove(session_record* record)
+{
+    free_stream(record);
+    ngx_queue_remove(&record->by_last_access);
+    ngx_queue_remove(&record->by_creation);
+    ngx_rbtree_node_t* node = node_of(record);
+    ngx_rbtree_delete(&sh_.tree, node);
+    ngx_slab_free_locked(zone_.pool, node);
+    --sh_.sessions;
+}
+
+session_record* locked_zone::allocate(const session_key& key)
+{
+    auto* node = static_cast<ngx_rbtree_node_t*>(ngx_slab_alloc_locked(zone_.pool, node_size(key.size())));
+    if (node == nullptr) {
+        return nullptr;
+    }
+    node->key = key.hash(sh_.hash_seed);
+    session_record* record = record_of(node);
+    record->id_size = static_cast<std::uint8_t>(key.size());
+    record->packed_uuid = static_cast<std::uint8_t>(key.packed_uuid());
+    record->reserved = 0;
+    record->stream = nullptr;
+    std::memcpy(id_bytes(record), key.data(), key.size());
+    return record;
+}
+
+void locked_zone::link(session_record* record, unix_ms now)
+{
+    record->created_ms = now;
+    record->last_access_ms = now;
+    ngx_rbtree_insert(&sh_.tree, node_of(record));
+    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
+    ngx_queue_insert_tail(&sh_.by_creation, &record->by_creation);
+    ++sh_.sessions;
+}
+
+std::size_t locked_zone::remove_expired(unix_ms now, std::size_t budget)
+{
+    order by_access = lru_order(*this);
+    order by_age = creation_order(*this);
+    std::size_t removed = mcp_session::sweep_expired(by_access, zone_.policy, now, budget);
+    removed += mcp_session::sweep_expired(by_age, zone_.policy, now, budget - removed);
+    return removed;
+}
+
+bool locked_zone::evict_least_recently_used(const session_record* spare)
+{
+    order by_access = lru_order(*this);
+    if (by_access.empty()) {
+        return false;
+    }
+    session_record* victim = by_access.first();
+    if (victim == spare) {
+        // The session being served is never its own victim: take the next.
+        ngx_queue_t* next = ngx_queue_next(&victim->by_last_access);
+        if (next == ngx_queue_sentinel(&sh_.by_last_access)) {
+            return false;
+        }
+        victim = reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(next) -
+                                                   offsetof(session_record, by_last_access));
+    }
+    remove(victim);
+    return true;
+}
+
+std::size_t locked_zone::note_evictions(std::size_t evicted, unix_ms now)
+{
+    sh_.evictions_unlogged += evicted;
+    if (sh_.evictions_unlogged == 0 || now - sh_.last_eviction_log_ms < 1000) {
+        return 0;
+    }
+    const auto due = static_cast<std::size_t>(sh_.evictions_unlogged);
+    sh_.evictions_unlogged = 0;
+    sh_.last_eviction_log_ms = now;
+    return due;
+}
+
+void* locked_zone::allocate_or_evict(std::size_t size, const session_record* spare, std::size_t* evicted)
+{
+    void* memory = ngx_slab_alloc_locked(zone_.pool, size);
+    while (memory == nullptr && evict_least_recently_used(spare)) {
+        ++*evicted;
+        memory = ngx_slab_alloc_locked(zone_.pool, size);
+    }
+    return memory;
+}
+
+event_slot* locked_zone::slots_of(session_stream* stream) { return reinterpret_cast<event_slot*>(stream + 1); }
+
+mcp_session::ring_window locked_zone::window_of(const session_stream* stream)
+{
+    mcp_session::ring_window window;
+    window.next_id = stream->next_id;
+    window.capacity = stream->capacity;
+    return window;
+}
+
+session_stream* locked_zone::stream_of(session_record* record)
+{
+    if (record->stream != nullptr) {
+        return record->stream;
+    }
+    const std::uint32_t capacity = zone_.ring_capacity;
+    std::size_t evicted = 0;
+    auto* stream = static_cast<session_stream*>(
+        allocate_or_evict(sizeof(session_stream) + capacity * sizeof(event_slot), record, &evicted));
+    sh_.evictions_unlogged += evicted;
+    if (stream == nullptr) {
+        return nullptr;
+    }
+    stream->next_id = 1;
+    stream->subscriber = 0;
+    stream->subscriber_worker = -1;
+    stream->capacity = capacity;
+    std::memset(slots_of(stream), 0, capacity * sizeof(event_slot));
+    record->stream = stream;
+    return stream;
+}
+
+void locked_zone::drop_event(event_slot& slot)
+{
+    if (slot.data != nullptr) {
+        ngx_slab_free_locked(zone_.pool, slot.data);
+    }
+    slot = event_slot{};
+}
+
+// The session's ring goes back to the zone; its listener, in whichever
+// worker, is woken to end the stream.
+void locked_zone::free_stream(session_record* record)
+{
+    session_stream* stream = record->stream;
+    if (stream == nullptr) {
+        return;
+    }
+    if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
+        wake_.set(static_cast<std::size_t>(stream->subscriber_worker));
+    }
+    event_slot* slots = slots_of(stream);
+    for (std::uint32_t i = 0; i < stream->capacity; ++i) {
+        drop_event(slots[i]);
+    }
+    ngx_slab_free_locked(zone_.pool, stream);
+    record->stream = nullptr;
+}
+
+zone_transaction::zone_transaction(zone_conf& zone) : pool_(zone.pool), zone_(zone)
+{
+    ngx_shmtx_lock(&pool_->mutex);
+}
+
+zone_transaction::~zone_transaction()
+{
+    ngx_shmtx_unlock(&pool_->mutex);
+    ring_doorbells(zone_.to_wake());
+}
+
+ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
+{
+    auto* zone = static_cast<zone_conf*>(shm_zone->data);
+    auto* previous = static_cast<zone_conf*>(data);
+    zone->pool = reinterpret_cast<ngx_slab_pool_t*>(shm_zone->shm.addr);
+
+    if (previous != nullptr) {
+        if (previous->shared->layout != layout_version) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "mcp_session zone \"%V\" was created by an incompatible build of the module; "
+                          "rename the zone or change its size to start it afresh",
+                          &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+        zone->shared = previous->shared;
+        return NGX_OK;
+    }
+    if (shm_zone->shm.exists) {
+        zone->shared = static_cast<zone_shared*>(zone->pool->data);
+        return NGX_OK;
+    }
+
+    auto* sh = static_cast<zone_shared*>(ngx_slab_calloc(zone->pool, sizeof(zone_shared)));
+    if (sh == nullptr) {
+        return NGX_ERROR;
+    }
+    sh->layout = layout_version;
+    std::random_device os_random;
+    sh->hash_seed = (static_cast<std::uint64_t>(os_random()) << 32) | os_random();
+    ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_session_node);
+    ngx_queue_init(&sh->by_last_access);
+    ngx_queue_init(&sh->by_creation);
+    zone->pool->data = sh;
+    zone->shared = sh;
+
+    // Names the zone in the slab allocator's own messages; running out of
+    // memory is handled (eviction), so the allocator need not log it.
+    static constexpr char prefix[] = " in mcp_session zone \"";
+    const size_t len = sizeof(prefix) - 1 + shm_zone->shm.name.len + 2;
+    auto* log_ctx = static_cast<u_char*>(ngx_slab_alloc(zone->pool, len));
+    if (log_ctx == nullptr) {
+        return NGX_ERROR;
+    }
+    ngx_sprintf(log_ctx, "%s%V\"%Z", prefix, &shm_zone->shm.name);
+    zone->pool->log_ctx = log_ctx;
+    zone->pool->log_nomem = 0;
+    return NGX_OK;
+}
+
+}  // namespace mcp_ngx

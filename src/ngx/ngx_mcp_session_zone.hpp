@@ -1,0 +1,132 @@
+// The layout of a session zone in shared memory and the operations on it
+// that need the zone lock. Used by the store (sessions) and the event
+// store (rings); nothing else reaches into shared memory.
+#pragma once
+
+#include "ngx_mcp_session_conf.hpp"
+
+#include "mcp_session/event.hpp"
+#include "mcp_session/replay.hpp"
+#include "mcp_session/session_key.hpp"
+
+#include <bitset>
+#include <cstddef>
+#include <type_traits>
+
+namespace mcp_ngx {
+
+// Bumped whenever the layout below changes, so a reload that loads a
+// different build of the module never reads the old layout as the new.
+constexpr std::uint32_t layout_version = 2;
+
+struct zone_shared {
+    std::uint32_t layout;
+    std::uint64_t hash_seed;
+    ngx_rbtree_t tree;
+    ngx_rbtree_node_t sentinel;
+    ngx_queue_t by_last_access;  // head: least recently used
+    ngx_queue_t by_creation;     // head: oldest
+    std::uint64_t sessions;
+    std::uint64_t next_subscription;
+    mcp_session::unix_ms next_sweep_ms;
+    mcp_session::unix_ms last_eviction_log_ms;
+    std::uint64_t evictions_unlogged;
+};
+
+struct event_slot {
+    std::uint64_t id;
+    u_char* data;  // slab allocation of `size` bytes
+    std::uint32_t size;
+    mcp_session::event_kind kind;
+};
+
+// Allocated at a session's first event or subscriber, never before:
+// an idle session costs one 128-byte record.
+struct session_stream {
+    std::uint64_t next_id;
+    std::uint64_t subscriber;  // subscription token; 0 = nobody listening
+    std::int32_t subscriber_worker;
+    std::uint32_t capacity;
+    // event_slot[capacity] follows
+};
+
+// A session lives in one slab allocation: the rbtree node's link fields,
+// then this record laid over the node's colour byte onwards (nginx's own
+// idiom: the node's tail padding is reused), then the id bytes.
+struct session_record {
+    u_char color;  // ngx_rbtree_node_t::color
+    u_char data;   // ngx_rbtree_node_t::data
+    std::uint8_t id_size;
+    std::uint8_t packed_uuid;
+    std::uint32_t reserved;
+    ngx_queue_t by_last_access;
+    ngx_queue_t by_creation;
+    mcp_session::unix_ms created_ms;
+    mcp_session::unix_ms last_access_ms;
+    session_stream* stream;
+};
+
+static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
+static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
+static_assert(std::is_standard_layout_v<event_slot> && std::is_trivially_copyable_v<event_slot>);
+static_assert(std::is_standard_layout_v<zone_shared> && std::is_trivially_copyable_v<zone_shared>);
+
+// Workers whose doorbell must ring once the lock is released.
+using worker_set = std::bitset<NGX_MAX_PROCESSES>;
+
+// Operations on the shared structures; every method expects the lock held
+// and none allocates process memory or logs.
+class locked_zone {
+public:
+    explicit locked_zone(zone_conf& zone) : zone_(zone), sh_(*zone.shared) {}
+
+    session_record* find(const mcp_session::session_key& key);
+    void touch(session_record* record, mcp_session::unix_ms now);
+    void remove(session_record* record);
+    session_record* allocate(const mcp_session::session_key& key);
+    void link(session_record* record, mcp_session::unix_ms now);
+    std::size_t remove_expired(mcp_session::unix_ms now, std::size_t budget);
+    bool evict_least_recently_used(const session_record* spare = nullptr);
+    std::size_t note_evictions(std::size_t evicted, mcp_session::unix_ms now);
+
+    // Streams and rings.
+    session_stream* stream_of(session_record* record);  // allocates on first use; nullptr if no memory
+    static mcp_session::ring_window window_of(const session_stream* stream);
+    static event_slot* slots_of(session_stream* stream);
+    void drop_event(event_slot& slot);
+    void* allocate_or_evict(std::size_t size, const session_record* spare, std::size_t* evicted);
+
+    zone_shared& shared() { return sh_; }
+    zone_conf& conf() { return zone_; }
+    worker_set& to_wake() { return wake_; }
+
+private:
+    void free_stream(session_record* record);
+
+    zone_conf& zone_;
+    zone_shared& sh_;
+    worker_set wake_;
+};
+
+// Holds the zone lock for its lifetime; rings the collected doorbells
+// after releasing it (ringing never happens under the lock).
+class zone_transaction {
+public:
+    explicit zone_transaction(zone_conf& zone);
+    ~zone_transaction();
+    zone_transaction(const zone_transaction&) = delete;
+    zone_transaction& operator=(const zone_transaction&) = delete;
+
+    locked_zone& zone() { return zone_; }
+
+private:
+    ngx_slab_pool_t* pool_;
+    locked_zone zone_;
+};
+
+session_record* record_of(ngx_rbtree_node_t* node);
+
+// shm_zone->init: adopts the previous cycle's zone on reload.
+ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept;
+
+}  // namespace mcp_ngx

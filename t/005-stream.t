@@ -1,0 +1,232 @@
+# nginx serves each session's SSE stream from the shared ring: replay after
+# Last-Event-ID, lagged notices, live delivery from either worker,
+# heartbeats, takeover by a newer GET, and the end of the stream when the
+# session ends.
+use strict;
+use warnings;
+use lib 't/lib';
+use McpSession::TestNginx;
+use Test::More;
+
+my $locations = <<'CONF';
+location /mcp {
+    mcp_session zone=mcp;
+    mcp_session_stream on;
+    mcp_session_heartbeat off;
+    add_header X-Pid $pid always;
+    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+}
+location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "backend\n"; }
+location = /publish { mcp_session_publish zone=mcp; mcp_session_event_max_size 1k; add_header X-Pid $pid always; }
+CONF
+
+sub header_of { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
+
+sub nginx_with {
+    my (%args) = @_;
+    return start_nginx(
+        workers     => 2,
+        http_config => $args{zone} // 'mcp_session_zone zone=mcp:1m;',
+        config      => $args{config} // $locations,
+    );
+}
+
+sub create { my ($n, $sid) = @_; return $n->request('POST', "/mcp?sid=$sid", body => '{}') }
+
+sub publish {
+    my ($n, $sid, $body, $kind) = @_;
+    my $uri = defined $kind ? "/publish?event=$kind" : '/publish';
+    return $n->request('POST', $uri, headers => ['Mcp-Session-Id' => $sid], body => $body);
+}
+
+sub stream {
+    my ($n, $sid, @extra) = @_;
+    return open_stream($n, 'GET', '/mcp',
+        headers => ['Mcp-Session-Id' => $sid, 'Accept' => 'text/event-stream', @extra]);
+}
+
+# Events in the order they arrived: [id, kind, data].
+sub events_in {
+    my ($text) = @_;
+    my @events;
+    while ($text =~ /id: (\d+)\nevent: (\w+)\ndata: ([^\n]*)\n\n/g) { push @events, [$1, $2, $3] }
+    return @events;
+}
+
+sub ids_of { return join ',', map { $_->[0] } @_ }
+
+# Replay after Last-Event-ID, then init, then live; publishing with nobody
+# listening still buffers.
+{
+    my $n = nginx_with();
+    create($n, 's1');
+    for my $i (1 .. 3) {
+        my $res = publish($n, 's1', qq({"jsonrpc":"2.0","method":"notifications/message","params":{"n":$i}}));
+        is($res->{status}, 202, "replay: publish $i accepted");
+        is($res->{body}, qq({"id":$i}), "replay: publish $i got id $i");
+    }
+    is(publish($n, 's1', '{"p":1}', 'progress')->{body}, '{"id":4}', 'replay: progress events share the id space');
+
+    my $s = stream($n, 's1', 'Last-Event-ID' => '2');
+    my $text = $s->read_until(qr/event: init\n.*\n\n/, 5);
+    like($text, qr{^HTTP/1.1 200 }, 'replay: 200');
+    like($text, qr{\r\nContent-Type: text/event-stream\r\n}i, 'replay: text/event-stream');
+    like($text, qr{\r\nCache-Control: no-cache\r\n}i, 'replay: Cache-Control no-cache');
+    like($text, qr{\r\nX-Accel-Buffering: no\r\n}i, 'replay: X-Accel-Buffering no');
+    my @events = events_in($text);
+    is(ids_of(@events), '3,4,5', 'replay: only events after Last-Event-ID, then init');
+    is($events[0][1], 'message', 'replay: message kind');
+    is($events[0][2], '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":3}}', 'replay: payload intact');
+    is($events[1][1], 'progress', 'replay: progress kind');
+    is($events[2][1], 'init', 'replay: init on connect');
+    like($events[2][2], qr/^\{"session_id":"s1","connected_at":\d+\}$/, 'replay: init payload');
+
+    is(publish($n, 's1', '{"live":true}')->{status}, 202, 'live: published while streaming');
+    $text = $s->read_until(qr/id: 6\n/, 5);
+    is(ids_of(events_in($text)), '3,4,5,6', 'live: the new event follows, exactly once');
+    $s->close;
+
+    my $fresh = stream($n, 's1', 'Last-Event-ID' => '0');
+    $text = $fresh->read_until(qr/event: init\n.*\n\n/, 5);
+    is(ids_of(events_in($text)), '1,2,3,4,5,6,7', 'replay: 0 means never seen: everything, then a new init');
+    $fresh->close;
+    $n->stop;
+}
+
+# A cursor older than the ring: one lagged event with the dropped count.
+{
+    my $n = nginx_with(zone => 'mcp_session_zone zone=mcp:1m buffer=4;');
+    create($n, 'lagging');
+    publish($n, 'lagging', qq({"n":$_})) for 1 .. 10;  # ring keeps 7..10
+    my $s = stream($n, 'lagging', 'Last-Event-ID' => '2');
+    my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));  # init 11 pushes out 7
+    is(ids_of(@events), '7,8,9,10,11', 'lagged: notice, then the retained events');
+    is($events[0][1], 'lagged', 'lagged: kind');
+    is($events[0][2], '{"dropped":5}', 'lagged: 3..7 were lost');
+    $s->close;
+    $n->stop;
+}
+
+# Errors: 406, 400 for Last-Event-ID, 404, 405, 413, 400 for bodies.
+{
+    my $n = nginx_with();
+    create($n, 'e1');
+    my $no_accept = $n->request('GET', '/mcp', headers => ['Mcp-Session-Id' => 'e1']);
+    is($no_accept->{status}, 406, 'errors: GET without Accept text/event-stream is 406');
+    like($no_accept->{body}, qr/"code":-32000/, 'errors: 406 carries a JSON-RPC error');
+    for my $bad ('-1', 'abc', '1.5', '99999999999999999999999') {
+        my $res = $n->request('GET', '/mcp',
+            headers => ['Mcp-Session-Id' => 'e1', 'Accept' => 'text/event-stream', 'Last-Event-ID' => $bad]);
+        is($res->{status}, 400, "errors: Last-Event-ID '$bad' is 400");
+        like($res->{body}, qr/Last-Event-ID must be a decimal event id/, "errors: ... with a JSON error");
+    }
+    my $unknown = $n->request('GET', '/mcp', headers => ['Mcp-Session-Id' => 'nobody', 'Accept' => 'text/event-stream']);
+    is($unknown->{status}, 404, 'errors: stream for an unknown session is 404');
+    like($unknown->{body}, qr/"error":"session_expired"/, 'errors: ... with the re-initialize body');
+
+    my $get = $n->request('GET', '/publish', headers => ['Mcp-Session-Id' => 'e1']);
+    is($get->{status}, 405, 'errors: publish with GET is 405');
+    is(header_of($get, 'Allow'), 'POST', 'errors: ... and Allow: POST');
+    is(publish($n, 'e1', '{"big":"' . ('x' x 2000) . '"}')->{status}, 413, 'errors: event over max size is 413');
+    is(publish($n, 'e1', '{"truncated":')->{status}, 400, 'errors: invalid JSON is 400');
+    is(publish($n, 'e1', '[1,2]')->{status}, 400, 'errors: a JSON array is not one message');
+    is(publish($n, 'e1', '{}', 'init')->{status}, 400, 'errors: publishers cannot forge init events');
+    my $gone = publish($n, 'nobody', '{}');
+    is($gone->{status}, 404, 'errors: publish to an unknown session is 404');
+    like($gone->{body}, qr/"error":"session_expired"/, 'errors: ... with the re-initialize body');
+    is($n->request('POST', '/publish', body => '{}')->{status}, 400, 'errors: publish without a session id is 400');
+    is(publish($n, 'e1', '{"ok":1}')->{body}, '{"id":1}', 'errors: the rejected publishes used no event ids');
+    unlike($n->error_log, qr/\[(alert|crit|emerg)\]/, 'errors: clean error log');
+    $n->stop;
+}
+
+# Heartbeats: one id space with everything else.
+{
+    (my $config = $locations) =~ s/mcp_session_heartbeat off;/mcp_session_heartbeat 200ms;/;
+    my $n = nginx_with(config => $config);
+    create($n, 'hb');
+    my $s = stream($n, 'hb');
+    my @events = events_in($s->read_until(qr/(event: heartbeat\n.*\n\n.*){2}/s, 5));
+    is(ids_of(@events), '1,2,3', 'heartbeat: init 1, heartbeats 2 and 3');
+    is($events[1][1], 'heartbeat', 'heartbeat: kind');
+    like($events[1][2], qr/^\{"ts":\d+\}$/, 'heartbeat: payload');
+    $s->close;
+    $n->stop;
+}
+
+# Published in one worker, delivered by the other.
+{
+    my $n = nginx_with();
+    create($n, 'x');
+    my $s = stream($n, 'x');
+    my $head = $s->read_until(qr/event: init\n.*\n\n/, 5);
+    my ($stream_pid) = $head =~ /\r\nX-Pid: (\d+)\r\n/i;
+    ok($stream_pid, 'workers: stream pid known');
+    my ($other_pid, $id);
+    for (1 .. 100) {
+        my $res = publish($n, 'x', '{"from":"elsewhere"}');
+        my $pid = header_of($res, 'X-Pid');
+        if ($pid ne $stream_pid) { ($other_pid, $id) = ($pid, $res->{body} =~ /(\d+)/); last }
+    }
+    ok($other_pid, 'workers: a publish was handled by the other worker');
+    my @events = events_in($s->read_until(qr/id: $id\n/, 5));
+    ok((grep { $_->[0] == $id } @events) == 1, "workers: event $id published in $other_pid reached the stream in $stream_pid once");
+    is(ids_of(@events), join(',', 1 .. $id), 'workers: every event in id order, no gaps');
+    $s->close;
+    $n->stop;
+}
+
+# A newer GET takes over; the older stream ends cleanly.
+{
+    my $n = nginx_with();
+    create($n, 'tk');
+    my $old = stream($n, 'tk');
+    $old->read_until(qr/event: init\n.*\n\n/, 5);
+    my $new = stream($n, 'tk', 'Last-Event-ID' => '1');
+    $new->read_until(qr/id: 2\nevent: init\n.*\n\n/, 5);
+    $old->read_until(qr/\r\n0\r\n\r\n/, 5);
+    like($old->data, qr/\r\n0\r\n\r\n$/, 'takeover: the older stream ended with the final chunk');
+    publish($n, 'tk', '{"after":"takeover"}');
+    like($new->read_until(qr/takeover/, 5), qr/id: 3\nevent: message\ndata: \{"after":"takeover"\}/,
+        'takeover: the newer stream gets new events');
+    unlike($old->data, qr/takeover/, 'takeover: the older stream does not');
+    $new->close;
+    $n->stop;
+}
+
+# DELETE ends the session and its open stream.
+{
+    my $n = nginx_with();
+    create($n, 'del');
+    my $s = stream($n, 'del');
+    $s->read_until(qr/event: init\n.*\n\n/, 5);
+    is($n->request('DELETE', '/mcp', headers => ['Mcp-Session-Id' => 'del'])->{status}, 200, 'delete: backend agreed');
+    $s->read_until(qr/\r\n0\r\n\r\n/, 5);
+    like($s->data, qr/\r\n0\r\n\r\n$/, 'delete: the stream ended with the final chunk');
+    is(publish($n, 'del', '{}')->{status}, 404, 'delete: publishing to the ended session is 404');
+    $n->stop;
+}
+
+# nginx -s reload: old workers end their streams at once; the client
+# reconnects to a new worker and replays from the ring.
+{
+    my $n = nginx_with();
+    create($n, 'rl');
+    my $s = stream($n, 'rl');
+    $s->read_until(qr/event: init\n.*\n\n/, 5);
+    publish($n, 'rl', '{"before":"reload"}');
+    $s->read_until(qr/id: 2\n/, 5);
+    ok($n->reload(http_config => 'mcp_session_zone zone=mcp:1m;', config => $locations), 'reload: new workers up');
+    $s->read_until(qr/\r\n0\r\n\r\n$/, 5);
+    ok($s->closed, 'reload: the old worker closed the stream');
+    publish($n, 'rl', '{"during":"reconnect"}');
+    my $again = stream($n, 'rl', 'Last-Event-ID' => '2');
+    my @events = events_in($again->read_until(qr/event: init\n.*\n\n/, 5));
+    is(ids_of(@events), '3,4', 'reload: the missed event, then init, from a new worker');
+    like($events[0][2], qr/during/, 'reload: the missed event is the one published in between');
+    unlike($n->error_log, qr/\[(alert|crit|emerg)\]|open socket|exited on signal/, 'reload: clean error log');
+    $again->close;
+    $n->stop;
+}
+
+done_testing();

@@ -185,12 +185,18 @@ http {
         listen 127.0.0.1:$port;
         location /mcp {
             mcp_session zone=mcp;
+            mcp_session_stream on;
             add_header X-Mcp-Session-Status \$mcp_session_status always;
             proxy_pass http://127.0.0.1:$backend_port;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_read_timeout 1h;
+        }
+        location = /mcp/publish {
+            mcp_session_publish zone=mcp;
+            allow 127.0.0.1;
+            deny all;
         }
     }
 }

@@ -129,3 +129,49 @@ location /t { return 200 "started\n"; }
 GET /t
 --- response_body
 started
+
+=== TEST 16: buffer must be 1 to 65536 events
+--- http_config
+mcp_session_zone zone=mcp:1m buffer=0;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid buffer "buffer=0", expected 1 to 65536 events in \S+nginx\.conf:\d+/]
+
+=== TEST 17: heartbeat takes a time or off
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp { mcp_session zone=mcp; mcp_session_heartbeat often; proxy_pass http://127.0.0.1:1; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid heartbeat interval "often" in \S+nginx\.conf:\d+/]
+
+=== TEST 18: publish endpoint names an undeclared zone
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location = /publish { mcp_session_publish zone=elsewhere; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: unknown mcp_session zone "elsewhere" \(declare it with mcp_session_zone\) in \S+nginx\.conf:\d+/]
+
+=== TEST 19: publish endpoint needs zone=
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location = /publish { mcp_session_publish mcp; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid parameter "mcp", expected "zone=NAME" in \S+nginx\.conf:\d+/]
+
+=== TEST 20: stream directives accepted together
+--- http_config
+mcp_session_zone zone=mcp:1m buffer=1024;
+--- config
+location /mcp { mcp_session zone=mcp; mcp_session_stream on; mcp_session_heartbeat off; mcp_session_event_max_size 8k; proxy_pass http://127.0.0.1:1; }
+location = /publish { mcp_session_publish zone=mcp; }
+location /t { return 200 "started\n"; }
+--- request
+GET /t
+--- response_body
+started

@@ -207,6 +207,40 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     $n->stop;
 }
 
+# A reader that stops reading: nginx holds one batch for it, the ring
+# overflows, and when it reads again it gets one lagged notice and then
+# the retained events in order.
+{
+    (my $config = $locations) =~ s/mcp_session_event_max_size 1k;/mcp_session_event_max_size 64k;/;
+    my $n = nginx_with(zone => 'mcp_session_zone zone=mcp:4m buffer=8;', config => $config);
+    create($n, 'slow');
+    my $s = stream($n, 'slow');
+    $s->read_until(qr/event: init\n.*\n\n/, 5);
+    my $filler = 'f' x 60000;
+    my $last;
+    for my $i (1 .. 300) {  # 18 MB: more than the socket buffers hold
+        $last = publish($n, 'slow', qq({"i":$i,"pad":"$filler"}));
+        die "publish $i: $last->{status}" if $last->{status} != 202;
+    }
+    my ($last_id) = $last->{body} =~ /(\d+)/;
+    my $text = $s->read_until(qr/id: $last_id\n.*\n\n/, 30);
+    my @events = events_in($text);
+    my @lagged = grep { $_->[1] eq 'lagged' } @events;
+    is(scalar(@lagged), 1, 'slow reader: exactly one lagged notice');
+    my @ids = map { $_->[0] } @events;
+    my ($lag_index) = grep { $events[$_][1] eq 'lagged' } 0 .. $#events;
+    my $lag_at = $events[$lag_index][0];
+    my ($dropped) = $lagged[0][2] =~ /^\{"dropped":(\d+)\}$/;
+    is_deeply([@ids[0 .. $lag_index - 1]], [1 .. $lag_index], 'slow reader: what it got before falling behind is complete');
+    is($dropped, $lag_at - $lag_index, 'slow reader: lagged counts exactly the events it never got');
+    is_deeply([@ids[$lag_index + 1 .. $#ids]], [$lag_at + 1 .. $last_id],
+        'slow reader: after the notice, the retained events in order up to the newest');
+    is($last_id - $lag_at, 8, 'slow reader: those are the 8 the ring keeps');
+    cmp_ok($dropped, '>', 0, 'slow reader: some events were dropped');
+    $s->close;
+    $n->stop;
+}
+
 # nginx -s reload: old workers end their streams at once; the client
 # reconnects to a new worker and replays from the ring.
 {

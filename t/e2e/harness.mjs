@@ -71,8 +71,9 @@ export async function startBackend() {
   };
 }
 
-// zone: the mcp_session_zone parameters after zone=mcp:SIZE.
-export async function startNginx({ name, backendPort, zone = "" }) {
+// zone: the mcp_session_zone parameters after zone=mcp:SIZE; stream: nginx
+// serves the GET stream from the ring and offers /mcp/publish.
+export async function startNginx({ name, backendPort, zone = "", stream = false }) {
   const prefix = path.join(here, `run-${name}`);
   rmSync(prefix, { recursive: true, force: true });
   for (const dir of ["conf", "logs", "tmp"]) mkdirSync(path.join(prefix, dir), { recursive: true });
@@ -87,14 +88,17 @@ pid ${prefix}/logs/nginx.pid;
 error_log ${prefix}/logs/error.log info;
 events { worker_connections 1024; }
 http {
-    access_log ${prefix}/logs/access.log;
+    log_format e2e '$pid $request_method $status last-event-id=[$http_last_event_id] $mcp_session_status';
+    access_log ${prefix}/logs/access.log e2e;
     client_body_temp_path ${prefix}/tmp;
     proxy_temp_path ${prefix}/tmp;
     mcp_session_zone zone=mcp:4m ${zone};
     server {
         listen 127.0.0.1:${port} reuseport;
+        location = /mcp/publish { mcp_session_publish zone=mcp; allow 127.0.0.1; deny all; }
         location /mcp {
             mcp_session zone=mcp;
+            mcp_session_stream ${stream ? "on" : "off"};
             proxy_pass http://127.0.0.1:${backendPort};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -110,9 +114,25 @@ http {
   const masterPid = await pollUntil("nginx pid file", () =>
     existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) || false : false);
   await pollUntil(`nginx on port ${port}`, () => accepts(port));
+  const workerPids = () => {
+    const children = spawnSync("ps", ["-o", "pid=", "--ppid", String(masterPid)], { encoding: "utf8" });
+    return children.stdout.split("\n").map((s) => s.trim()).filter(Boolean).map(Number).sort();
+  };
   return {
     url: `http://127.0.0.1:${port}/mcp`,
+    publishUrl: `http://127.0.0.1:${port}/mcp/publish`,
     errorLog: () => readFileSync(path.join(prefix, "logs", "error.log"), "utf8"),
+    accessLog: () => readFileSync(path.join(prefix, "logs", "access.log"), "utf8"),
+    workerPids,
+    // nginx -s reload; resolves once every worker is a new one.
+    async reload() {
+      const before = new Set(workerPids());
+      process.kill(masterPid, "SIGHUP");
+      await pollUntil("new nginx workers after reload", () => {
+        const now = workerPids();
+        return now.length === 2 && now.every((pid) => !before.has(pid));
+      });
+    },
     async stop() {
       for (const [signal, ms] of [["SIGQUIT", 10000], ["SIGTERM", 3000], ["SIGKILL", 3000]]) {
         if (!alive(masterPid)) return;

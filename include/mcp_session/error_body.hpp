@@ -16,9 +16,11 @@ inline constexpr int transport_error_code = -32000;
 
 // Body of the 404 for an unknown, expired or empty Mcp-Session-Id. The
 // presented id is capped, JSON-escaped and invalid UTF-8 replaced.
-std::string session_not_found_body(std::string_view presented_id);
+// `request_id` is the JSON text of the request's JSON-RPC id when nginx
+// read the body (message_facts::id), else null.
+std::string session_not_found_body(std::string_view presented_id, std::string_view request_id = "null");
 
-// Body of any other error nginx answers itself (400, 406, ...).
-std::string transport_error_body(std::string_view message);
+// Body of any other error nginx answers itself (400, 403, 406, ...).
+std::string transport_error_body(std::string_view message, std::string_view request_id = "null");
 
 }  // namespace mcp_session

@@ -1,0 +1,31 @@
+// What nginx needs to know from a JSON-RPC request body, read once in the
+// access phase: is it an initialize, which id to echo in our errors, and
+// which revision its _meta declares. Malformed bodies are the backend's
+// business: they are passed on untouched.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mcp_session {
+
+// Deeper bodies are not inspected (and pass to the backend untouched), so
+// no parse or destruction can recurse without bound.
+inline constexpr std::size_t max_inspected_depth = 64;
+
+struct message_facts {
+    bool json = false;        // a JSON object, or a batch (array) of them
+    bool initialize = false;  // some message's method is "initialize"
+    std::string id = "null";  // JSON text of the first message's id, for our error bodies
+    std::optional<std::string> meta_version;  // params._meta["io.modelcontextprotocol/protocolVersion"]
+};
+
+message_facts inspect_message_body(std::string_view body);
+
+// A keyed digest of a principal or tenant value: shared memory holds this,
+// never the raw credential.
+std::uint64_t binding_digest(std::string_view value, std::uint64_t key);
+
+}  // namespace mcp_session

@@ -1,0 +1,111 @@
+#include "mcp_session/message.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace mcp_session {
+namespace {
+
+using json = nlohmann::json;
+
+// Bracket depth outside strings, without parsing.
+bool nesting_within(std::string_view body, std::size_t limit)
+{
+    std::size_t depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (const char c : body) {
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) {
+                return false;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return true;
+}
+
+void note_message(const json& message, message_facts& facts, bool first)
+{
+    if (!message.is_object()) {
+        return;
+    }
+    const auto method = message.find("method");
+    if (method != message.end() && method->is_string() && *method == "initialize") {
+        facts.initialize = true;
+    }
+    const auto id = message.find("id");
+    if (first && id != message.end() && (id->is_string() || id->is_number_integer())) {
+        facts.id = id->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    const auto params = message.find("params");
+    if (facts.meta_version || params == message.end() || !params->is_object()) {
+        return;
+    }
+    const auto meta = params->find("_meta");
+    if (meta == params->end() || !meta->is_object()) {
+        return;
+    }
+    const auto version = meta->find("io.modelcontextprotocol/protocolVersion");
+    if (version != meta->end() && version->is_string()) {
+        facts.meta_version = version->get<std::string>();
+    }
+}
+
+}  // namespace
+
+message_facts inspect_message_body(std::string_view body)
+{
+    message_facts facts;
+    if (!nesting_within(body, max_inspected_depth)) {
+        return facts;
+    }
+    const json parsed = json::parse(body.begin(), body.end(), nullptr, false);
+    if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_array())) {
+        return facts;
+    }
+    facts.json = true;
+    if (parsed.is_object()) {
+        note_message(parsed, facts, true);
+        return facts;
+    }
+    bool first = true;
+    for (const json& message : parsed) {
+        note_message(message, facts, first);
+        first = false;
+    }
+    return facts;
+}
+
+std::uint64_t binding_digest(std::string_view value, std::uint64_t key)
+{
+    // Two keyed FNV-1a passes with a 64-bit finaliser; the key is the
+    // zone's random seed, so digests differ between zones and restarts.
+    std::uint64_t h = 0xcbf29ce484222325ull ^ key;
+    for (const char c : value) {
+        h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    }
+    h ^= value.size();
+    for (int round = 0; round < 2; ++round) {
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdull ^ key;
+        h ^= h >> 29;
+        h *= 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+}  // namespace mcp_session

@@ -1,0 +1,120 @@
+#include "mcp_session/protocol.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace mcp_session {
+namespace {
+
+std::string lowercase(std::string_view text)
+{
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+std::string_view trimmed(std::string_view s)
+{
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+bool is_loopback_host(std::string_view host)
+{
+    return host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+}
+
+}  // namespace
+
+bool is_version_syntax(std::string_view v)
+{
+    if (v.size() != 10 || v[4] != '-' || v[7] != '-') {
+        return false;
+    }
+    for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+        if (v[i] < '0' || v[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+protocol_verdict classify_protocol_version(std::optional<std::string_view> header,
+                                           const std::vector<std::string>& accepted)
+{
+    const std::string_view version = header ? trimmed(*header) : default_version;
+    protocol_verdict verdict{protocol_era::malformed, std::string(version)};
+    if (!is_version_syntax(version)) {
+        return verdict;
+    }
+    // Same-width ISO dates compare correctly as strings.
+    if (version >= first_modern_version) {
+        verdict.era = protocol_era::modern;
+        return verdict;
+    }
+    const bool known = std::find(std::begin(session_era_versions), std::end(session_era_versions), version) !=
+                       std::end(session_era_versions);
+    const bool allowed = accepted.empty() || std::find(accepted.begin(), accepted.end(), version) != accepted.end();
+    verdict.era = known && allowed ? protocol_era::session : protocol_era::unsupported;
+    return verdict;
+}
+
+std::optional<std::string> origin_host(std::string_view origin)
+{
+    origin = trimmed(origin);
+    const std::size_t scheme_end = origin.find("://");
+    if (scheme_end == std::string_view::npos || scheme_end == 0) {
+        return std::nullopt;
+    }
+    std::string_view rest = origin.substr(scheme_end + 3);
+    if (rest.empty() || rest.find_first_of("/?#@ \t") != std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::string_view host = rest;
+    if (rest.front() == '[') {
+        const std::size_t close = rest.find(']');
+        if (close == std::string_view::npos) {
+            return std::nullopt;
+        }
+        host = rest.substr(0, close + 1);
+        rest.remove_prefix(close + 1);
+    } else {
+        const std::size_t colon = rest.find(':');
+        host = rest.substr(0, colon);
+        rest.remove_prefix(colon == std::string_view::npos ? rest.size() : colon);
+    }
+    if (!rest.empty()) {
+        if (rest.front() != ':' || rest.size() == 1 ||
+            !std::all_of(rest.begin() + 1, rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            return std::nullopt;
+        }
+    }
+    if (host.empty()) {
+        return std::nullopt;
+    }
+    return lowercase(host);
+}
+
+bool origin_allowed(std::string_view origin, const origin_policy& policy)
+{
+    if (policy.any) {
+        return true;
+    }
+    const auto host = origin_host(origin);
+    if (!host) {
+        return false;
+    }
+    if (!policy.origins.empty()) {
+        const std::string given = lowercase(trimmed(origin));
+        return std::find(policy.origins.begin(), policy.origins.end(), given) != policy.origins.end();
+    }
+    return is_loopback_host(*host) || std::find(policy.hosts.begin(), policy.hosts.end(), *host) != policy.hosts.end();
+}
+
+}  // namespace mcp_session

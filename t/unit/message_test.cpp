@@ -1,0 +1,76 @@
+#include "mcp_session/message.hpp"
+#include "mcp_session/error_body.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+
+using namespace mcp_session;
+
+BOOST_AUTO_TEST_SUITE(message)
+
+BOOST_AUTO_TEST_CASE(initialize_is_recognised_with_its_id)
+{
+    const message_facts f = inspect_message_body(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
+    BOOST_TEST(f.json);
+    BOOST_TEST(f.initialize);
+    BOOST_TEST(f.id == "1");
+}
+
+BOOST_AUTO_TEST_CASE(other_requests_keep_their_string_ids)
+{
+    const message_facts f = inspect_message_body(R"({"jsonrpc":"2.0","id":"a\"b","method":"tools/list"})");
+    BOOST_TEST(!f.initialize);
+    BOOST_TEST(f.id == R"("a\"b")");
+}
+
+BOOST_AUTO_TEST_CASE(batches_are_searched_for_initialize)
+{
+    const message_facts f = inspect_message_body(
+        R"([{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"initialize"}])");
+    BOOST_TEST(f.initialize);
+    BOOST_TEST(f.id == "null");  // the first message is a notification
+}
+
+BOOST_AUTO_TEST_CASE(meta_protocol_version_is_read)
+{
+    const message_facts f = inspect_message_body(
+        R"({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}})");
+    BOOST_TEST(f.meta_version.value() == "2026-07-28");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_bodies_are_not_json)
+{
+    for (const char* body : {"", "{", "not json", "42", "\"text\"", "{\"a\":1}garbage"}) {
+        const message_facts f = inspect_message_body(body);
+        BOOST_TEST(!f.json, body);
+        BOOST_TEST(!f.initialize);
+        BOOST_TEST(f.id == "null");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(deep_nesting_is_not_inspected)
+{
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    BOOST_TEST(!inspect_message_body(deep).json);
+    const std::string braces_in_strings = R"({"method":"initialize","x":")" + std::string(1000, '[') + R"("})";
+    BOOST_TEST(inspect_message_body(braces_in_strings).initialize);
+}
+
+BOOST_AUTO_TEST_CASE(ids_reach_error_bodies)
+{
+    BOOST_TEST(transport_error_body("x", "7").find(R"("id":7)") != std::string::npos);
+    BOOST_TEST(transport_error_body("x", R"("abc")").find(R"("id":"abc")") != std::string::npos);
+    BOOST_TEST(transport_error_body("x", "{\"not\":\"an id\"}").find(R"("id":null)") != std::string::npos);
+    BOOST_TEST(session_not_found_body("s", "9").find(R"("id":9)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(binding_digests_are_keyed_and_distinct)
+{
+    BOOST_TEST(binding_digest("alice", 1) == binding_digest("alice", 1));
+    BOOST_TEST(binding_digest("alice", 1) != binding_digest("alice", 2));
+    BOOST_TEST(binding_digest("alice", 1) != binding_digest("bob", 1));
+    BOOST_TEST(binding_digest("", 1) != binding_digest(std::string(1, '\0'), 1));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

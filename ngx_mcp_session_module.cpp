@@ -30,7 +30,7 @@ ngx_int_t init_module(ngx_cycle_t* cycle) noexcept { return create_doorbells(cyc
 
 ngx_int_t init_process(ngx_cycle_t* cycle) noexcept
 {
-    if (start_sweep_timers(cycle) != NGX_OK) {
+    if (start_id_generator() != NGX_OK || start_sweep_timers(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
     return start_stream_delivery(cycle);
@@ -48,6 +48,18 @@ ngx_command_t commands[] = {
     {ngx_string("mcp_session_event_max_size"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, event_max_size), nullptr},
+    {ngx_string("mcp_session_mode"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_enum_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, mode), session_modes},
+    {ngx_string("mcp_session_allowed_origins"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_origins_directive,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, allowed_origins), nullptr},
+    {ngx_string("mcp_session_protocol_versions"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_versions_directive,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, protocol_versions), nullptr},
+    {ngx_string("mcp_session_principal"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, principal), nullptr},
+    {ngx_string("mcp_session_tenant"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, tenant), nullptr},
     {ngx_string("mcp_session_publish"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_publish_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,

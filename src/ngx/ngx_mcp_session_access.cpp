@@ -1,20 +1,34 @@
-// Access phase: a request naming a session must name a live one.
+// Access phase: the protocol rules (Origin, revision), then the session a
+// request names must be live and bound to the same principal and tenant.
+// In issue mode an initialize without a session gets one of nginx's ids.
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_policy.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
 
 #include "mcp_session/error_body.hpp"
 #include "mcp_session/event.hpp"
+#include "mcp_session/message.hpp"
+#include "mcp_session/protocol.hpp"
 #include "mcp_session/session_id.hpp"
 
 #include <exception>
+#include <memory>
 
 namespace mcp_ngx {
 namespace {
 
 constexpr std::string_view session_header = "Mcp-Session-Id";
+
+// Made after fork (init_process): workers never share generator state.
+std::unique_ptr<mcp_session::session_id_generator> id_generator;
+
+loc_conf* conf_of(ngx_http_request_t* r)
+{
+    return static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+}
 
 // nginx answered: stop the phases here and finish the request once.
 ngx_int_t answer(ngx_http_request_t* r, request_state* state, ngx_uint_t status, std::string_view body)
@@ -24,11 +38,27 @@ ngx_int_t answer(ngx_http_request_t* r, request_state* state, ngx_uint_t status,
     return NGX_DONE;
 }
 
+ngx_int_t refuse(ngx_http_request_t* r, request_state* state, ngx_uint_t status, std::string_view message)
+{
+    return answer(r, state, status, mcp_session::transport_error_body(message, to_view(state->request_id)));
+}
+
 ngx_int_t reject_session(ngx_http_request_t* r, request_state* state, session_status status)
 {
     state->status = status;
-    return answer(r, state, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
+    return answer(r, state, NGX_HTTP_NOT_FOUND,
+                  mcp_session::session_not_found_body(to_view(state->id), to_view(state->request_id)));
 }
+
+ngx_int_t refuse_version(ngx_http_request_t* r, request_state* state, const mcp_session::protocol_verdict& verdict)
+{
+    const std::string message =
+        verdict.era == mcp_session::protocol_era::malformed
+            ? "Bad Request: MCP-Protocol-Version is not a protocol revision (expected YYYY-MM-DD)"
+            : "Bad Request: Unsupported protocol version: " + verdict.version.substr(0, 10);
+    return refuse(r, state, NGX_HTTP_BAD_REQUEST, message);
+}
+
 
 bool accepts_event_stream(ngx_http_request_t* r)
 {
@@ -37,8 +67,10 @@ bool accepts_event_stream(ngx_http_request_t* r)
         auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
         for (ngx_uint_t i = 0; i < part->nelts; ++i) {
             const ngx_table_elt_t& h = fields[i];
-            if (h.hash != 0 && h.key.len == 6 && ngx_strncasecmp(h.key.data, (u_char*)"Accept", 6) == 0 &&
-                ngx_strlcasestrn(h.value.data, h.value.data + h.value.len, (u_char*)wanted, sizeof(wanted) - 2)) {
+            if (h.hash != 0 && h.key.len == 6 &&
+                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>("Accept")), 6) == 0 &&
+                ngx_strlcasestrn(h.value.data, h.value.data + h.value.len,
+                                 reinterpret_cast<u_char*>(const_cast<char*>(wanted)), sizeof(wanted) - 2)) {
                 return true;
             }
         }
@@ -48,27 +80,23 @@ bool accepts_event_stream(ngx_http_request_t* r)
 
 // With mcp_session_stream on, a session's GET stream is nginx's to serve
 // (from the shared ring), not the backend's.
-ngx_int_t route_stream(ngx_http_request_t* r, request_state* state)
+ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state* state)
 {
-    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     if (!lcf->stream || r->method != NGX_HTTP_GET) {
         return NGX_DECLINED;
     }
     if (!accepts_event_stream(r)) {
-        return answer(r, state, 406,  // Not Acceptable (nginx has no constant for it)
-                      mcp_session::transport_error_body("Not Acceptable: the client must accept text/event-stream"));
+        return refuse(r, state, 406, "Not Acceptable: the client must accept text/event-stream");
     }
     const header_match last = find_header(r->headers_in.headers, "Last-Event-ID");
     if (last.count > 1) {
-        return answer(r, state, NGX_HTTP_BAD_REQUEST,
-                      mcp_session::transport_error_body("Bad Request: more than one Last-Event-ID header"));
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Last-Event-ID header");
     }
     if (last.count == 1) {
         const auto cursor = mcp_session::parse_last_event_id(to_view(last.first->value));
         if (!cursor) {
-            return answer(r, state, NGX_HTTP_BAD_REQUEST,
-                          mcp_session::transport_error_body(
-                              "Bad Request: Last-Event-ID must be a decimal event id of this session's stream"));
+            return refuse(r, state, NGX_HTTP_BAD_REQUEST,
+                          "Bad Request: Last-Event-ID must be a decimal event id of this session's stream");
         }
         state->last_event_id = *cursor;
     }
@@ -76,47 +104,161 @@ ngx_int_t route_stream(ngx_http_request_t* r, request_state* state)
     return NGX_DECLINED;
 }
 
-ngx_int_t validate(ngx_http_request_t* r, zone_conf* zone)
+ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_state* state, ngx_table_elt_t* header)
 {
-    request_state* state = create_state(r, zone);
-    if (state == nullptr) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    const header_match header = find_header(r->headers_in.headers, session_header);
-    if (header.count == 0) {
-        return NGX_DECLINED;  // maybe initialize: the header filter learns the id
-    }
-    if (header.count > 1) {
-        // nginx and the backend could each pick a different one.
-        return answer(r, state, NGX_HTTP_BAD_REQUEST,
-                      mcp_session::transport_error_body("Bad Request: more than one Mcp-Session-Id header"));
-    }
-
-    const auto presented = mcp_session::parse_session_header(to_view(header.first->value));
+    const auto presented = mcp_session::parse_session_header(to_view(header->value));
     if (!presented) {
         return reject_session(r, state, session_status::unknown);
     }
     state->id.data = const_cast<u_char*>(reinterpret_cast<const u_char*>(presented->data()));
     state->id.len = presented->size();
-
     const auto key = mcp_session::session_key::from_id(*presented);
     if (!key) {
         return reject_session(r, state, session_status::unknown);  // could never have been stored
     }
 
-    session_store store(*zone);
-    switch (store.validate(*key, now_ms())) {
+    session_store store(*state->zone);
+    const lookup_outcome found = store.validate(*key, now_ms(), presented_binding_of(r, store));
+    switch (found.result) {
     case lookup_result::valid:
-        state->status = session_status::valid;
-        state->key = *key;
-        return route_stream(r, state);
+        break;
     case lookup_result::expired:
         return reject_session(r, state, session_status::expired);
     case lookup_result::unknown:
-        break;
+        return reject_session(r, state, session_status::unknown);
+    case lookup_result::wrong_principal:
+        return refuse(r, state, NGX_HTTP_UNAUTHORIZED, "Unauthorized: the session belongs to another principal");
+    case lookup_result::wrong_tenant:
+        return refuse(r, state, NGX_HTTP_CONFLICT, "Conflict: the session belongs to another tenant");
     }
-    return reject_session(r, state, session_status::unknown);
+    state->status = session_status::valid;
+    state->key = *key;
+    if (!found.backend_id_view().empty()) {
+        header->value = pool_copy(r, found.backend_id_view());  // the backend sees only its own id
+        if (header->value.data == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return route_stream(r, lcf, state);
+}
+
+// Issue mode: nginx makes the session before the backend sees initialize.
+ngx_int_t issue_session(ngx_http_request_t* r, const loc_conf* lcf, request_state* state)
+{
+    const std::int64_t now = now_ms();
+    const std::string id = id_generator->next(now);
+    const auto key = mcp_session::session_key::from_id(id);
+    session_store store(*state->zone);
+    const insert_outcome outcome = store.record(*key, now, presented_binding_of(r, store));
+    if (!outcome.stored) {
+        return refuse(r, state, NGX_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable: the session zone is full");
+    }
+    if (outcome.evictions_to_log > 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mcp_session zone \"%V\" is full: evicted %uz least recently used sessions",
+                      &state->zone->name, outcome.evictions_to_log);
+    }
+    state->status = session_status::created;
+    state->issued = true;
+    state->key = *key;
+    state->id = pool_copy(r, id);
+    return state->id.data == nullptr ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_DECLINED;
+}
+
+// After the body of a sessionless POST was read (issue mode).
+ngx_int_t decide_on_body(ngx_http_request_t* r, request_state* state)
+{
+    const loc_conf* lcf = conf_of(r);
+    std::string body;
+    collect_body(r, static_cast<size_t>(-1), &body);  // client_max_body_size already applied
+    const mcp_session::message_facts facts = mcp_session::inspect_message_body(body);
+    state->request_id = pool_copy(r, facts.id);
+    if (facts.meta_version) {
+        const auto verdict = mcp_session::classify_protocol_version(*facts.meta_version);
+        if (verdict.era == mcp_session::protocol_era::modern) {
+            state->passthrough = true;
+            state->protocol_version = pool_copy(r, verdict.version);
+            return NGX_DECLINED;
+        }
+    }
+    if (facts.initialize) {
+        return issue_session(r, lcf, state);
+    }
+    if (!facts.json) {
+        return NGX_DECLINED;  // malformed JSON: the backend owns JSON-RPC errors
+    }
+    return refuse(r, state, NGX_HTTP_BAD_REQUEST,
+                  "Bad Request: Mcp-Session-Id header is required (initialize first)");
+}
+
+void on_access_body(ngx_http_request_t* r) noexcept
+{
+    request_state* state = state_of(r);
+    ngx_int_t rc;
+    try {
+        rc = decide_on_body(r, state);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: reading the request failed: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rc == NGX_DONE) {
+        return;  // answered and finalized
+    }
+    if (rc != NGX_DECLINED) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+    // As nginx's mirror module does: keep the body for proxy_pass and
+    // resume the phases; the access handler now answers DECLINED.
+    state->access_result = NGX_DECLINED;
+    r->preserve_body = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+ngx_int_t read_body_first(ngx_http_request_t* r, request_state* state)
+{
+    state->access_result = NGX_DONE;
+    const ngx_int_t rc = ngx_http_read_client_request_body(r, on_access_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    ngx_http_finalize_request(r, NGX_DONE);
+    return NGX_DONE;
+}
+
+ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* state)
+{
+    const header_match origin = find_header(r->headers_in.headers, "Origin");
+    if (origin.count > 0 && !mcp_session::origin_allowed(to_view(origin.first->value), lcf->policy->origins)) {
+        return refuse(r, state, NGX_HTTP_FORBIDDEN, "Forbidden: Origin not allowed");
+    }
+
+    const header_match version = find_header(r->headers_in.headers, "MCP-Protocol-Version");
+    const auto verdict = mcp_session::classify_protocol_version(
+        version.count > 0 ? std::optional<std::string_view>(to_view(version.first->value)) : std::nullopt,
+        lcf->policy->versions);
+    state->protocol_version = version.count > 0 ? version.first->value : pool_copy(r, verdict.version);
+    if (verdict.era == mcp_session::protocol_era::modern) {
+        state->passthrough = true;  // sessionless revision: never our 404
+        return NGX_DECLINED;
+    }
+    if (verdict.era != mcp_session::protocol_era::session && version.count > 0) {
+        return refuse_version(r, state, verdict);
+    }
+
+    const header_match header = find_header(r->headers_in.headers, session_header);
+    if (header.count > 1) {
+        // nginx and the backend could each pick a different one.
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Mcp-Session-Id header");
+    }
+    if (header.count == 1) {
+        return validate_session(r, lcf, state, header.first);
+    }
+    if (lcf->mode == mode_issue && r->method == NGX_HTTP_POST) {
+        return read_body_first(r, state);  // is it an initialize?
+    }
+    return NGX_DECLINED;  // learn mode: the header filter learns the backend's id
 }
 
 }  // namespace
@@ -124,19 +266,36 @@ ngx_int_t validate(ngx_http_request_t* r, zone_conf* zone)
 ngx_int_t access_handler(ngx_http_request_t* r) noexcept
 {
     try {
-        auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+        const loc_conf* lcf = conf_of(r);
         zone_conf* zone = zone_of(lcf);
-        // Once per request: access handlers rerun after some redirects.
-        if (zone == nullptr || r != r->main || state_of(r) != nullptr) {
+        if (zone == nullptr || r != r->main) {
             return NGX_DECLINED;
         }
-        return validate(r, zone);
+        // Access handlers rerun after redirects and after the body is read.
+        if (request_state* state = state_of(r)) {
+            return state->access_result;
+        }
+        request_state* state = create_state(r, zone);
+        if (state == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return first_pass(r, lcf, state);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: access check failed: %s", e.what());
     } catch (...) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: access check failed");
     }
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+ngx_int_t start_id_generator() noexcept
+{
+    try {
+        id_generator = std::make_unique<mcp_session::session_id_generator>();
+        return NGX_OK;
+    } catch (...) {
+        return NGX_ERROR;
+    }
 }
 
 }  // namespace mcp_ngx

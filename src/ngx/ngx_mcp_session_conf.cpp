@@ -2,6 +2,11 @@
 #include "ngx_mcp_session_conf.hpp"
 
 #include "ngx_mcp_session_phases.hpp"
+#include "ngx_mcp_session_policy.hpp"
+
+#include "mcp_session/protocol.hpp"
+
+#include <exception>
 #include "ngx_mcp_session_zone.hpp"
 
 #include <new>
@@ -201,6 +206,45 @@ char* set_publish_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
     return NGX_CONF_OK;
 }
 
+ngx_conf_enum_t session_modes[] = {
+    {ngx_string("learn"), mode_learn},
+    {ngx_string("issue"), mode_issue},
+    {ngx_null_string, 0},
+};
+
+char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept
+{
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        const bool any = args[i].len == 3 && ngx_strncasecmp(args[i].data, (u_char*)"any", 3) == 0;
+        if (any && cf->args->nelts > 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"any\" cannot be combined with origins");
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        if (!any && !mcp_session::origin_host(to_view(args[i]))) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid origin \"%V\", expected scheme://host[:port] or any",
+                               &args[i]);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
+    return ngx_conf_set_str_array_slot(cf, cmd, conf);
+}
+
+char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept
+{
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        const mcp_session::protocol_verdict v = mcp_session::classify_protocol_version(to_view(args[i]));
+        if (v.era != mcp_session::protocol_era::session) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" is not a session-era MCP revision (2025-03-26, 2025-06-18, 2025-11-25)",
+                               &args[i]);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
+    return ngx_conf_set_str_array_slot(cf, cmd, conf);
+}
+
 char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
 {
     auto* lcf = static_cast<loc_conf*>(conf);
@@ -245,10 +289,13 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->stream = NGX_CONF_UNSET;
     lcf->heartbeat = NGX_CONF_UNSET_MSEC;
     lcf->event_max_size = NGX_CONF_UNSET_SIZE;
+    lcf->mode = NGX_CONF_UNSET_UINT;
+    lcf->allowed_origins = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+    lcf->protocol_versions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
     return lcf;
 }
 
-char* merge_loc_conf(ngx_conf_t*, void* parent, void* child) noexcept
+char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
 {
     auto* prev = static_cast<loc_conf*>(parent);
     auto* conf = static_cast<loc_conf*>(child);
@@ -258,6 +305,30 @@ char* merge_loc_conf(ngx_conf_t*, void* parent, void* child) noexcept
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
     ngx_conf_merge_size_value(conf->event_max_size, prev->event_max_size, mcp_session::default_event_max_size);
+    ngx_conf_merge_uint_value(conf->mode, prev->mode, mode_learn);
+    if (conf->allowed_origins == NGX_CONF_UNSET_PTR) {
+        conf->allowed_origins = prev->allowed_origins == NGX_CONF_UNSET_PTR ? nullptr : prev->allowed_origins;
+    }
+    if (conf->protocol_versions == NGX_CONF_UNSET_PTR) {
+        conf->protocol_versions = prev->protocol_versions == NGX_CONF_UNSET_PTR ? nullptr : prev->protocol_versions;
+    }
+    if (conf->principal == nullptr) {
+        conf->principal = prev->principal;
+    }
+    if (conf->tenant == nullptr) {
+        conf->tenant = prev->tenant;
+    }
+    if (conf->zone != nullptr) {
+        try {
+            conf->policy = build_location_policy(cf, conf);
+        } catch (const std::exception& e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "mcp_session: %s", e.what());
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        if (conf->policy == nullptr) {
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
     return NGX_CONF_OK;
 }
 

@@ -40,12 +40,23 @@ struct main_conf {
     ngx_array_t references;  // zone_reference
 };
 
+enum session_mode : ngx_uint_t { mode_learn = 0, mode_issue = 1 };
+
+// Per-location protocol rules, built once at configuration time.
+struct location_policy;
+
 struct loc_conf {
     ngx_shm_zone_t* zone;          // nullptr: sessions not handled here
     ngx_shm_zone_t* publish_zone;  // set: this location is a publish endpoint
     ngx_flag_t stream;             // nginx serves GET streams from the ring
     ngx_msec_t heartbeat;          // 0: off
     size_t event_max_size;
+    ngx_uint_t mode;                       // session_mode
+    ngx_array_t* allowed_origins;          // ngx_str_t; "any" allowed
+    ngx_array_t* protocol_versions;        // ngx_str_t
+    ngx_http_complex_value_t* principal;   // mcp_session_principal
+    ngx_http_complex_value_t* tenant;      // mcp_session_tenant
+    location_policy* policy;               // derived in merge
 };
 
 inline zone_conf* zone_of(const loc_conf* lcf)
@@ -58,6 +69,9 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcep
 char* set_session_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_publish_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+extern ngx_conf_enum_t session_modes[];
 void* create_main_conf(ngx_conf_t* cf) noexcept;
 void* create_loc_conf(ngx_conf_t* cf) noexcept;
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;

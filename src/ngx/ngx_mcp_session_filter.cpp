@@ -5,7 +5,10 @@
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
 
+#include "mcp_session/message.hpp"
+
 #include <exception>
+#include <new>
 
 namespace mcp_ngx {
 namespace {
@@ -29,6 +32,7 @@ void warn_unstorable_id(ngx_http_request_t* r, const zone_conf& zone, size_t len
                   &zone.name, length, mcp_session::max_session_id_length);
 }
 
+
 void learn_session(ngx_http_request_t* r, request_state* state)
 {
     const header_match header = find_header(r->headers_out.headers, "Mcp-Session-Id");
@@ -43,7 +47,7 @@ void learn_session(ngx_http_request_t* r, request_state* state)
     }
 
     session_store store(*state->zone);
-    const insert_outcome outcome = store.record(*key, now_ms());
+    const insert_outcome outcome = store.record(*key, now_ms(), presented_binding_of(r, store));
     if (outcome.evictions_to_log > 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "mcp_session zone \"%V\" is full: evicted %uz least recently used sessions",
@@ -58,9 +62,59 @@ void learn_session(ngx_http_request_t* r, request_state* state)
     state->id = value;
 }
 
+// Issue mode: clients see only nginx's ids, whatever the backend answers.
+void show_nginx_id(ngx_http_request_t* r, request_state* state)
+{
+    const header_match header = find_header(r->headers_out.headers, "Mcp-Session-Id");
+    if (header.count > 0) {
+        header.first->value = state->id;
+        return;
+    }
+    if (state->status != session_status::created) {
+        return;
+    }
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) {
+        throw std::bad_alloc();
+    }
+    h->hash = 1;
+    ngx_str_set(&h->key, "Mcp-Session-Id");
+    h->value = state->id;
+}
+
+// The backend's answer to the initialize nginx made a session for: keep
+// the backend's own id (if any) for rewriting, or drop a failed session.
+void settle_issued_session(ngx_http_request_t* r, request_state* state)
+{
+    session_store store(*state->zone);
+    if (!is_success(r->headers_out.status)) {
+        store.remove(state->key);
+        state->status = session_status::none;
+        return;
+    }
+    const header_match header = find_header(r->headers_out.headers, "Mcp-Session-Id");
+    if (header.count > 0) {
+        const std::string_view backend_id = to_view(header.first->value);
+        if (!mcp_session::is_storable_session_id(backend_id)) {
+            warn_unstorable_id(r, *state->zone, backend_id.size());
+        } else {
+            store.set_backend_id(state->key, backend_id);
+        }
+    }
+    show_nginx_id(r, state);
+}
+
 void observe_answer(ngx_http_request_t* r, request_state* state)
 {
     const ngx_uint_t status = r->headers_out.status;
+    if (state->issued) {
+        settle_issued_session(r, state);
+        return;
+    }
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    if (lcf->mode == mode_issue && state->status == session_status::valid) {
+        show_nginx_id(r, state);
+    }
     if (state->status == session_status::none && is_success(status)) {
         learn_session(r, state);
         return;
@@ -80,7 +134,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
 {
     try {
         request_state* state = state_of(r);
-        if (state != nullptr && r == r->main && !state->answered_here) {
+        if (state != nullptr && r == r->main && !state->answered_here && !state->passthrough) {
             observe_answer(r, state);
         }
     } catch (const std::exception& e) {

@@ -1,5 +1,7 @@
 #include "ngx_mcp_session_http.hpp"
 
+#include <stdexcept>
+
 namespace mcp_ngx {
 
 header_match find_header(ngx_list_t& headers, std::string_view name)
@@ -22,6 +24,44 @@ header_match find_header(ngx_list_t& headers, std::string_view name)
         }
     }
     return match;
+}
+
+bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body)
+{
+    if (r->request_body == nullptr) {
+        return true;
+    }
+    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        const size_t size = b->in_file ? static_cast<size_t>(b->file_last - b->file_pos)
+                                       : static_cast<size_t>(b->last - b->pos);
+        if (body->size() + size > limit) {
+            return false;
+        }
+        if (!b->in_file) {
+            body->append(reinterpret_cast<const char*>(b->pos), size);
+            continue;
+        }
+        const size_t start = body->size();
+        body->resize(start + size);
+        const ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*body)[start]), size, b->file_pos);
+        if (n != static_cast<ssize_t>(size)) {
+            throw std::runtime_error("reading the request body from its temp file");
+        }
+    }
+    return true;
+}
+
+ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
+{
+    ngx_str_t copy;
+    copy.len = 0;
+    copy.data = static_cast<u_char*>(ngx_pnalloc(r->pool, text.size() + 1));
+    if (copy.data != nullptr) {
+        ngx_memcpy(copy.data, text.data(), text.size());
+        copy.len = text.size();
+    }
+    return copy;
 }
 
 ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view body)

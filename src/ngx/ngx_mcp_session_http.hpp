@@ -3,6 +3,7 @@
 
 #include "ngx_mcp_session_bridge.hpp"
 
+#include <string>
 #include <string_view>
 
 namespace mcp_ngx {
@@ -14,6 +15,13 @@ struct header_match {
 
 // Case-insensitive; counts repeats so callers can refuse ambiguous input.
 header_match find_header(ngx_list_t& headers, std::string_view name);
+
+// The request body as one string, from memory buffers or nginx's temp
+// file; false when it is larger than `limit`.
+bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body);
+
+// A copy in the request pool (for values that must outlive a std::string).
+ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text);
 
 // Sends a complete application/json response; returns what the output
 // filter returned, ready for ngx_http_finalize_request.

@@ -8,6 +8,9 @@ namespace mcp_ngx {
 // Access phase: validates Mcp-Session-Id (ngx_mcp_session_access.cpp).
 ngx_int_t access_handler(ngx_http_request_t* r) noexcept;
 
+// init_process: the worker's own session id generator (issue mode).
+ngx_int_t start_id_generator() noexcept;
+
 // Content handlers: nginx's own SSE stream for a session
 // (ngx_mcp_session_stream.cpp) and the publish endpoint
 // (ngx_mcp_session_publish.cpp).

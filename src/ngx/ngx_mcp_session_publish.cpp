@@ -22,34 +22,6 @@ ngx_int_t refuse(ngx_http_request_t* r, ngx_uint_t status, const char* message)
     return send_json(r, status, mcp_session::transport_error_body(message));
 }
 
-// The body as one string, from memory buffers or nginx's temp file; false
-// when it is larger than `limit` (413).
-bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body)
-{
-    if (r->request_body == nullptr) {
-        return true;
-    }
-    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        ngx_buf_t* b = cl->buf;
-        const size_t size = b->in_file ? static_cast<size_t>(b->file_last - b->file_pos)
-                                       : static_cast<size_t>(b->last - b->pos);
-        if (body->size() + size > limit) {
-            return false;
-        }
-        if (!b->in_file) {
-            body->append(reinterpret_cast<const char*>(b->pos), size);
-            continue;
-        }
-        const size_t start = body->size();
-        body->resize(start + size);
-        const ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*body)[start]), size, b->file_pos);
-        if (n != static_cast<ssize_t>(size)) {
-            throw std::runtime_error("reading the request body from its temp file");
-        }
-    }
-    return true;
-}
-
 ngx_int_t publish_body(ngx_http_request_t* r)
 {
     request_state* state = state_of(r);

@@ -1,5 +1,9 @@
 #include "ngx_mcp_session_request.hpp"
 
+#include "ngx_mcp_session_store.hpp"
+
+#include "mcp_session/message.hpp"
+
 #include <new>
 
 namespace mcp_ngx {
@@ -21,6 +25,23 @@ std::string_view status_name(session_status status)
     return "none";
 }
 
+presented_binding presented_binding_of(ngx_http_request_t* r, session_store& store)
+{
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    presented_binding binding;
+    ngx_str_t value;
+    if (lcf->principal != nullptr && ngx_http_complex_value(r, lcf->principal, &value) == NGX_OK) {
+        binding.has_principal = true;
+        binding.principal = mcp_session::binding_digest(to_view(value), store.binding_key());
+    }
+    // A different key for tenants: equal strings in the two roles never match.
+    if (lcf->tenant != nullptr && ngx_http_complex_value(r, lcf->tenant, &value) == NGX_OK) {
+        binding.has_tenant = true;
+        binding.tenant = mcp_session::binding_digest(to_view(value), ~store.binding_key());
+    }
+    return binding;
+}
+
 request_state* create_state(ngx_http_request_t* r, zone_conf* zone)
 {
     void* memory = ngx_palloc(r->pool, sizeof(request_state));
@@ -30,6 +51,8 @@ request_state* create_state(ngx_http_request_t* r, zone_conf* zone)
     auto* state = new (memory) request_state{};
     state->zone = zone;
     state->status = session_status::none;
+    state->access_result = NGX_DECLINED;
+    ngx_str_set(&state->request_id, "null");
     ngx_http_set_ctx(r, state, ngx_mcp_session_module);
     return state;
 }

@@ -26,6 +26,11 @@ struct request_state {
     std::uint64_t last_event_id;   // a stream's starting cursor
     mcp_session::event_kind publish_kind;
     stream_ctx* stream;
+    ngx_int_t access_result;       // what the access handler answers when re-entered
+    bool passthrough;              // modern (sessionless) traffic: hands off
+    bool issued;                   // nginx made this session for this request
+    ngx_str_t protocol_version;    // $mcp_protocol_version
+    ngx_str_t request_id;          // JSON text of the body's id, for our errors ("null")
 };
 
 // Lives in the request pool, which frees memory without destructors.
@@ -37,5 +42,12 @@ inline request_state* state_of(ngx_http_request_t* r)
 }
 
 request_state* create_state(ngx_http_request_t* r, zone_conf* zone);
+
+class session_store;
+struct presented_binding;
+
+// Digests of this request's mcp_session_principal / mcp_session_tenant
+// values (where the location configures them), keyed by the zone.
+presented_binding presented_binding_of(ngx_http_request_t* r, session_store& store);
 
 }  // namespace mcp_ngx

@@ -2,6 +2,9 @@
 
 #include "ngx_mcp_session_zone.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace mcp_ngx {
 
 using mcp_session::session_key;
@@ -13,25 +16,65 @@ namespace {
 // sessions are reclaimed before each allocation.
 constexpr std::size_t expire_before_insert = 2;
 
+// A binding is checked only where the session has one and the location
+// configures one: principal first (401 outranks 409).
+lookup_result check_binding(const session_extras* extras, const presented_binding& binding)
+{
+    if (extras == nullptr) {
+        return lookup_result::valid;
+    }
+    if ((extras->bound & bound_principal) && binding.has_principal && extras->principal != binding.principal) {
+        return lookup_result::wrong_principal;
+    }
+    if ((extras->bound & bound_tenant) && binding.has_tenant && extras->tenant != binding.tenant) {
+        return lookup_result::wrong_tenant;
+    }
+    return lookup_result::valid;
+}
+
+session_extras extras_for(const presented_binding& binding)
+{
+    session_extras fields{};
+    if (binding.has_principal) {
+        fields.bound |= bound_principal;
+        fields.principal = binding.principal;
+    }
+    if (binding.has_tenant) {
+        fields.bound |= bound_tenant;
+        fields.tenant = binding.tenant;
+    }
+    return fields;
+}
+
 }  // namespace
 
-lookup_result session_store::validate(const session_key& key, unix_ms now)
+lookup_outcome session_store::validate(const session_key& key, unix_ms now, const presented_binding& binding)
 {
+    lookup_outcome outcome;
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
     if (record == nullptr) {
-        return lookup_result::unknown;
+        outcome.result = lookup_result::unknown;
+        return outcome;
     }
     if (mcp_session::is_expired({record->created_ms, record->last_access_ms}, zone_.policy, now)) {
         zone.remove(record);
-        return lookup_result::expired;
+        outcome.result = lookup_result::expired;
+        return outcome;
+    }
+    outcome.result = check_binding(record->extras, binding);
+    if (outcome.result != lookup_result::valid) {
+        return outcome;  // the rejected request changes nothing
     }
     zone.touch(record, now);
-    return lookup_result::valid;
+    const std::string_view backend_id = locked_zone::backend_id_of(record);
+    outcome.backend_id_size = std::min(backend_id.size(), sizeof(outcome.backend_id));
+    std::memcpy(outcome.backend_id, backend_id.data(), outcome.backend_id_size);
+    return outcome;
 }
 
-insert_outcome session_store::record(const session_key& key, unix_ms now)
+insert_outcome session_store::record(const session_key& key, unix_ms now, const presented_binding& binding)
 {
     insert_outcome outcome;
     zone_transaction tx(zone_);
@@ -54,9 +97,29 @@ insert_outcome session_store::record(const session_key& key, unix_ms now)
     if (fresh == nullptr) {
         return outcome;
     }
+    if (!zone.set_extras(fresh, extras_for(binding), {})) {
+        ngx_slab_free_locked(zone_.pool, reinterpret_cast<u_char*>(fresh) - offsetof(ngx_rbtree_node_t, color));
+        return outcome;
+    }
     zone.link(fresh, now);
     outcome.stored = true;
     return outcome;
+}
+
+bool session_store::set_backend_id(const session_key& key, std::string_view backend_id)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr) {
+        return false;
+    }
+    session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
+    return tx.zone().set_extras(record, fields, backend_id);
+}
+
+std::uint64_t session_store::binding_key()
+{
+    return zone_.shared->hash_seed;  // fixed at zone creation: no lock needed
 }
 
 bool session_store::remove(const session_key& key)

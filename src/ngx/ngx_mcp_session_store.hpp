@@ -3,13 +3,33 @@
 
 #include "ngx_mcp_session_conf.hpp"
 
+#include "mcp_session/session_id.hpp"
 #include "mcp_session/session_key.hpp"
 
 #include <cstddef>
+#include <string_view>
 
 namespace mcp_ngx {
 
-enum class lookup_result { valid, unknown, expired };
+enum class lookup_result { valid, unknown, expired, wrong_principal, wrong_tenant };
+
+// What a request presents about who it is (digests of the configured
+// mcp_session_principal / mcp_session_tenant values).
+struct presented_binding {
+    bool has_principal = false;
+    std::uint64_t principal = 0;
+    bool has_tenant = false;
+    std::uint64_t tenant = 0;
+};
+
+struct lookup_outcome {
+    lookup_result result = lookup_result::unknown;
+    // The backend's own id for this session (issue mode), copied out.
+    std::size_t backend_id_size = 0;
+    char backend_id[mcp_session::max_session_id_length] = {};
+
+    std::string_view backend_id_view() const { return {backend_id, backend_id_size}; }
+};
 
 struct insert_outcome {
     bool stored = false;       // false: the zone cannot hold even one session
@@ -25,11 +45,18 @@ class session_store {
 public:
     explicit session_store(zone_conf& zone) : zone_(zone) {}
 
-    // A live session is touched; an expired one found is removed.
-    lookup_result validate(const mcp_session::session_key& key, mcp_session::unix_ms now);
+    // A live session whose bindings match is touched; a mismatch leaves it
+    // untouched; an expired one found is removed.
+    lookup_outcome validate(const mcp_session::session_key& key, mcp_session::unix_ms now,
+                            const presented_binding& binding = {});
 
-    // Records a session the backend created (or touches it if known).
-    insert_outcome record(const mcp_session::session_key& key, mcp_session::unix_ms now);
+    // Records a session (learned from the backend, or issued by nginx),
+    // bound to what the creating request presented.
+    insert_outcome record(const mcp_session::session_key& key, mcp_session::unix_ms now,
+                          const presented_binding& binding = {});
+
+    // Issue mode: remembers the backend's own id for one of nginx's sessions.
+    bool set_backend_id(const mcp_session::session_key& key, std::string_view backend_id);
 
     bool remove(const mcp_session::session_key& key);
 
@@ -38,6 +65,9 @@ public:
     std::size_t sweep_if_due(mcp_session::unix_ms now, std::size_t budget, bool* more);
 
     std::size_t count();
+
+    // The zone's key for binding digests (random per zone).
+    std::uint64_t binding_key();
 
 private:
     zone_conf& zone_;

@@ -39,6 +39,17 @@ ngx_int_t session_status_variable(ngx_http_request_t* r, ngx_http_variable_value
     return NGX_OK;
 }
 
+ngx_int_t protocol_version_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept
+{
+    request_state* state = state_of(r);
+    if (state == nullptr || state->protocol_version.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    set_value(v, state->protocol_version.data, state->protocol_version.len);
+    return NGX_OK;
+}
+
 struct variable_spec {
     const char* name;
     ngx_http_get_variable_pt get;
@@ -48,6 +59,7 @@ struct variable_spec {
 constexpr variable_spec variables[] = {
     {"mcp_session_id", session_id_variable},
     {"mcp_session_status", session_status_variable},
+    {"mcp_protocol_version", protocol_version_variable},
 };
 
 }  // namespace

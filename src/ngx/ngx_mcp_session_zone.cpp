@@ -145,6 +145,7 @@ void locked_zone::touch(session_record* record, unix_ms now)
 void locked_zone::remove(session_record* record)
 {
     free_stream(record);
+    free_extras(record);
     ngx_queue_remove(&record->by_last_access);
     ngx_queue_remove(&record->by_creation);
     ngx_rbtree_node_t* node = node_of(record);
@@ -165,6 +166,7 @@ session_record* locked_zone::allocate(const session_key& key)
     record->packed_uuid = static_cast<std::uint8_t>(key.packed_uuid());
     record->reserved = 0;
     record->stream = nullptr;
+    record->extras = nullptr;
     std::memcpy(id_bytes(record), key.data(), key.size());
     return record;
 }
@@ -287,6 +289,43 @@ void locked_zone::free_stream(session_record* record)
     }
     ngx_slab_free_locked(zone_.pool, stream);
     record->stream = nullptr;
+}
+
+void locked_zone::free_extras(session_record* record)
+{
+    if (record->extras != nullptr) {
+        ngx_slab_free_locked(zone_.pool, record->extras);
+        record->extras = nullptr;
+    }
+}
+
+bool locked_zone::set_extras(session_record* record, const session_extras& fields, std::string_view backend_id)
+{
+    if (fields.bound == 0 && backend_id.empty()) {
+        free_extras(record);
+        return true;
+    }
+    std::size_t evicted = 0;
+    auto* extras = static_cast<session_extras*>(
+        allocate_or_evict(sizeof(session_extras) + backend_id.size(), record, &evicted));
+    sh_.evictions_unlogged += evicted;
+    if (extras == nullptr) {
+        return false;
+    }
+    *extras = fields;
+    extras->backend_id_size = static_cast<std::uint8_t>(backend_id.size());
+    std::memcpy(extras + 1, backend_id.data(), backend_id.size());
+    free_extras(record);
+    record->extras = extras;
+    return true;
+}
+
+std::string_view locked_zone::backend_id_of(const session_record* record)
+{
+    if (record->extras == nullptr) {
+        return {};
+    }
+    return std::string_view(reinterpret_cast<const char*>(record->extras + 1), record->extras->backend_id_size);
 }
 
 zone_transaction::zone_transaction(zone_conf& zone) : pool_(zone.pool), zone_(zone)

@@ -10,6 +10,7 @@
 #include "mcp_session/session_key.hpp"
 
 #include <bitset>
+#include <string_view>
 #include <cstddef>
 #include <type_traits>
 
@@ -17,7 +18,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 2;
+constexpr std::uint32_t layout_version = 3;
 
 struct zone_shared {
     std::uint32_t layout;
@@ -50,6 +51,19 @@ struct session_stream {
     // event_slot[capacity] follows
 };
 
+// Present only when a session is bound to a principal or tenant, or when
+// nginx issued its id and the backend has its own (issue mode).
+struct session_extras {
+    std::uint64_t principal;  // keyed digests: no raw credential in the zone
+    std::uint64_t tenant;
+    std::uint8_t bound;       // bit 0: principal, bit 1: tenant
+    std::uint8_t backend_id_size;
+    // backend_id_size bytes of the backend's session id follow
+};
+
+inline constexpr std::uint8_t bound_principal = 1;
+inline constexpr std::uint8_t bound_tenant = 2;
+
 // A session lives in one slab allocation: the rbtree node's link fields,
 // then this record laid over the node's colour byte onwards (nginx's own
 // idiom: the node's tail padding is reused), then the id bytes.
@@ -64,10 +78,12 @@ struct session_record {
     mcp_session::unix_ms created_ms;
     mcp_session::unix_ms last_access_ms;
     session_stream* stream;
+    session_extras* extras;
 };
 
 static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
+static_assert(std::is_standard_layout_v<session_extras> && std::is_trivially_copyable_v<session_extras>);
 static_assert(std::is_standard_layout_v<event_slot> && std::is_trivially_copyable_v<event_slot>);
 static_assert(std::is_standard_layout_v<zone_shared> && std::is_trivially_copyable_v<zone_shared>);
 
@@ -96,12 +112,17 @@ public:
     void drop_event(event_slot& slot);
     void* allocate_or_evict(std::size_t size, const session_record* spare, std::size_t* evicted);
 
+    // Replaces the session's extras (bindings, backend id); false if no memory.
+    bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id);
+    static std::string_view backend_id_of(const session_record* record);
+
     zone_shared& shared() { return sh_; }
     zone_conf& conf() { return zone_; }
     worker_set& to_wake() { return wake_; }
 
 private:
     void free_stream(session_record* record);
+    void free_extras(session_record* record);
 
     zone_conf& zone_;
     zone_shared& sh_;

@@ -53,16 +53,20 @@ export async function startBackend() {
   const entry = path.join(here, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
   const child = spawn(process.execPath, [entry, "streamableHttp"], {
     env: { ...process.env, PORT: String(port) },
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
+  let stdout = "";
   child.stderr.on("data", (chunk) => { stderr += chunk; });
+  child.stdout.on("data", (chunk) => { stdout += chunk; });
   await pollUntil(`server-everything on port ${port}`, async () => {
     if (child.exitCode !== null) throw new Error(`server-everything exited: ${stderr}`);
     return accepts(port);
   });
   return {
     port,
+    // Session ids the backend itself issued (it logs each one).
+    sessionIds: () => [...stdout.matchAll(/Session initialized with ID: (\S+)/g)].map((m) => m[1]),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");
@@ -73,7 +77,7 @@ export async function startBackend() {
 
 // zone: the mcp_session_zone parameters after zone=mcp:SIZE; stream: nginx
 // serves the GET stream from the ring and offers /mcp/publish.
-export async function startNginx({ name, backendPort, zone = "", stream = false }) {
+export async function startNginx({ name, backendPort, zone = "", stream = false, mode = "learn" }) {
   const prefix = path.join(here, `run-${name}`);
   rmSync(prefix, { recursive: true, force: true });
   for (const dir of ["conf", "logs", "tmp"]) mkdirSync(path.join(prefix, dir), { recursive: true });
@@ -99,6 +103,7 @@ http {
         location /mcp {
             mcp_session zone=mcp;
             mcp_session_stream ${stream ? "on" : "off"};
+            mcp_session_mode ${mode};
             proxy_pass http://127.0.0.1:${backendPort};
             proxy_http_version 1.1;
             proxy_set_header Connection "";

@@ -106,18 +106,20 @@ ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state
 
 ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_state* state, ngx_table_elt_t* header)
 {
+    session_store store(*state->zone);
     const auto presented = mcp_session::parse_session_header(to_view(header->value));
     if (!presented) {
+        store.note_rejected();
         return reject_session(r, state, session_status::unknown);
     }
     state->id.data = const_cast<u_char*>(reinterpret_cast<const u_char*>(presented->data()));
     state->id.len = presented->size();
     const auto key = mcp_session::session_key::from_id(*presented);
     if (!key) {
+        store.note_rejected();
         return reject_session(r, state, session_status::unknown);  // could never have been stored
     }
 
-    session_store store(*state->zone);
     const lookup_outcome found = store.validate(*key, now_ms(), presented_binding_of(r, store));
     switch (found.result) {
     case lookup_result::valid:
@@ -133,6 +135,8 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
     }
     state->status = session_status::valid;
     state->key = *key;
+    state->created_ms = found.created_ms;
+    state->previous_access_ms = found.previous_access_ms;
     if (!found.backend_id_view().empty()) {
         header->value = pool_copy(r, found.backend_id_view());  // the backend sees only its own id
         if (header->value.data == nullptr) {
@@ -159,6 +163,7 @@ ngx_int_t issue_session(ngx_http_request_t* r, const loc_conf* lcf, request_stat
                       &state->zone->name, outcome.evictions_to_log);
     }
     state->status = session_status::created;
+    state->created_ms = state->previous_access_ms = now;
     state->issued = true;
     state->key = *key;
     state->id = pool_copy(r, id);

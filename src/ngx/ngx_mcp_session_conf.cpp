@@ -190,20 +190,30 @@ char* set_session_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
     return lcf->zone == nullptr ? static_cast<char*>(NGX_CONF_ERROR) : NGX_CONF_OK;
 }
 
-char* set_publish_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+// A content handler bound to a zone: mcp_session_publish, mcp_session_status.
+char* set_endpoint(ngx_conf_t* cf, ngx_shm_zone_t** slot, ngx_http_handler_pt handler)
 {
-    auto* lcf = static_cast<loc_conf*>(conf);
     auto* args = static_cast<ngx_str_t*>(cf->args->elts);
-    if (lcf->publish_zone != nullptr) {
+    if (*slot != nullptr) {
         return const_cast<char*>("is duplicate");
     }
-    lcf->publish_zone = reference_zone(cf, args[1], "\"zone=NAME\"");
-    if (lcf->publish_zone == nullptr) {
+    *slot = reference_zone(cf, args[1], "\"zone=NAME\"");
+    if (*slot == nullptr) {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
-    clcf->handler = publish_handler;
+    clcf->handler = handler;
     return NGX_CONF_OK;
+}
+
+char* set_publish_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    return set_endpoint(cf, &static_cast<loc_conf*>(conf)->publish_zone, publish_handler);
+}
+
+char* set_status_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    return set_endpoint(cf, &static_cast<loc_conf*>(conf)->status_zone, status_handler);
 }
 
 ngx_conf_enum_t session_modes[] = {

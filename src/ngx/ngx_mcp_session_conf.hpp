@@ -48,6 +48,7 @@ struct location_policy;
 struct loc_conf {
     ngx_shm_zone_t* zone;          // nullptr: sessions not handled here
     ngx_shm_zone_t* publish_zone;  // set: this location is a publish endpoint
+    ngx_shm_zone_t* status_zone;   // set: this location is a status endpoint
     ngx_flag_t stream;             // nginx serves GET streams from the ring
     ngx_msec_t heartbeat;          // 0: off
     size_t event_max_size;
@@ -68,6 +69,7 @@ inline zone_conf* zone_of(const loc_conf* lcf)
 char* set_zone_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_session_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_publish_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_status_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;

@@ -59,26 +59,34 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
     if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
         zone.to_wake().set(static_cast<std::size_t>(stream->subscriber_worker));
     }
+    if (kind == event_kind::heartbeat) {
+        ++zone.shared().counters.heartbeats;
+    } else {
+        ++zone.shared().counters.events_published;
+    }
     outcome.result = publish_result::published;
     outcome.id = slot.id;
     return outcome;
 }
 
-std::uint64_t event_store::subscribe(const session_key& key, ngx_int_t worker)
+subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
 {
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
     session_stream* stream = record == nullptr ? nullptr : zone.stream_of(record);
     if (stream == nullptr) {
-        return 0;
+        return {};
     }
     if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
         zone.to_wake().set(static_cast<std::size_t>(stream->subscriber_worker));  // taken over
     }
+    if (stream->subscriber == 0) {
+        ++zone.shared().open_streams;
+    }
     stream->subscriber = ++zone.shared().next_subscription;
     stream->subscriber_worker = static_cast<std::int32_t>(worker);
-    return stream->subscriber;
+    return {stream->subscriber, stream->next_id - 1};
 }
 
 void event_store::unsubscribe(const session_key& key, std::uint64_t token)
@@ -88,6 +96,7 @@ void event_store::unsubscribe(const session_key& key, std::uint64_t token)
     if (record != nullptr && record->stream != nullptr && record->stream->subscriber == token) {
         record->stream->subscriber = 0;
         record->stream->subscriber_worker = -1;
+        --tx.zone().shared().open_streams;
     }
 }
 
@@ -102,7 +111,8 @@ bool event_store::touch(const session_key& key, unix_ms now)
     return true;
 }
 
-read_outcome event_store::read(const session_key& key, std::uint64_t token, std::uint64_t cursor, std::string& out)
+read_outcome event_store::read(const session_key& key, std::uint64_t token, std::uint64_t cursor,
+                               std::uint64_t replay_until, std::string& out)
 {
     read_outcome outcome;
     outcome.last_id = cursor;
@@ -132,6 +142,7 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
         mcp_session::append_sse_event(out, plan.first_id - 1, event_kind::lagged,
                                       std::string_view(notice, static_cast<std::size_t>(len)));
         outcome.last_id = plan.first_id - 1;
+        ++tx.zone().shared().counters.lagged_notices;
     }
     const event_slot* slots = locked_zone::slots_of(stream);
     for (std::uint64_t id = plan.first_id; plan.has_events() && id <= plan.last_id; ++id) {
@@ -143,6 +154,9 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
                                       slot.kind, std::string_view(reinterpret_cast<const char*>(slot.data), slot.size));
         outcome.last_id = id;
         ++outcome.events;
+        if (id <= replay_until) {
+            ++tx.zone().shared().counters.events_replayed;
+        }
     }
     return outcome;
 }

@@ -29,6 +29,11 @@ struct read_outcome {
     std::size_t events = 0;
 };
 
+struct subscription {
+    std::uint64_t token = 0;   // 0: the session is gone or has no room for a ring
+    std::uint64_t newest = 0;  // events up to here were there before: a replay
+};
+
 // Every call takes the zone lock once and rings the listener's worker
 // (after unlocking) when there is something new for it.
 class event_store {
@@ -39,16 +44,17 @@ public:
                             std::string_view payload, mcp_session::unix_ms now);
 
     // Makes `worker` the session's only listener; a previous listener is
-    // woken to find itself taken over. Returns the subscription token, 0
-    // if the session is gone or the zone has no room for its ring.
-    std::uint64_t subscribe(const mcp_session::session_key& key, ngx_int_t worker);
+    // woken to find itself taken over. A zero token: the session is gone
+    // or the zone has no room for its ring.
+    subscription subscribe(const mcp_session::session_key& key, ngx_int_t worker);
 
     void unsubscribe(const mcp_session::session_key& key, std::uint64_t token);
 
     // Appends SSE text for events after `cursor` to `out`, without growing
     // it past its reserved capacity (so no allocation under the lock).
+    // Events up to `replay_until` count as replayed in the zone's counters.
     read_outcome read(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t cursor,
-                      std::string& out);
+                      std::uint64_t replay_until, std::string& out);
 
     // Refreshes the idle clock of a session with an open stream.
     bool touch(const mcp_session::session_key& key, mcp_session::unix_ms now);

@@ -60,6 +60,7 @@ void learn_session(ngx_http_request_t* r, request_state* state)
     }
     state->status = session_status::created;
     state->id = value;
+    state->created_ms = state->previous_access_ms = now_ms();
 }
 
 // Issue mode: clients see only nginx's ids, whatever the backend answers.

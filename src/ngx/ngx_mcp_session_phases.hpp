@@ -17,6 +17,9 @@ ngx_int_t start_id_generator() noexcept;
 ngx_int_t stream_handler(ngx_http_request_t* r) noexcept;
 ngx_int_t publish_handler(ngx_http_request_t* r) noexcept;
 
+// The status endpoint (ngx_mcp_session_status.cpp).
+ngx_int_t status_handler(ngx_http_request_t* r) noexcept;
+
 // Per-worker stream registry: wakes this worker's streams after a doorbell.
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept;
 

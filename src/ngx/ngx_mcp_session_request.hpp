@@ -31,6 +31,8 @@ struct request_state {
     bool issued;                   // nginx made this session for this request
     ngx_str_t protocol_version;    // $mcp_protocol_version
     ngx_str_t request_id;          // JSON text of the body's id, for our errors ("null")
+    mcp_session::unix_ms created_ms;          // $mcp_session_age
+    mcp_session::unix_ms previous_access_ms;  // $mcp_session_idle: before this request
 };
 
 // Lives in the request pool, which frees memory without destructors.

@@ -54,12 +54,15 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
+    zone_shared& sh = zone.shared();
     if (record == nullptr) {
+        ++sh.counters.rejected_unknown;
         outcome.result = lookup_result::unknown;
         return outcome;
     }
     if (mcp_session::is_expired({record->created_ms, record->last_access_ms}, zone_.policy, now)) {
         zone.remove(record);
+        ++sh.counters.expired_lazily;
         outcome.result = lookup_result::expired;
         return outcome;
     }
@@ -67,6 +70,9 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     if (outcome.result != lookup_result::valid) {
         return outcome;  // the rejected request changes nothing
     }
+    ++sh.counters.validated;
+    outcome.created_ms = record->created_ms;
+    outcome.previous_access_ms = record->last_access_ms;
     zone.touch(record, now);
     const std::string_view backend_id = locked_zone::backend_id_of(record);
     outcome.backend_id_size = std::min(backend_id.size(), sizeof(outcome.backend_id));
@@ -102,6 +108,7 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
         return outcome;
     }
     zone.link(fresh, now);
+    ++zone.shared().counters.created;
     outcome.stored = true;
     return outcome;
 }
@@ -130,7 +137,33 @@ bool session_store::remove(const session_key& key)
         return false;
     }
     tx.zone().remove(record);
+    ++tx.zone().shared().counters.deleted;
     return true;
+}
+
+void session_store::note_rejected()
+{
+    zone_transaction tx(zone_);
+    ++tx.zone().shared().counters.rejected_unknown;
+}
+
+mcp_session::zone_status session_store::status()
+{
+    mcp_session::zone_status status;
+    {
+        zone_transaction tx(zone_);
+        const zone_shared& sh = tx.zone().shared();
+        status.sessions = sh.sessions;
+        status.sessions_with_ring = sh.sessions_with_ring;
+        status.open_streams = sh.open_streams;
+        status.counters = sh.counters;
+        status.bytes_free = static_cast<std::uint64_t>(zone_.pool->pfree) * ngx_pagesize;
+    }
+    // Formatting and allocation happen after the lock is dropped.
+    status.zone.assign(reinterpret_cast<const char*>(zone_.name.data), zone_.name.len);
+    status.size = zone_.shm_zone->shm.size;
+    status.bytes_used = status.size > status.bytes_free ? status.size - status.bytes_free : 0;
+    return status;
 }
 
 std::size_t session_store::sweep_if_due(unix_ms now, std::size_t budget, bool* more)

@@ -5,6 +5,7 @@
 
 #include "mcp_session/session_id.hpp"
 #include "mcp_session/session_key.hpp"
+#include "mcp_session/status.hpp"
 
 #include <cstddef>
 #include <string_view>
@@ -29,6 +30,9 @@ struct lookup_outcome {
     char backend_id[mcp_session::max_session_id_length] = {};
 
     std::string_view backend_id_view() const { return {backend_id, backend_id_size}; }
+
+    mcp_session::unix_ms created_ms = 0;          // for $mcp_session_age
+    mcp_session::unix_ms previous_access_ms = 0;  // for $mcp_session_idle
 };
 
 struct insert_outcome {
@@ -65,6 +69,12 @@ public:
     std::size_t sweep_if_due(mcp_session::unix_ms now, std::size_t budget, bool* more);
 
     std::size_t count();
+
+    // An id that could never be stored, answered 404 without a lookup.
+    void note_rejected();
+
+    // Counters and gauges copied under the lock.
+    mcp_session::zone_status status();
 
     // The zone's key for binding digests (random per zone).
     std::uint64_t binding_key();

@@ -26,6 +26,7 @@ struct stream_ctx {
     mcp_session::session_key key;
     std::uint64_t token = 0;
     std::uint64_t cursor = 0;
+    std::uint64_t replay_until = 0;  // the newest event when the stream opened
     std::string out;  // one batch; reused, never grown past its reservation
     ngx_buf_t buf{};
     ngx_chain_t chain{};
@@ -100,7 +101,7 @@ void pump(stream_ctx* s)
     while (!s->finished && !s->writing) {
         s->out.clear();
         event_store events(*s->zone);
-        const read_outcome got = events.read(s->key, s->token, s->cursor, s->out);
+        const read_outcome got = events.read(s->key, s->token, s->cursor, s->replay_until, s->out);
         if (got.state != stream_state::open) {
             finish(s, true);  // session ended, or a newer GET took over
             return;
@@ -267,7 +268,9 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     }
 
     event_store events(*s->zone);
-    s->token = events.subscribe(s->key, ngx_worker);
+    const subscription subscribed = events.subscribe(s->key, ngx_worker);
+    s->token = subscribed.token;
+    s->replay_until = subscribed.newest;
     if (s->token == 0) {
         return send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                          mcp_session::transport_error_body("Service Unavailable: no room for the session's event stream"));

@@ -3,6 +3,8 @@
 
 #include "ngx_mcp_session_request.hpp"
 
+#include <algorithm>
+
 namespace mcp_ngx {
 namespace {
 
@@ -50,6 +52,35 @@ ngx_int_t protocol_version_variable(ngx_http_request_t* r, ngx_http_variable_val
     return NGX_OK;
 }
 
+// Whole seconds, for log_format; only once the request named or made a session.
+ngx_int_t seconds_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept
+{
+    request_state* state = state_of(r);
+    if (state == nullptr || state->created_ms == 0 ||
+        (state->status != session_status::valid && state->status != session_status::created)) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    const mcp_session::unix_ms since = data == 0 ? state->created_ms : state->previous_access_ms;
+    const mcp_session::unix_ms elapsed = std::max<mcp_session::unix_ms>(0, now_ms() - since) / 1000;
+    auto* text = static_cast<u_char*>(ngx_pnalloc(r->pool, NGX_INT64_LEN));
+    if (text == nullptr) {
+        return NGX_ERROR;
+    }
+    set_value(v, text, static_cast<size_t>(ngx_sprintf(text, "%L", static_cast<int64_t>(elapsed)) - text));
+    return NGX_OK;
+}
+
+ngx_int_t age_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept
+{
+    return seconds_variable(r, v, 0);
+}
+
+ngx_int_t idle_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t) noexcept
+{
+    return seconds_variable(r, v, 1);
+}
+
 struct variable_spec {
     const char* name;
     ngx_http_get_variable_pt get;
@@ -60,6 +91,8 @@ constexpr variable_spec variables[] = {
     {"mcp_session_id", session_id_variable},
     {"mcp_session_status", session_status_variable},
     {"mcp_protocol_version", protocol_version_variable},
+    {"mcp_session_age", age_variable},
+    {"mcp_session_idle", idle_variable},
 };
 
 }  // namespace

@@ -187,6 +187,7 @@ std::size_t locked_zone::remove_expired(unix_ms now, std::size_t budget)
     order by_age = creation_order(*this);
     std::size_t removed = mcp_session::sweep_expired(by_access, zone_.policy, now, budget);
     removed += mcp_session::sweep_expired(by_age, zone_.policy, now, budget - removed);
+    sh_.counters.expired_swept += removed;
     return removed;
 }
 
@@ -207,6 +208,7 @@ bool locked_zone::evict_least_recently_used(const session_record* spare)
                                                    offsetof(session_record, by_last_access));
     }
     remove(victim);
+    ++sh_.counters.evicted;
     return true;
 }
 
@@ -261,6 +263,7 @@ session_stream* locked_zone::stream_of(session_record* record)
     stream->capacity = capacity;
     std::memset(slots_of(stream), 0, capacity * sizeof(event_slot));
     record->stream = stream;
+    ++sh_.sessions_with_ring;
     return stream;
 }
 
@@ -280,9 +283,13 @@ void locked_zone::free_stream(session_record* record)
     if (stream == nullptr) {
         return;
     }
-    if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
-        wake_.set(static_cast<std::size_t>(stream->subscriber_worker));
+    if (stream->subscriber != 0) {
+        --sh_.open_streams;
+        if (stream->subscriber_worker >= 0) {
+            wake_.set(static_cast<std::size_t>(stream->subscriber_worker));
+        }
     }
+    --sh_.sessions_with_ring;
     event_slot* slots = slots_of(stream);
     for (std::uint32_t i = 0; i < stream->capacity; ++i) {
         drop_event(slots[i]);

@@ -8,6 +8,7 @@
 #include "mcp_session/event.hpp"
 #include "mcp_session/replay.hpp"
 #include "mcp_session/session_key.hpp"
+#include "mcp_session/status.hpp"
 
 #include <bitset>
 #include <string_view>
@@ -18,7 +19,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 3;
+constexpr std::uint32_t layout_version = 4;
 
 struct zone_shared {
     std::uint32_t layout;
@@ -32,6 +33,9 @@ struct zone_shared {
     mcp_session::unix_ms next_sweep_ms;
     mcp_session::unix_ms last_eviction_log_ms;
     std::uint64_t evictions_unlogged;
+    std::uint64_t sessions_with_ring;
+    std::uint64_t open_streams;
+    mcp_session::zone_counters counters;  // since the zone was made; kept across reloads
 };
 
 struct event_slot {

@@ -1,0 +1,42 @@
+// What the status endpoint reports about a zone, and its two formats.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace mcp_session {
+
+struct zone_counters {
+    std::uint64_t created = 0;           // sessions recorded (learned or issued)
+    std::uint64_t validated = 0;         // requests that named a live session
+    std::uint64_t rejected_unknown = 0;  // requests answered 404 for an unknown or empty id
+    std::uint64_t expired_lazily = 0;    // expired sessions found (and removed) by a lookup
+    std::uint64_t expired_swept = 0;     // expired sessions removed by the sweep or before an insert
+    std::uint64_t evicted = 0;           // live sessions evicted because the zone was full
+    std::uint64_t deleted = 0;           // sessions ended by DELETE or a backend 404
+    std::uint64_t events_published = 0;  // events put into rings (init, message, progress)
+    std::uint64_t events_replayed = 0;   // events sent from the ring on (re)connect
+    std::uint64_t lagged_notices = 0;
+    std::uint64_t heartbeats = 0;
+};
+
+struct zone_status {
+    std::string zone;
+    std::uint64_t size = 0;        // bytes of shared memory
+    std::uint64_t bytes_used = 0;  // allocated from the slab (pages in use)
+    std::uint64_t bytes_free = 0;
+    std::uint64_t sessions = 0;
+    std::uint64_t sessions_with_ring = 0;
+    std::uint64_t open_streams = 0;
+    zone_counters counters;
+};
+
+std::string status_json(const zone_status& status);
+
+// Prometheus text exposition 0.0.4, one `zone` label per sample.
+std::string status_prometheus(const zone_status& status);
+
+inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace mcp_session

@@ -1,0 +1,97 @@
+#include "mcp_session/status.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace mcp_session {
+namespace {
+
+struct counter_field {
+    const char* name;
+    std::uint64_t zone_counters::*field;
+    const char* help;
+};
+
+constexpr counter_field counter_fields[] = {
+    {"created", &zone_counters::created, "Sessions recorded (learned from the backend or issued by nginx)."},
+    {"validated", &zone_counters::validated, "Requests that named a live session."},
+    {"rejected_unknown", &zone_counters::rejected_unknown, "Requests answered 404 for an unknown or empty session id."},
+    {"expired_lazily", &zone_counters::expired_lazily, "Expired sessions found and removed by a lookup."},
+    {"expired_swept", &zone_counters::expired_swept, "Expired sessions removed by the sweep or before an insert."},
+    {"evicted", &zone_counters::evicted, "Live sessions evicted because the zone was full."},
+    {"deleted", &zone_counters::deleted, "Sessions ended by DELETE or by a backend 404."},
+    {"events_published", &zone_counters::events_published, "Events put into session rings (init, message, progress)."},
+    {"events_replayed", &zone_counters::events_replayed, "Events sent from a ring when a stream (re)connected."},
+    {"lagged_notices", &zone_counters::lagged_notices, "Lagged notices sent to streams that fell behind the ring."},
+    {"heartbeats", &zone_counters::heartbeats, "Heartbeat events published."},
+};
+
+struct gauge_field {
+    const char* name;
+    std::uint64_t zone_status::*field;
+    const char* help;
+};
+
+constexpr gauge_field gauge_fields[] = {
+    {"size_bytes", &zone_status::size, "Size of the shared memory zone."},
+    {"used_bytes", &zone_status::bytes_used, "Bytes of the zone in use."},
+    {"free_bytes", &zone_status::bytes_free, "Bytes of the zone free."},
+    {"sessions", &zone_status::sessions, "Live sessions in the zone."},
+    {"sessions_with_ring", &zone_status::sessions_with_ring, "Sessions that have an event ring."},
+    {"open_streams", &zone_status::open_streams, "Open SSE streams, all workers."},
+};
+
+// Label values escape backslash, quote and newline (exposition format).
+std::string label_value(std::string_view raw)
+{
+    std::string out;
+    for (const char c : raw) {
+        if (c == '\\' || c == '"') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string status_json(const zone_status& status)
+{
+    nlohmann::ordered_json body;
+    body["zone"] = status.zone;
+    body["size"] = status.size;
+    body["bytes_used"] = status.bytes_used;
+    body["bytes_free"] = status.bytes_free;
+    body["sessions"] = status.sessions;
+    body["sessions_with_ring"] = status.sessions_with_ring;
+    body["open_streams"] = status.open_streams;
+    nlohmann::ordered_json counters = nlohmann::ordered_json::object();
+    for (const counter_field& f : counter_fields) {
+        counters[f.name] = status.counters.*f.field;
+    }
+    body["counters"] = counters;
+    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string status_prometheus(const zone_status& status)
+{
+    const std::string label = "{zone=\"" + label_value(status.zone) + "\"} ";
+    std::string out;
+    for (const gauge_field& g : gauge_fields) {
+        const std::string name = std::string("mcp_session_zone_") + g.name;
+        out += "# HELP " + name + " " + g.help + "\n# TYPE " + name + " gauge\n";
+        out += name + label + std::to_string(status.*g.field) + "\n";
+    }
+    for (const counter_field& f : counter_fields) {
+        const std::string name = std::string("mcp_session_") + f.name + "_total";
+        out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " counter\n";
+        out += name + label + std::to_string(status.counters.*f.field) + "\n";
+    }
+    return out;
+}
+
+}  // namespace mcp_session

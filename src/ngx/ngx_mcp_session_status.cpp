@@ -1,0 +1,85 @@
+// The status endpoint: a zone's gauges and counters as JSON or in the
+// Prometheus text format. Copied under the zone lock, formatted outside it.
+#include "ngx_mcp_session_phases.hpp"
+
+#include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_store.hpp"
+
+#include "mcp_session/error_body.hpp"
+#include "mcp_session/status.hpp"
+
+#include <exception>
+
+namespace mcp_ngx {
+namespace {
+
+bool wants_prometheus(ngx_http_request_t* r)
+{
+    ngx_str_t format;
+    if (ngx_http_arg(r, reinterpret_cast<u_char*>(const_cast<char*>("format")), 6, &format) == NGX_OK) {
+        return to_view(format) == "prometheus";
+    }
+    const header_match accept = find_header(r->headers_in.headers, "Accept");
+    if (accept.count == 0) {
+        return false;
+    }
+    const std::string_view value = to_view(accept.first->value);
+    return value.find("text/plain") != std::string_view::npos && value.find("version=0.0.4") != std::string_view::npos;
+}
+
+ngx_int_t send_text(ngx_http_request_t* r, std::string_view body)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    auto* data = static_cast<u_char*>(ngx_pnalloc(r->pool, body.size()));
+    auto* b = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (data == nullptr || b == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(data, body.data(), body.size());
+    b->pos = data;
+    b->last = data + body.size();
+    b->memory = 1;
+    b->last_buf = 1;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+    r->headers_out.content_type.data =
+        reinterpret_cast<u_char*>(const_cast<char*>(mcp_session::prometheus_content_type.data()));
+    r->headers_out.content_type.len = mcp_session::prometheus_content_type.size();
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    const ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+    ngx_chain_t out{b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
+ngx_int_t report(ngx_http_request_t* r)
+{
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        return send_json(r, NGX_HTTP_NOT_ALLOWED, mcp_session::transport_error_body("Method Not Allowed: use GET"));
+    }
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    session_store store(*static_cast<zone_conf*>(lcf->status_zone->data));
+    const mcp_session::zone_status status = store.status();
+    if (wants_prometheus(r)) {
+        return send_text(r, mcp_session::status_prometheus(status));
+    }
+    return send_json(r, NGX_HTTP_OK, mcp_session::status_json(status));
+}
+
+}  // namespace
+
+ngx_int_t status_handler(ngx_http_request_t* r) noexcept
+{
+    try {
+        return report(r);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: status failed: %s", e.what());
+    }
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+}  // namespace mcp_ngx

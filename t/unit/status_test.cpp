@@ -1,0 +1,57 @@
+#include "mcp_session/status.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+using namespace mcp_session;
+
+BOOST_AUTO_TEST_SUITE(status)
+
+zone_status sample()
+{
+    zone_status s;
+    s.zone = "mcp";
+    s.size = 1048576;
+    s.bytes_used = 8192;
+    s.bytes_free = 1040384;
+    s.sessions = 3;
+    s.sessions_with_ring = 1;
+    s.open_streams = 1;
+    s.counters.created = 5;
+    s.counters.deleted = 2;
+    s.counters.heartbeats = 7;
+    return s;
+}
+
+BOOST_AUTO_TEST_CASE(json_has_every_field)
+{
+    const auto body = nlohmann::json::parse(status_json(sample()));
+    BOOST_TEST(body["zone"] == "mcp");
+    BOOST_TEST(body["size"] == 1048576);
+    BOOST_TEST(body["sessions"] == 3);
+    BOOST_TEST(body["open_streams"] == 1);
+    BOOST_TEST(body["counters"]["created"] == 5);
+    BOOST_TEST(body["counters"]["deleted"] == 2);
+    BOOST_TEST(body["counters"]["heartbeats"] == 7);
+    BOOST_TEST(body["counters"].size() == 11u);
+}
+
+BOOST_AUTO_TEST_CASE(prometheus_has_help_type_and_zone_label)
+{
+    const std::string text = status_prometheus(sample());
+    BOOST_TEST(text.find("# HELP mcp_session_zone_sessions Live sessions in the zone.\n") != std::string::npos);
+    BOOST_TEST(text.find("# TYPE mcp_session_zone_sessions gauge\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_zone_sessions{zone=\"mcp\"} 3\n") != std::string::npos);
+    BOOST_TEST(text.find("# TYPE mcp_session_created_total counter\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_created_total{zone=\"mcp\"} 5\n") != std::string::npos);
+    BOOST_TEST(text.back() == '\n');
+}
+
+BOOST_AUTO_TEST_CASE(label_values_are_escaped)
+{
+    zone_status s = sample();
+    s.zone = "a\"b\\c";
+    BOOST_TEST(status_prometheus(s).find("{zone=\"a\\\"b\\\\c\"}") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
 #   ./build.sh [build]   build build/ngx_mcp_session_module.so (NGINX_SRC=... for another nginx tree)
 #   ./build.sh test      install what is missing, build, run unit, t/ and e2e tests
 #   ./build.sh demo      nginx + module in front of the reference MCP server on 127.0.0.1:${PORT:-8080}
+#   ./build.sh bench     side-by-side figures (bench/run.sh), written to build/bench/results.md
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -122,7 +123,6 @@ run_unit_tests() {
 run_prove() {
     log "t/ suites (prove)"
     (cd "$ROOT" && MCP_SESSION_MODULE="$MODULE" prove -r t/ 2>&1) | tee "$BUILD/prove.log" && PROVE_RC=0 || PROVE_RC=$?
-    PROVE_RC=${PIPESTATUS[0]:-$PROVE_RC}
     PROVE_TESTS=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$BUILD/prove.log" | tail -1)
 }
 
@@ -132,7 +132,6 @@ run_e2e() {
     cp "$ROOT"/t/e2e/*.mjs "$BUILD/e2e/"
     (cd "$BUILD/e2e" && MCP_SESSION_MODULE="$MODULE" NGINX_BIN="$NGINX_BIN" node --test --test-reporter=spec ./*.test.mjs 2>&1) \
         | tee "$BUILD/e2e.log" && E2E_RC=0 || E2E_RC=$?
-    E2E_RC=${PIPESTATUS[0]:-$E2E_RC}
     E2E_PASSED=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$BUILD/e2e.log" | tail -1)
     E2E_FAILED=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$BUILD/e2e.log" | tail -1)
 }
@@ -243,9 +242,17 @@ wait_for_port() {
     return 1
 }
 
+cmd_bench() {
+    APT_PACKAGES+=(wrk libnginx-mod-nchan)
+    install_packages
+    build_module
+    "$ROOT/bench/run.sh"
+}
+
 case "${1:-build}" in
     build) build_module ;;
+    bench) cmd_bench ;;
     test) cmd_test ;;
     demo) cmd_demo ;;
-    *) echo "usage: $0 [build|test|demo]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|demo|bench]" >&2; exit 2 ;;
 esac

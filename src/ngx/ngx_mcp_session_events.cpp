@@ -56,8 +56,8 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
     slot.size = static_cast<std::uint32_t>(payload.size());
     slot.kind = kind;
 
-    if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
-        zone.to_wake().set(static_cast<std::size_t>(stream->subscriber_worker));
+    if (stream->subscriber != 0) {
+        zone.notify(stream->subscriber_worker, stream->subscriber);
     }
     if (kind == event_kind::heartbeat) {
         ++zone.shared().counters.heartbeats;
@@ -78,8 +78,8 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
     if (stream == nullptr) {
         return {};
     }
-    if (stream->subscriber != 0 && stream->subscriber_worker >= 0) {
-        zone.to_wake().set(static_cast<std::size_t>(stream->subscriber_worker));  // taken over
+    if (stream->subscriber != 0) {
+        zone.notify(stream->subscriber_worker, stream->subscriber);  // taken over
     }
     if (stream->subscriber == 0) {
         ++zone.shared().open_streams;
@@ -98,6 +98,18 @@ void event_store::unsubscribe(const session_key& key, std::uint64_t token)
         record->stream->subscriber_worker = -1;
         --tx.zone().shared().open_streams;
     }
+}
+
+void event_store::open_inbox(ngx_int_t worker)
+{
+    zone_transaction tx(zone_);
+    tx.zone().open_inbox(worker);
+}
+
+bool event_store::drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens)
+{
+    zone_transaction tx(zone_);
+    return tx.zone().drain_inbox(worker, tokens);
 }
 
 bool event_store::touch(const session_key& key, unix_ms now)

@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mcp_ngx {
 
@@ -55,6 +56,12 @@ public:
     // Events up to `replay_until` count as replayed in the zone's counters.
     read_outcome read(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t cursor,
                       std::uint64_t replay_until, std::string& out);
+
+    // At worker start: the inbox through which publishers name its streams.
+    void open_inbox(ngx_int_t worker);
+
+    // Tokens of this worker's streams that have news; true: look at all.
+    bool drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens);
 
     // Refreshes the idle clock of a session with an open stream.
     bool touch(const mcp_session::session_key& key, mcp_session::unix_ms now);

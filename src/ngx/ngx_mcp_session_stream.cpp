@@ -7,6 +7,7 @@
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
+#include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/error_body.hpp"
 
@@ -15,6 +16,8 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace mcp_ngx {
 
@@ -47,6 +50,8 @@ namespace {
 constexpr std::size_t batch_bytes = 256 * 1024;
 
 ngx_queue_t local_streams;  // this worker's open streams
+std::unordered_map<std::uint64_t, stream_ctx*> streams_by_token;
+std::vector<std::uint64_t> pending_tokens;  // reserved once: filled under the zone lock
 
 void log_failure(ngx_log_t* log, const char* what, const std::exception* e)
 {
@@ -212,6 +217,7 @@ void cleanup_stream(void* data) noexcept
         ngx_del_timer(&s->heartbeat);
     }
     if (s->token != 0) {
+        streams_by_token.erase(s->token);
         try {
             event_store(*s->zone).unsubscribe(s->key, s->token);
         } catch (...) {
@@ -308,27 +314,64 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     r->connection->idle = 1;
     s->link.owner = s;
     ngx_queue_insert_tail(&local_streams, &s->link.queue);
+    streams_by_token[s->token] = s;
 
     r->main->count++;  // the request lives on after this handler returns
     pump(s);
     return NGX_DONE;
 }
 
-// After a doorbell: every local stream looks for news. Streams end
-// themselves (and leave the list) when their session is gone.
-void deliver_to_local_streams() noexcept
+void pump_guarded(stream_ctx* s) noexcept
+{
+    try {
+        pump(s);
+    } catch (const std::exception& e) {
+        log_failure(s->r->connection->log, "stream delivery", &e);
+        finish(s, false);
+    }
+}
+
+void pump_all_local_streams() noexcept
 {
     ngx_queue_t* q = ngx_queue_head(&local_streams);
     while (q != ngx_queue_sentinel(&local_streams)) {
         ngx_queue_t* next = ngx_queue_next(q);
-        stream_ctx* s = reinterpret_cast<decltype(stream_ctx::link)*>(q)->owner;
-        try {
-            pump(s);
-        } catch (const std::exception& e) {
-            log_failure(s->r->connection->log, "stream delivery", &e);
-            finish(s, false);
-        }
+        pump_guarded(reinterpret_cast<decltype(stream_ctx::link)*>(q)->owner);
         q = next;
+    }
+}
+
+// After a doorbell: the streams whose tokens publishers queued for this
+// worker look for news (all of them if an inbox overflowed). Streams end
+// themselves, and leave the registry, when their session is gone.
+void deliver_to_local_streams() noexcept
+{
+    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_mcp_session_module));
+    if (mcf == nullptr) {
+        return;
+    }
+    // A worker of an older cycle (reload) shares its number, and so its
+    // inbox, with its successor: it must not take the successor's tokens.
+    bool everything = ngx_exiting || ngx_quit;
+    pending_tokens.clear();
+    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
+    try {
+        for (ngx_uint_t i = 0; !everything && i < mcf->zones.nelts; ++i) {
+            everything |= event_store(*zones[i]).drain(ngx_worker, pending_tokens);
+        }
+    } catch (const std::exception& e) {
+        log_failure(ngx_cycle->log, "stream delivery", &e);
+        everything = true;
+    }
+    if (everything || pending_tokens.size() == pending_tokens.capacity()) {
+        pump_all_local_streams();
+        return;
+    }
+    for (const std::uint64_t token : pending_tokens) {
+        const auto found = streams_by_token.find(token);
+        if (found != streams_by_token.end()) {
+            pump_guarded(found->second);
+        }
     }
 }
 
@@ -349,6 +392,16 @@ ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
 {
     ngx_queue_init(&local_streams);
+    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
+    try {
+        pending_tokens.reserve(4 * inbox_capacity);  // a few zones' worth per wake-up
+        auto** zones = static_cast<zone_conf**>(mcf == nullptr ? nullptr : mcf->zones.elts);
+        for (ngx_uint_t i = 0; mcf != nullptr && i < mcf->zones.nelts; ++i) {
+            event_store(*zones[i]).open_inbox(ngx_worker);
+        }
+    } catch (...) {
+        return NGX_ERROR;
+    }
     return listen_doorbell(cycle, deliver_to_local_streams);
 }
 

@@ -4,6 +4,7 @@
 
 #include "mcp_session/sweep.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -285,9 +286,7 @@ void locked_zone::free_stream(session_record* record)
     }
     if (stream->subscriber != 0) {
         --sh_.open_streams;
-        if (stream->subscriber_worker >= 0) {
-            wake_.set(static_cast<std::size_t>(stream->subscriber_worker));
-        }
+        notify(stream->subscriber_worker, stream->subscriber);
     }
     --sh_.sessions_with_ring;
     event_slot* slots = slots_of(stream);
@@ -333,6 +332,47 @@ std::string_view locked_zone::backend_id_of(const session_record* record)
         return {};
     }
     return std::string_view(reinterpret_cast<const char*>(record->extras + 1), record->extras->backend_id_size);
+}
+
+void locked_zone::notify(std::int32_t worker, std::uint64_t token)
+{
+    if (worker < 0) {
+        return;
+    }
+    wake_.set(static_cast<std::size_t>(worker));
+    if (static_cast<std::size_t>(worker) >= inbox_workers) {
+        return;  // no inbox: that worker scans all its streams
+    }
+    worker_inbox* inbox = sh_.inboxes[worker];
+    if (inbox == nullptr) {
+        return;  // no inbox (no room at worker start): that worker scans all its streams
+    }
+    if (inbox->count == inbox_capacity) {
+        inbox->overflow = 1;
+        return;
+    }
+    inbox->tokens[inbox->count++] = token;
+}
+
+void locked_zone::open_inbox(ngx_int_t worker)
+{
+    if (worker >= 0 && static_cast<std::size_t>(worker) < inbox_workers && sh_.inboxes[worker] == nullptr) {
+        sh_.inboxes[worker] = static_cast<worker_inbox*>(ngx_slab_calloc_locked(zone_.pool, sizeof(worker_inbox)));
+    }
+}
+
+bool locked_zone::drain_inbox(ngx_int_t worker, std::vector<std::uint64_t>& out)
+{
+    if (worker < 0 || static_cast<std::size_t>(worker) >= inbox_workers || sh_.inboxes[worker] == nullptr) {
+        return true;
+    }
+    worker_inbox* inbox = sh_.inboxes[worker];
+    const bool everything = inbox->overflow != 0;
+    const std::size_t n = std::min<std::size_t>(inbox->count, out.capacity() - out.size());
+    out.insert(out.end(), inbox->tokens, inbox->tokens + n);
+    inbox->count = 0;
+    inbox->overflow = 0;
+    return everything;
 }
 
 zone_transaction::zone_transaction(zone_conf& zone) : pool_(zone.pool), zone_(zone)

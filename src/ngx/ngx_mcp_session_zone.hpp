@@ -12,6 +12,7 @@
 
 #include <bitset>
 #include <string_view>
+#include <vector>
 #include <cstddef>
 #include <type_traits>
 
@@ -19,7 +20,21 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 4;
+constexpr std::uint32_t layout_version = 5;
+
+// Which of a worker's streams have news: tokens queued by publishers, so the
+// woken worker pumps only those instead of every stream it holds. A full
+// (or missing) inbox makes the worker look at all its streams instead.
+// Allocated when a worker slot first starts and kept for the zone's life:
+// a respawned or reloaded worker with the same number reuses it.
+inline constexpr std::size_t inbox_workers = 64;
+inline constexpr std::size_t inbox_capacity = 4096;
+
+struct worker_inbox {
+    std::uint32_t count;
+    std::uint32_t overflow;
+    std::uint64_t tokens[inbox_capacity];
+};
 
 struct zone_shared {
     std::uint32_t layout;
@@ -36,6 +51,7 @@ struct zone_shared {
     std::uint64_t sessions_with_ring;
     std::uint64_t open_streams;
     mcp_session::zone_counters counters;  // since the zone was made; kept across reloads
+    worker_inbox* inboxes[inbox_workers];  // by worker number, see open_inbox
 };
 
 struct event_slot {
@@ -89,6 +105,7 @@ static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_cop
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
 static_assert(std::is_standard_layout_v<session_extras> && std::is_trivially_copyable_v<session_extras>);
 static_assert(std::is_standard_layout_v<event_slot> && std::is_trivially_copyable_v<event_slot>);
+static_assert(std::is_standard_layout_v<worker_inbox> && std::is_trivially_copyable_v<worker_inbox>);
 static_assert(std::is_standard_layout_v<zone_shared> && std::is_trivially_copyable_v<zone_shared>);
 
 // Workers whose doorbell must ring once the lock is released.
@@ -119,6 +136,16 @@ public:
     // Replaces the session's extras (bindings, backend id); false if no memory.
     bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id);
     static std::string_view backend_id_of(const session_record* record);
+
+    // Tells `worker` that the stream with `token` has news (or ended).
+    void notify(std::int32_t worker, std::uint64_t token);
+
+    // Gives `worker` its inbox if it has none yet (at worker start).
+    void open_inbox(ngx_int_t worker);
+
+    // Moves this worker's queued tokens into `out` (reserved to
+    // inbox_capacity by the caller); true when it must look at every stream.
+    bool drain_inbox(ngx_int_t worker, std::vector<std::uint64_t>& out);
 
     zone_shared& shared() { return sh_; }
     zone_conf& conf() { return zone_; }

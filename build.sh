@@ -95,7 +95,8 @@ build_module() {
     fi
     log "building the module"
     make -s -f "$objs/Makefile" -C "$src" -j"$(nproc)" modules
-    cp "$objs/ngx_mcp_session_module.so" "$MODULE"
+    # Replace, never overwrite in place: a running nginx has the old file mapped.
+    cp "$objs/ngx_mcp_session_module.so" "$MODULE.tmp" && mv -f "$MODULE.tmp" "$MODULE"
     log "built $MODULE"
 }
 

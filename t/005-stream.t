@@ -18,6 +18,7 @@ location /mcp {
 }
 location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "backend\n"; }
 location = /publish { mcp_session_publish zone=mcp; mcp_session_event_max_size 1k; add_header X-Pid $pid always; }
+location = /status { mcp_session_status zone=mcp; }
 CONF
 
 sub header_of { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
@@ -204,6 +205,21 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     $s->read_until(qr/\r\n0\r\n\r\n/, 5);
     like($s->data, qr/\r\n0\r\n\r\n$/, 'delete: the stream ended with the final chunk');
     is(publish($n, 'del', '{}')->{status}, 404, 'delete: publishing to the ended session is 404');
+    $n->stop;
+}
+
+# A session that expires while streaming ends its stream at its deadline,
+# not at the next sweep (an hour away here) or heartbeat (off).
+{
+    my $n = nginx_with(zone => 'mcp_session_zone zone=mcp:1m max_lifetime=1500ms sweep_interval=1h;');
+    create($n, 'exp');
+    my $s = stream($n, 'exp');
+    $s->read_until(qr/event: init\n.*\n\n/, 5);
+    unlike($s->data, qr/\r\n0\r\n\r\n$/, 'expiry: the stream is open while the session lives');
+    $s->read_until(qr/\r\n0\r\n\r\n/, 10);
+    like($s->data, qr/\r\n0\r\n\r\n$/, 'expiry: the stream ended with the final chunk when the session expired');
+    my $status = $n->request('GET', '/status');
+    like($status->{body}, qr/"sessions":0,"sessions_with_ring":0,"open_streams":0/, 'expiry: session, ring and stream are gone from the zone');
     $n->stop;
 }
 

@@ -32,6 +32,10 @@ inline bool is_expired(const session_times& times, const expiry_policy& policy, 
     return classify(times, policy, now) != session_state::live;
 }
 
+// The first millisecond at which the session is expired, unless it is
+// touched before then.
+unix_ms expires_at(const session_times& times, const expiry_policy& policy);
+
 // A successful lookup refreshes the idle clock only; the lifetime keeps
 // counting from creation. The clock never moves backwards for a session
 // even if two workers' cached times differ by a few milliseconds.

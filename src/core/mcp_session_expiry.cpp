@@ -27,6 +27,12 @@ session_state classify(const session_times& times, const expiry_policy& policy, 
     return session_state::live;
 }
 
+unix_ms expires_at(const session_times& times, const expiry_policy& policy)
+{
+    return std::min(saturating_add(times.created_ms, policy.max_lifetime_ms),
+                    saturating_add(times.last_access_ms, policy.idle_timeout_ms));
+}
+
 session_times touched(const session_times& times, unix_ms now)
 {
     return session_times{times.created_ms, std::max(times.last_access_ms, now)};

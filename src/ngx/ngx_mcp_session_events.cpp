@@ -16,9 +16,14 @@ namespace {
 // SSE framing around one payload: "id: <20 digits>\nevent: heartbeat\ndata: " ... "\n\n".
 constexpr std::size_t sse_overhead = 64;
 
+mcp_session::session_times times_of(const session_record* record)
+{
+    return {record->created_ms, record->last_access_ms};
+}
+
 bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 {
-    return !mcp_session::is_expired({record->created_ms, record->last_access_ms}, zone.policy, now);
+    return !mcp_session::is_expired(times_of(record), zone.policy, now);
 }
 
 }  // namespace
@@ -35,6 +40,7 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
     }
     if (!live(record, zone_, now)) {
         zone.remove(record);
+        ++zone.shared().counters.expired_lazily;
         outcome.result = publish_result::expired;
         return outcome;
     }
@@ -86,7 +92,22 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
     }
     stream->subscriber = ++zone.shared().next_subscription;
     stream->subscriber_worker = static_cast<std::int32_t>(worker);
-    return {stream->subscriber, stream->next_id - 1};
+    return {stream->subscriber, stream->next_id - 1, mcp_session::expires_at(times_of(record), zone_.policy)};
+}
+
+unix_ms event_store::expire_if_due(const session_key& key, unix_ms now)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr) {
+        return 0;
+    }
+    if (!live(record, zone_, now)) {
+        tx.zone().remove(record);  // wakes the stream's worker to end it
+        ++tx.zone().shared().counters.expired_lazily;
+        return 0;
+    }
+    return mcp_session::expires_at(times_of(record), zone_.policy);
 }
 
 void event_store::unsubscribe(const session_key& key, std::uint64_t token)

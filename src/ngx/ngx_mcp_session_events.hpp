@@ -33,6 +33,7 @@ struct read_outcome {
 struct subscription {
     std::uint64_t token = 0;   // 0: the session is gone or has no room for a ring
     std::uint64_t newest = 0;  // events up to here were there before: a replay
+    mcp_session::unix_ms expires_at = 0;  // unless touched before then
 };
 
 // Every call takes the zone lock once and rings the listener's worker
@@ -62,6 +63,10 @@ public:
 
     // Tokens of this worker's streams that have news; true: look at all.
     bool drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens);
+
+    // Removes the session if it has expired by `now` (its stream then ends);
+    // otherwise returns when it will expire. 0: the session is gone.
+    mcp_session::unix_ms expire_if_due(const mcp_session::session_key& key, mcp_session::unix_ms now);
 
     // Refreshes the idle clock of a session with an open stream.
     bool touch(const mcp_session::session_key& key, mcp_session::unix_ms now);

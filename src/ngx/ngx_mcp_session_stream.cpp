@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <new>
 #include <string>
@@ -37,6 +38,7 @@ struct stream_ctx {
     bool finished = false;
     ngx_msec_t heartbeat_interval = 0;
     ngx_event_t heartbeat{};
+    ngx_event_t deadline{};  // the session's expiry: the stream ends then, not at the next sweep
     struct {
         ngx_queue_t queue;  // first member: a queue pointer is the link's address
         stream_ctx* owner;
@@ -207,6 +209,35 @@ void on_heartbeat(ngx_event_t* ev) noexcept
     }
 }
 
+void arm_deadline(stream_ctx* s, mcp_session::unix_ms expires_at, mcp_session::unix_ms now)
+{
+    // +1: nginx timers may fire a millisecond early relative to now_ms().
+    const mcp_session::unix_ms wait = expires_at - now + 1;
+    const mcp_session::unix_ms longest = 24 * 60 * 60 * 1000;  // re-checked at least daily
+    ngx_add_timer(&s->deadline, static_cast<ngx_msec_t>(std::clamp<mcp_session::unix_ms>(wait, 1, longest)));
+}
+
+// The session may have been touched meanwhile: expire it only if it is
+// due, else wait for its new deadline. Removal wakes the stream to end.
+void on_deadline(ngx_event_t* ev) noexcept
+{
+    auto* s = static_cast<stream_ctx*>(ev->data);
+    if (s->finished) {
+        return;
+    }
+    try {
+        const std::int64_t now = now_ms();
+        const mcp_session::unix_ms expires_at = event_store(*s->zone).expire_if_due(s->key, now);
+        if (expires_at == 0) {
+            pump(s);  // ends the stream (the doorbell would too, a loop turn later)
+            return;
+        }
+        arm_deadline(s, expires_at, now);
+    } catch (const std::exception& e) {
+        log_failure(ev->log, "session deadline", &e);
+    }
+}
+
 void cleanup_stream(void* data) noexcept
 {
     auto* s = static_cast<stream_ctx*>(data);
@@ -215,6 +246,9 @@ void cleanup_stream(void* data) noexcept
     }
     if (s->heartbeat.timer_set) {
         ngx_del_timer(&s->heartbeat);
+    }
+    if (s->deadline.timer_set) {
+        ngx_del_timer(&s->deadline);
     }
     if (s->token != 0) {
         streams_by_token.erase(s->token);
@@ -307,6 +341,11 @@ ngx_int_t open_stream(ngx_http_request_t* r)
         s->heartbeat.cancelable = 1;
         ngx_add_timer(&s->heartbeat, s->heartbeat_interval);
     }
+    s->deadline.handler = on_deadline;
+    s->deadline.data = s;
+    s->deadline.log = r->connection->log;
+    s->deadline.cancelable = 1;
+    arm_deadline(s, subscribed.expires_at, now);
     r->read_event_handler = ngx_http_test_reading;  // notices a client that leaves
     r->write_event_handler = on_stream_write;
     // A worker shutting down (reload) closes idle connections: marking the

@@ -80,4 +80,18 @@ BOOST_AUTO_TEST_CASE(sub_second_timeouts_work)
     BOOST_TEST(is_expired(fresh(), quick, start + 300));
 }
 
+BOOST_AUTO_TEST_CASE(expires_at_is_the_earlier_deadline_and_agrees_with_classify)
+{
+    const expiry_policy policy{10 * minute, 60 * minute};
+    BOOST_TEST(expires_at(fresh(), policy) == start + 10 * minute);
+    const session_times busy{start, start + 55 * minute};
+    BOOST_TEST(expires_at(busy, policy) == start + 60 * minute);
+    for (const session_times& t : {fresh(), busy}) {
+        BOOST_TEST(!is_expired(t, policy, expires_at(t, policy) - 1));
+        BOOST_TEST(is_expired(t, policy, expires_at(t, policy)));
+    }
+    const expiry_policy forever{INT64_MAX, INT64_MAX};
+    BOOST_TEST(expires_at(fresh(), forever) == INT64_MAX);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,226 @@
+#include "mcp_session/state_file.hpp"
+
+#include <cstring>
+
+namespace mcp_session {
+namespace {
+
+constexpr char magic[8] = {'M', 'C', 'P', 'S', 'T', 'A', 'T', 'E'};
+// magic, version, reserved, binding key, saved at, count
+constexpr std::size_t header_size = 8 + 4 + 4 + 8 + 8 + 8;
+constexpr std::size_t count_offset = header_size - 8;
+constexpr std::size_t checksum_size = 8;
+// created, last access, next event id, principal, tenant; bound, packed, id size, backend size
+constexpr std::size_t record_fixed_size = 5 * 8 + 4;
+constexpr std::size_t max_backend_id_size = 255;
+
+void put_u64(char* at, std::uint64_t v)
+{
+    for (int i = 0; i < 8; ++i) {
+        at[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+}
+
+void append_u64(std::string& out, std::uint64_t v)
+{
+    char bytes[8];
+    put_u64(bytes, v);
+    out.append(bytes, 8);
+}
+
+void append_u32(std::string& out, std::uint32_t v)
+{
+    for (int i = 0; i < 4; ++i) {
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    }
+}
+
+// FNV-1a: catches truncation and stray edits, not tampering (the file is
+// the operator's own, mode 0600).
+std::uint64_t checksum(std::string_view bytes)
+{
+    std::uint64_t h = 1469598103934665603ULL;
+    for (const char c : bytes) {
+        h = (h ^ static_cast<std::uint8_t>(c)) * 1099511628211ULL;
+    }
+    return h;
+}
+
+class cursor {
+public:
+    explicit cursor(std::string_view bytes) : bytes_(bytes) {}
+    bool has(std::size_t n) const { return bytes_.size() - at_ >= n; }
+    std::uint64_t u64()
+    {
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i) {
+            v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes_[at_ + i])) << (8 * i);
+        }
+        at_ += 8;
+        return v;
+    }
+    std::uint32_t u32()
+    {
+        std::uint32_t v = 0;
+        for (int i = 0; i < 4; ++i) {
+            v |= static_cast<std::uint32_t>(static_cast<std::uint8_t>(bytes_[at_ + i])) << (8 * i);
+        }
+        at_ += 4;
+        return v;
+    }
+    std::uint8_t u8() { return static_cast<std::uint8_t>(bytes_[at_++]); }
+    std::string_view take(std::size_t n)
+    {
+        const std::string_view v = bytes_.substr(at_, n);
+        at_ += n;
+        return v;
+    }
+    std::size_t left() const { return bytes_.size() - at_; }
+
+private:
+    std::string_view bytes_;
+    std::size_t at_ = 0;
+};
+
+// The stored form the zone would give this id itself: canonical UUIDs
+// packed, everything else verbatim and storable.
+bool canonical_key(const session_key& key)
+{
+    const std::optional<session_key> again = session_key::from_id(key.to_id());
+    return again && again->equals(key.data(), key.size(), key.packed_uuid());
+}
+
+state_contents refuse(std::string why)
+{
+    state_contents c;
+    c.error = std::move(why);
+    return c;
+}
+
+}  // namespace
+
+std::size_t state_writer::max_record_size() { return record_fixed_size + max_session_id_length + max_backend_id_size; }
+
+std::size_t state_writer::framing_size() { return header_size + checksum_size; }
+
+state_writer::state_writer(std::string& out, const state_header& header) : out_(out)
+{
+    out_.clear();
+    out_.append(magic, sizeof(magic));
+    append_u32(out_, state_file_version);
+    append_u32(out_, 0);
+    append_u64(out_, header.binding_key);
+    append_u64(out_, static_cast<std::uint64_t>(header.saved_at_ms));
+    count_at_ = out_.size();
+    append_u64(out_, 0);
+}
+
+bool state_writer::add(const session_key& key, const session_times& times, std::uint64_t next_event_id,
+                       std::uint8_t bound, std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id)
+{
+    const std::size_t size = record_fixed_size + key.size() + backend_id.size();
+    if (backend_id.size() > max_backend_id_size || out_.size() + size + checksum_size > out_.capacity()) {
+        return false;
+    }
+    append_u64(out_, static_cast<std::uint64_t>(times.created_ms));
+    append_u64(out_, static_cast<std::uint64_t>(times.last_access_ms));
+    append_u64(out_, next_event_id);
+    append_u64(out_, principal);
+    append_u64(out_, tenant);
+    out_.push_back(static_cast<char>(bound));
+    out_.push_back(static_cast<char>(key.packed_uuid() ? 1 : 0));
+    out_.push_back(static_cast<char>(key.size()));
+    out_.push_back(static_cast<char>(backend_id.size()));
+    out_.append(reinterpret_cast<const char*>(key.data()), key.size());
+    out_.append(backend_id.data(), backend_id.size());
+    ++count_;
+    return true;
+}
+
+void state_writer::finish()
+{
+    put_u64(&out_[count_at_], count_);
+    append_u64(out_, checksum(out_));
+}
+
+state_contents read_state(std::string_view bytes, std::size_t max_sessions)
+{
+    if (bytes.size() < header_size + checksum_size) {
+        return refuse("truncated: " + std::to_string(bytes.size()) + " bytes");
+    }
+    if (std::memcmp(bytes.data(), magic, sizeof(magic)) != 0) {
+        return refuse("not a state file");
+    }
+    const std::string_view body = bytes.substr(0, bytes.size() - checksum_size);
+    cursor in(bytes);
+    in.take(sizeof(magic));
+    const std::uint32_t version = in.u32();
+    if (version != state_file_version) {
+        return refuse("version " + std::to_string(version) + ", this module reads version " +
+                      std::to_string(state_file_version));
+    }
+    cursor trailer(bytes.substr(body.size()));
+    if (trailer.u64() != checksum(body)) {
+        return refuse("checksum mismatch (truncated or altered)");
+    }
+    in.u32();  // reserved
+    state_contents c;
+    c.header.binding_key = in.u64();
+    c.header.saved_at_ms = static_cast<unix_ms>(in.u64());
+    const std::uint64_t count = in.u64();
+    if (count > max_sessions) {
+        return refuse(std::to_string(count) + " sessions, more than the zone can hold (" +
+                      std::to_string(max_sessions) + ")");
+    }
+    // Each record takes at least its fixed part: a count that cannot fit
+    // is refused before anything is reserved.
+    if (count > (in.left() - checksum_size) / record_fixed_size) {
+        return refuse("truncated: fewer records than the header counts");
+    }
+    c.sessions.reserve(static_cast<std::size_t>(count));
+    for (std::uint64_t i = 0; i < count; ++i) {
+        if (!in.has(record_fixed_size + checksum_size)) {
+            return refuse("truncated in record " + std::to_string(i));
+        }
+        saved_session s;
+        s.times.created_ms = static_cast<unix_ms>(in.u64());
+        s.times.last_access_ms = static_cast<unix_ms>(in.u64());
+        s.next_event_id = in.u64();
+        s.principal = in.u64();
+        s.tenant = in.u64();
+        s.bound = in.u8();
+        const std::uint8_t packed = in.u8();
+        const std::size_t id_size = in.u8();
+        const std::size_t backend_size = in.u8();
+        if (!in.has(id_size + backend_size + checksum_size)) {
+            return refuse("truncated in record " + std::to_string(i));
+        }
+        const std::string_view id = in.take(id_size);
+        const std::string_view backend = in.take(backend_size);
+        if (packed > 1 || id_size == 0 || id_size > max_session_id_length) {
+            return refuse("record " + std::to_string(i) + ": malformed id");
+        }
+        s.key = session_key::from_stored(reinterpret_cast<const std::uint8_t*>(id.data()), id_size, packed == 1);
+        if ((packed == 1 && id_size != session_key::packed_uuid_size) || !canonical_key(s.key)) {
+            return refuse("record " + std::to_string(i) + ": malformed id");
+        }
+        if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend)) ||
+            s.times.created_ms < 0 || s.times.last_access_ms < s.times.created_ms) {
+            return refuse("record " + std::to_string(i) + ": malformed fields");
+        }
+        s.backend_id.assign(backend);
+        c.sessions.push_back(std::move(s));
+    }
+    if (in.left() != checksum_size) {
+        return refuse("trailing bytes after the last record");
+    }
+    c.ok = true;
+    return c;
+}
+
+bool worth_restoring(const saved_session& session, const expiry_policy& policy, unix_ms now)
+{
+    return !is_expired(session.times, policy, now);
+}
+
+}  // namespace mcp_session

@@ -3,6 +3,7 @@
 #include "src/ngx/ngx_mcp_session_conf.hpp"
 #include "src/ngx/ngx_mcp_session_doorbell.hpp"
 #include "src/ngx/ngx_mcp_session_phases.hpp"
+#include "src/ngx/ngx_mcp_session_state.hpp"
 
 namespace {
 
@@ -25,16 +26,27 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     return NGX_OK;
 }
 
-// Master, every cycle, before workers fork: their doorbells.
-ngx_int_t init_module(ngx_cycle_t* cycle) noexcept { return create_doorbells(cycle); }
+// Master, every cycle, before workers fork: their doorbells, and the
+// sessions of zones made afresh from their state files.
+ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
+{
+    if (create_doorbells(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    restore_state(cycle);
+    return NGX_OK;
+}
 
 ngx_int_t init_process(ngx_cycle_t* cycle) noexcept
 {
-    if (start_id_generator() != NGX_OK || start_sweep_timers(cycle) != NGX_OK) {
+    if (start_id_generator() != NGX_OK || start_sweep_timers(cycle) != NGX_OK || start_state_timers(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
     return start_stream_delivery(cycle);
 }
+
+// Master (or single process) on quit or stop, after the workers are gone.
+void exit_master(ngx_cycle_t* cycle) noexcept { save_state_at_exit(cycle); }
 
 ngx_command_t commands[] = {
     {ngx_string("mcp_session_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_zone_directive,
@@ -89,7 +101,7 @@ ngx_module_t ngx_mcp_session_module = {
     nullptr,       // init thread
     nullptr,       // exit thread
     nullptr,       // exit process
-    nullptr,       // exit master
+    exit_master,   // exit master
     NGX_MODULE_V1_PADDING,
 };
 

@@ -24,6 +24,16 @@ struct message_facts {
 
 message_facts inspect_message_body(std::string_view body);
 
+// Deeper published events are refused: serialising (and freeing) a JSON
+// value recurses once per level, and a worker's stack is finite. serde_json,
+// the seed's parser, stops at the same depth.
+inline constexpr std::size_t max_published_depth = 128;
+
+// A published event's payload: the body re-serialised compactly (so no
+// line break reaches the SSE framing), or nothing when the body is not one
+// JSON object nested at most max_published_depth levels.
+std::optional<std::string> compact_published_message(std::string_view body);
+
 // A keyed digest of a principal or tenant value: shared memory holds this,
 // never the raw credential.
 std::uint64_t binding_digest(std::string_view value, std::uint64_t key);

@@ -8,15 +8,22 @@
 namespace mcp_session {
 
 // A ring of `capacity` events whose ids run 1, 2, 3, ... without gaps;
-// when full, publishing drops the oldest.
+// when full, publishing drops the oldest. Ids below `first_kept` were
+// never in this ring (it was made afresh after a restart restored the
+// session's id counter), so they count as dropped, not retained.
 struct ring_window {
     std::uint64_t next_id = 1;
     std::uint32_t capacity = 256;
+    std::uint64_t first_kept = 1;
 
     std::uint64_t newest() const { return next_id - 1; }
-    std::uint64_t retained() const { return newest() < capacity ? newest() : capacity; }
     // Equals next_id when the ring is empty.
-    std::uint64_t oldest() const { return next_id - retained(); }
+    std::uint64_t oldest() const
+    {
+        const std::uint64_t by_capacity = newest() < capacity ? 1 : next_id - capacity;
+        return by_capacity > first_kept ? by_capacity : (first_kept < next_id ? first_kept : next_id);
+    }
+    std::uint64_t retained() const { return next_id - oldest(); }
     std::size_t slot(std::uint64_t id) const { return static_cast<std::size_t>((id - 1) % capacity); }
     bool full() const { return retained() == capacity; }
 };

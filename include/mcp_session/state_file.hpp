@@ -38,6 +38,7 @@ struct state_header {
 class state_writer {
 public:
     // Bytes one session takes at most, and the fixed header + trailer.
+    static std::size_t record_size(std::size_t id_size, std::size_t backend_id_size);
     static std::size_t max_record_size();
     static std::size_t framing_size();
 

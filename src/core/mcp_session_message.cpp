@@ -89,6 +89,18 @@ message_facts inspect_message_body(std::string_view body)
     return facts;
 }
 
+std::optional<std::string> compact_published_message(std::string_view body)
+{
+    if (!nesting_within(body, max_published_depth)) {
+        return std::nullopt;  // checked before parsing: nothing deep is ever built
+    }
+    const json message = json::parse(body.begin(), body.end(), nullptr, false);
+    if (message.is_discarded() || !message.is_object()) {
+        return std::nullopt;
+    }
+    return message.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::uint64_t binding_digest(std::string_view value, std::uint64_t key)
 {
     // Two keyed FNV-1a passes with a 64-bit finaliser; the key is the

@@ -99,7 +99,12 @@ state_contents refuse(std::string why)
 
 }  // namespace
 
-std::size_t state_writer::max_record_size() { return record_fixed_size + max_session_id_length + max_backend_id_size; }
+std::size_t state_writer::record_size(std::size_t id_size, std::size_t backend_id_size)
+{
+    return record_fixed_size + id_size + backend_id_size;
+}
+
+std::size_t state_writer::max_record_size() { return record_size(max_session_id_length, max_backend_id_size); }
 
 std::size_t state_writer::framing_size() { return header_size + checksum_size; }
 
@@ -118,7 +123,7 @@ state_writer::state_writer(std::string& out, const state_header& header) : out_(
 bool state_writer::add(const session_key& key, const session_times& times, std::uint64_t next_event_id,
                        std::uint8_t bound, std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id)
 {
-    const std::size_t size = record_fixed_size + key.size() + backend_id.size();
+    const std::size_t size = record_size(key.size(), backend_id.size());
     if (backend_id.size() > max_backend_id_size || out_.size() + size + checksum_size > out_.capacity()) {
         return false;
     }

@@ -17,6 +17,9 @@ namespace {
 // A ring slot is 24 bytes: 65536 events is 1.5 MB per streaming session.
 constexpr ngx_int_t max_ring_capacity = 65536;
 
+// How often a worker saves a zone with state= (besides the save at exit).
+constexpr mcp_session::unix_ms default_state_interval_ms = 60 * 1000;
+
 bool take_parameter(const ngx_str_t& arg, const char* prefix, ngx_str_t* value)
 {
     const size_t len = ngx_strlen(prefix);
@@ -132,6 +135,7 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
     ssize_t size = 0;
     zone_conf parsed{};
     parsed.ring_capacity = mcp_session::default_ring_capacity;
+    parsed.state_saves.interval_ms = default_state_interval_ms;
 
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
         const ngx_str_t& arg = args[i];
@@ -151,6 +155,21 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
         } else if (take_parameter(arg, "sweep_interval=", &value)) {
             if (!parse_positive_ms(value, &parsed.sweep.interval_ms)) {
                 return timing_error(cf, "sweep_interval", arg);
+            }
+        } else if (take_parameter(arg, "state=", &value)) {
+            if (value.len == 0 || ngx_conf_full_name(cf->cycle, &value, 0) != NGX_OK) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid state file \"%V\"", &arg);
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+            parsed.state_path.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, value.len + 1));
+            if (parsed.state_path.data == nullptr) {
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+            *ngx_cpymem(parsed.state_path.data, value.data, value.len) = '\0';
+            parsed.state_path.len = value.len;
+        } else if (take_parameter(arg, "state_interval=", &value)) {
+            if (!parse_positive_ms(value, &parsed.state_saves.interval_ms)) {
+                return timing_error(cf, "state_interval", arg);
             }
         } else if (take_parameter(arg, "buffer=", &value)) {
             const ngx_int_t events = ngx_atoi(value.data, value.len);

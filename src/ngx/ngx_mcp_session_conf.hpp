@@ -24,6 +24,10 @@ struct zone_conf {
     zone_shared* shared;
     ngx_slab_pool_t* pool;
     ngx_event_t sweep_timer;  // per worker, armed in init_process
+    ngx_str_t state_path;     // state=; empty: sessions live only in memory
+    mcp_session::sweep_schedule state_saves;  // state_interval=
+    ngx_event_t state_timer;  // per worker; one worker saves per interval
+    bool made_afresh;         // this cycle created the shared memory (not a reload)
 };
 
 // Where a location named a zone, so an undeclared one can be reported

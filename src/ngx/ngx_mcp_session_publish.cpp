@@ -7,17 +7,18 @@
 #include "ngx_mcp_session_request.hpp"
 
 #include "mcp_session/error_body.hpp"
+#include "mcp_session/message.hpp"
 #include "mcp_session/session_id.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <exception>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace mcp_ngx {
 namespace {
 
-ngx_int_t refuse(ngx_http_request_t* r, ngx_uint_t status, const char* message)
+ngx_int_t refuse(ngx_http_request_t* r, ngx_uint_t status, std::string_view message)
 {
     return send_json(r, status, mcp_session::transport_error_body(message));
 }
@@ -30,15 +31,15 @@ ngx_int_t publish_body(ngx_http_request_t* r)
     if (!collect_body(r, lcf->event_max_size, &body)) {
         return refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Payload Too Large: event exceeds mcp_session_event_max_size");
     }
-    const nlohmann::json message = nlohmann::json::parse(body, nullptr, false);
-    if (message.is_discarded() || !message.is_object()) {
-        return refuse(r, NGX_HTTP_BAD_REQUEST, "Bad Request: the body must be one JSON-RPC message (a JSON object)");
+    const std::optional<std::string> payload = mcp_session::compact_published_message(body);
+    if (!payload) {
+        return refuse(r, NGX_HTTP_BAD_REQUEST,
+                      "Bad Request: the body must be one JSON-RPC message (a JSON object nested at most " +
+                          std::to_string(mcp_session::max_published_depth) + " levels)");
     }
-    // Re-serialised compactly: no line breaks can reach the SSE framing.
-    const std::string payload = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
     const std::int64_t now = now_ms();
-    const publish_outcome outcome = event_store(*state->zone).publish(state->key, state->publish_kind, payload, now);
+    const publish_outcome outcome = event_store(*state->zone).publish(state->key, state->publish_kind, *payload, now);
     switch (outcome.result) {
     case publish_result::published:
         return send_json(r, NGX_HTTP_ACCEPTED, "{\"id\":" + std::to_string(outcome.id) + "}");

@@ -182,6 +182,21 @@ void locked_zone::link(session_record* record, unix_ms now)
     ++sh_.sessions;
 }
 
+void locked_zone::link_restored(session_record* record, const session_times& times)
+{
+    record->created_ms = times.created_ms;
+    record->last_access_ms = times.last_access_ms;
+    ngx_rbtree_insert(&sh_.tree, node_of(record));
+    ngx_queue_insert_tail(&sh_.by_creation, &record->by_creation);
+    ngx_queue_init(&record->by_last_access);
+    ++sh_.sessions;
+}
+
+void locked_zone::link_by_last_access(session_record* record)
+{
+    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
+}
+
 std::size_t locked_zone::remove_expired(unix_ms now, std::size_t budget)
 {
     order by_access = lru_order(*this);
@@ -242,6 +257,7 @@ mcp_session::ring_window locked_zone::window_of(const session_stream* stream)
     mcp_session::ring_window window;
     window.next_id = stream->next_id;
     window.capacity = stream->capacity;
+    window.first_kept = stream->first_kept;
     return window;
 }
 
@@ -259,6 +275,7 @@ session_stream* locked_zone::stream_of(session_record* record)
         return nullptr;
     }
     stream->next_id = 1;
+    stream->first_kept = 1;
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
     stream->capacity = capacity;
@@ -432,6 +449,7 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     ngx_sprintf(log_ctx, "%s%V\"%Z", prefix, &shm_zone->shm.name);
     zone->pool->log_ctx = log_ctx;
     zone->pool->log_nomem = 0;
+    zone->made_afresh = true;  // restored from its state file in init_module
     return NGX_OK;
 }
 

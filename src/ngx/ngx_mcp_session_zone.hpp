@@ -20,7 +20,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 5;
+constexpr std::uint32_t layout_version = 6;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -52,6 +52,9 @@ struct zone_shared {
     std::uint64_t open_streams;
     mcp_session::zone_counters counters;  // since the zone was made; kept across reloads
     worker_inbox* inboxes[inbox_workers];  // by worker number, see open_inbox
+    mcp_session::unix_ms next_state_save_ms;
+    std::int64_t state_file_mtime_ns;  // the state file as this zone last wrote or read it
+    std::int64_t state_file_size;
 };
 
 struct event_slot {
@@ -68,6 +71,7 @@ struct session_stream {
     std::uint64_t subscriber;  // subscription token; 0 = nobody listening
     std::int32_t subscriber_worker;
     std::uint32_t capacity;
+    std::uint64_t first_kept;  // ids below were lost in a restart (see ring_window)
     // event_slot[capacity] follows
 };
 
@@ -122,6 +126,10 @@ public:
     void remove(session_record* record);
     session_record* allocate(const mcp_session::session_key& key);
     void link(session_record* record, mcp_session::unix_ms now);
+    // Links a restored session with its saved times, kept out of the LRU
+    // order until link_by_last_access (restores come in creation order).
+    void link_restored(session_record* record, const mcp_session::session_times& times);
+    void link_by_last_access(session_record* record);
     std::size_t remove_expired(mcp_session::unix_ms now, std::size_t budget);
     bool evict_least_recently_used(const session_record* spare = nullptr);
     std::size_t note_evictions(std::size_t evicted, mcp_session::unix_ms now);
@@ -146,6 +154,16 @@ public:
     // Moves this worker's queued tokens into `out` (reserved to
     // inbox_capacity by the caller); true when it must look at every stream.
     bool drain_inbox(ngx_int_t worker, std::vector<std::uint64_t>& out);
+
+    // Every session, oldest created first.
+    template <typename Visit>
+    void for_each_by_creation(Visit visit)
+    {
+        for (ngx_queue_t* q = ngx_queue_head(&sh_.by_creation); q != ngx_queue_sentinel(&sh_.by_creation);
+             q = ngx_queue_next(q)) {
+            visit(reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(q) - offsetof(session_record, by_creation)));
+        }
+    }
 
     zone_shared& shared() { return sh_; }
     zone_conf& conf() { return zone_; }

@@ -57,6 +57,26 @@ BOOST_AUTO_TEST_CASE(deep_nesting_is_not_inspected)
     BOOST_TEST(inspect_message_body(braces_in_strings).initialize);
 }
 
+BOOST_AUTO_TEST_CASE(published_messages_are_compacted)
+{
+    BOOST_TEST(compact_published_message("{ \"a\" :\n [1, 2] }").value() == R"({"a":[1,2]})");
+    for (const char* body : {"", "{\"truncated\":", "[1,2]", "42", "\"text\"", "{\"a\":1}garbage"}) {
+        BOOST_TEST(!compact_published_message(body), body);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(published_messages_are_bounded_in_depth)
+{
+    const auto nested = [](std::size_t depth) {
+        return "{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+    };
+    BOOST_TEST(compact_published_message(nested(max_published_depth)).has_value());
+    BOOST_TEST(!compact_published_message(nested(max_published_depth + 1)));
+    BOOST_TEST(!compact_published_message(nested(1000000)));  // refused before anything recursive runs
+    const std::string brackets_in_strings = R"({"x":")" + std::string(1000, '[') + R"("})";
+    BOOST_TEST(compact_published_message(brackets_in_strings).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(ids_reach_error_bodies)
 {
     BOOST_TEST(transport_error_body("x", "7").find(R"("id":7)") != std::string::npos);

@@ -109,4 +109,27 @@ BOOST_AUTO_TEST_CASE(small_rings_work_the_same)
     BOOST_TEST(plan.first_id == 4u);
 }
 
+// After a restart the ring is empty but ids go on from where they were:
+// a client's missed events are announced as dropped, never invented.
+BOOST_AUTO_TEST_CASE(restored_ring_counts_lost_ids_as_dropped)
+{
+    ring_window ring;
+    ring.next_id = 11;
+    ring.first_kept = 11;
+    BOOST_TEST(ring.retained() == 0u);
+    const replay_plan plan = plan_replay(7, ring);
+    BOOST_TEST(plan.dropped == 3u);  // 8, 9, 10
+    BOOST_TEST(!plan.has_events());
+    BOOST_TEST(plan.first_id == 11u);
+    BOOST_TEST(plan_replay(10, ring).dropped == 0u);
+
+    ring.next_id = 14;  // three events published since the restart
+    const replay_plan later = plan_replay(7, ring);
+    BOOST_TEST(later.dropped == 3u);
+    BOOST_TEST(later.first_id == 11u);
+    BOOST_TEST(later.last_id == 13u);
+    ring.next_id = 11 + 300;  // the ring wrapped: capacity rules again
+    BOOST_TEST(ring.oldest() == 11u + 300 - 256);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -111,6 +111,20 @@ sub check_config {
 sub start {
     my ($self) = @_;
     $self->fresh_servroot;
+    return $self->launch;
+}
+
+# Stops nginx gracefully and starts it again on the same servroot (logs
+# and any files the test keeps there survive).
+sub restart {
+    my ($self) = @_;
+    $self->stop;
+    $self->write_config;
+    return $self->launch;
+}
+
+sub launch {
+    my ($self) = @_;
     my ($code, $output) = $self->run_nginx;
     die "nginx failed to start (exit $code):\n$output\n" if $code != 0;
     my $deadline = time + 10;

@@ -1,0 +1,366 @@
+#include "ngx_mcp_session_state.hpp"
+
+#include "ngx_mcp_session_zone.hpp"
+
+#include "mcp_session/state_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace mcp_ngx {
+
+using mcp_session::saved_session;
+using mcp_session::state_contents;
+using mcp_session::unix_ms;
+
+namespace {
+
+struct file_identity {
+    bool exists = false;
+    std::int64_t mtime_ns = 0;
+    std::int64_t size = 0;
+};
+
+const char* path_of(const zone_conf& zone) { return reinterpret_cast<const char*>(zone.state_path.data); }
+
+file_identity identify(const char* path)
+{
+    struct stat st {};
+    if (stat(path, &st) != 0) {
+        return {};
+    }
+    return {true, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+            static_cast<std::int64_t>(st.st_size)};
+}
+
+// Reads at most `limit` bytes; a larger file is refused before it is read.
+bool read_file(const char* path, std::size_t limit, std::string& out, std::string& error)
+{
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error = std::string("cannot be opened: ") + strerror(errno);
+        return false;
+    }
+    struct stat st {};
+    bool ok = fstat(fd, &st) == 0;
+    if (ok && static_cast<std::size_t>(st.st_size) > limit) {
+        error = std::to_string(st.st_size) + " bytes, larger than the zone";
+        ok = false;
+    }
+    if (ok) {
+        out.resize(static_cast<std::size_t>(st.st_size));
+        std::size_t done = 0;
+        while (done < out.size()) {
+            const ssize_t n = read(fd, &out[done], out.size() - done);
+            if (n <= 0) {
+                error = n == 0 ? "shorter than its size" : std::string("read failed: ") + strerror(errno);
+                ok = false;
+                break;
+            }
+            done += static_cast<std::size_t>(n);
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+// Write, flush to disk, then rename over the old file: a crash at any
+// point leaves either the old file or the new one, never half of one.
+bool write_file_atomically(const char* path, const std::string& bytes, std::string& error)
+{
+    const std::string temp = std::string(path) + ".tmp." + std::to_string(getpid());
+    const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error = "cannot create \"" + temp + "\": " + strerror(errno);
+        return false;
+    }
+    std::size_t done = 0;
+    bool ok = true;
+    while (ok && done < bytes.size()) {
+        const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+        ok = n > 0;
+        done += ok ? static_cast<std::size_t>(n) : 0;
+    }
+    ok = ok && fsync(fd) == 0;
+    if (!ok) {
+        error = std::string("writing \"") + temp + "\" failed: " + strerror(errno);
+    }
+    close(fd);
+    if (ok && rename(temp.c_str(), path) != 0) {
+        error = std::string("rename failed: ") + strerror(errno);
+        ok = false;
+    }
+    if (!ok) {
+        unlink(temp.c_str());
+    }
+    return ok;
+}
+
+// Most sessions a zone of this size could hold: bounds what a file may claim.
+std::size_t zone_capacity(const zone_conf& zone) { return zone.shm_zone->shm.size / 64; }
+
+struct adoption {
+    std::size_t restored = 0;
+    std::size_t expired = 0;
+    std::size_t known = 0;    // already in the zone (adopting a newer file)
+    std::size_t no_room = 0;
+};
+
+// Puts the file's sessions into the zone. A fresh zone takes the file's
+// binding key, so saved principal/tenant digests still compare; a zone
+// with a key of its own skips bound sessions it could not check.
+adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone, unix_ms now)
+{
+    adoption result;
+    std::vector<const saved_session*> wanted;
+    wanted.reserve(contents.sessions.size());
+    for (const saved_session& s : contents.sessions) {
+        if (mcp_session::worth_restoring(s, zone.policy, now)) {
+            wanted.push_back(&s);
+        } else {
+            ++result.expired;
+        }
+    }
+    // Restored in creation order; the LRU order is rebuilt from saved times.
+    std::vector<std::size_t> by_access(wanted.size());
+    for (std::size_t i = 0; i < by_access.size(); ++i) {
+        by_access[i] = i;
+    }
+    std::stable_sort(by_access.begin(), by_access.end(), [&](std::size_t a, std::size_t b) {
+        return wanted[a]->times.last_access_ms < wanted[b]->times.last_access_ms;
+    });
+    std::vector<session_record*> records(wanted.size(), nullptr);
+
+    zone_transaction tx(zone);
+    locked_zone& z = tx.zone();
+    if (fresh_zone) {
+        z.shared().hash_seed = contents.header.binding_key;
+    }
+    const bool same_key = z.shared().hash_seed == contents.header.binding_key;
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+        const saved_session& s = *wanted[i];
+        if (z.find(s.key) != nullptr || (s.bound != 0 && !same_key)) {
+            ++result.known;
+            continue;
+        }
+        session_record* record = z.allocate(s.key);
+        if (record == nullptr) {
+            ++result.no_room;
+            continue;
+        }
+        z.link_restored(record, s.times);
+        session_extras extras{};
+        extras.principal = s.principal;
+        extras.tenant = s.tenant;
+        extras.bound = s.bound;
+        if (!z.set_extras(record, extras, s.backend_id)) {
+            z.remove(record);  // a session without its binding must not exist
+            ++result.no_room;
+            continue;
+        }
+        if (s.next_event_id > 1) {
+            // Ids keep increasing; the events themselves were not saved.
+            session_stream* stream = z.stream_of(record);
+            if (stream != nullptr) {
+                stream->next_id = s.next_event_id;
+                stream->first_kept = s.next_event_id;
+            }
+        }
+        records[i] = record;
+        ++result.restored;
+    }
+    for (const std::size_t i : by_access) {
+        if (records[i] != nullptr) {
+            z.link_by_last_access(records[i]);
+        }
+    }
+    return result;
+}
+
+void remember_file(zone_conf& zone, const file_identity& file)
+{
+    zone_transaction tx(zone);
+    tx.zone().shared().state_file_mtime_ns = file.mtime_ns;
+    tx.zone().shared().state_file_size = file.size;
+}
+
+bool file_changed_by_another(zone_conf& zone, const file_identity& file)
+{
+    zone_transaction tx(zone);
+    const zone_shared& sh = tx.zone().shared();
+    return file.exists && (file.mtime_ns != sh.state_file_mtime_ns || file.size != sh.state_file_size);
+}
+
+// Loads the file into the zone and logs the one line that says how it went.
+void load(zone_conf& zone, ngx_log_t* log, bool fresh_zone)
+{
+    const char* path = path_of(zone);
+    const file_identity file = identify(path);
+    if (!file.exists) {
+        return;  // first start, or never saved: not an error
+    }
+    std::string bytes;
+    std::string error;
+    state_contents contents;
+    if (read_file(path, zone.shm_zone->shm.size, bytes, error)) {
+        contents = mcp_session::read_state(bytes, zone_capacity(zone));
+        error = contents.error;
+    }
+    remember_file(zone, file);  // an unusable file is reported once, not every interval
+    if (!contents.ok) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcp_session zone \"%V\": state file \"%s\" is unusable (%s); %s", &zone.name, path,
+                      error.c_str(), fresh_zone ? "starting with an empty zone" : "ignored");
+        return;
+    }
+    const adoption a = adopt(zone, contents, fresh_zone, now_ms());
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "mcp_session zone \"%V\": %s %uz sessions from \"%s\" (%uz expired, %uz already known, %uz without room)",
+                  &zone.name, fresh_zone ? "restored" : "adopted", a.restored, path, a.expired, a.known, a.no_room);
+}
+
+// A snapshot is copied under the lock into a buffer reserved before it
+// (no allocation under the lock) and written to disk after.
+bool save(zone_conf& zone, ngx_log_t* log)
+{
+    std::size_t needed = mcp_session::state_writer::framing_size();
+    {
+        zone_transaction tx(zone);
+        tx.zone().for_each_by_creation([&](session_record* r) {
+            needed += mcp_session::state_writer::record_size(r->id_size, locked_zone::backend_id_of(r).size());
+        });
+    }
+    // Room for sessions created between the two lock holds.
+    std::string bytes;
+    bytes.reserve(needed + needed / 16 + 64 * mcp_session::state_writer::max_record_size());
+    std::size_t left_out = 0;
+    {
+        zone_transaction tx(zone);
+        locked_zone& z = tx.zone();
+        mcp_session::state_writer writer(bytes, {z.shared().hash_seed, now_ms()});
+        z.for_each_by_creation([&](session_record* r) {
+            const session_extras none{};
+            const session_extras& extras = r->extras != nullptr ? *r->extras : none;
+            const mcp_session::session_key key =
+                mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
+                                                      r->packed_uuid != 0);
+            const std::uint64_t next_id = r->stream != nullptr ? r->stream->next_id : 0;
+            if (!writer.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
+                            extras.tenant, locked_zone::backend_id_of(r))) {
+                ++left_out;
+            }
+        });
+        writer.finish();
+    }
+    std::string error;
+    if (!write_file_atomically(path_of(zone), bytes, error)) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session zone \"%V\": saving the state file failed: %s", &zone.name,
+                      error.c_str());
+        return false;
+    }
+    remember_file(zone, identify(path_of(zone)));
+    if (left_out > 0) {
+        ngx_log_error(NGX_LOG_WARN, log, 0, "mcp_session zone \"%V\": %uz sessions created during the save were left out",
+                      &zone.name, left_out);
+    }
+    return true;
+}
+
+void on_state_timer(ngx_event_t* ev) noexcept
+{
+    auto* zone = static_cast<zone_conf*>(ev->data);
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;  // the master saves at exit
+    }
+    try {
+        bool due = false;
+        const unix_ms now = now_ms();
+        {
+            zone_transaction tx(*zone);
+            zone_shared& sh = tx.zone().shared();
+            due = zone->state_saves.due(sh.next_state_save_ms, now);
+            if (due) {
+                sh.next_state_save_ms = zone->state_saves.next_after(now);
+            }
+        }
+        if (due) {
+            if (file_changed_by_another(*zone, identify(path_of(*zone)))) {
+                load(*zone, ev->log, false);
+            }
+            save(*zone, ev->log);
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0, "mcp_session zone \"%V\": saving state failed: %s", &zone->name,
+                      e.what());
+    }
+    ngx_add_timer(ev, static_cast<ngx_msec_t>(zone->state_saves.interval_ms));
+}
+
+template <typename Each>
+void for_each_state_zone(ngx_cycle_t* cycle, Each each)
+{
+    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
+    if (mcf == nullptr) {
+        return;
+    }
+    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
+    for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
+        if (zones[i]->state_path.len > 0 && zones[i]->shared != nullptr) {
+            each(*zones[i]);
+        }
+    }
+}
+
+}  // namespace
+
+void restore_state(ngx_cycle_t* cycle) noexcept
+{
+    for_each_state_zone(cycle, [&](zone_conf& zone) {
+        if (!zone.made_afresh) {
+            return;  // a reload keeps the zone's sessions in memory
+        }
+        try {
+            load(zone, cycle->log, true);
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                          "mcp_session zone \"%V\": restoring state failed: %s; starting with an empty zone",
+                          &zone.name, e.what());
+        }
+    });
+}
+
+ngx_int_t start_state_timers(ngx_cycle_t* cycle) noexcept
+{
+    for_each_state_zone(cycle, [&](zone_conf& zone) {
+        ngx_event_t* ev = &zone.state_timer;
+        ev->handler = on_state_timer;
+        ev->data = &zone;
+        ev->log = cycle->log;
+        ev->cancelable = 1;
+        ngx_add_timer(ev, static_cast<ngx_msec_t>(zone.state_saves.interval_ms));
+    });
+    return NGX_OK;
+}
+
+void save_state_at_exit(ngx_cycle_t* cycle) noexcept
+{
+    for_each_state_zone(cycle, [&](zone_conf& zone) {
+        try {
+            if (save(zone, cycle->log)) {
+                ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "mcp_session zone \"%V\": state saved to \"%s\"",
+                              &zone.name, path_of(zone));
+            }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "mcp_session zone \"%V\": saving state failed: %s",
+                          &zone.name, e.what());
+        }
+    });
+}
+
+}  // namespace mcp_ngx

@@ -1,0 +1,22 @@
+// state=PATH: a zone's sessions saved to disk and restored at start, so
+// they outlive a restart or a binary upgrade.
+#pragma once
+
+#include "ngx_mcp_session_conf.hpp"
+
+namespace mcp_ngx {
+
+// init_module (master, once the cycle's error log is open): zones made
+// afresh load their state file. A missing file is normal; an unusable one
+// is one error line and an empty zone, never a refusal to start.
+void restore_state(ngx_cycle_t* cycle) noexcept;
+
+// init_process: one worker per zone saves every state_interval, first
+// adopting sessions from a file another nginx wrote (the old master of a
+// binary upgrade).
+ngx_int_t start_state_timers(ngx_cycle_t* cycle) noexcept;
+
+// exit_master (and single-process exit): the final save on quit or stop.
+void save_state_at_exit(ngx_cycle_t* cycle) noexcept;
+
+}  // namespace mcp_ngx

@@ -1,0 +1,550 @@
+// SSE load client for bench/: opens many event streams (ngx_mcp_session or
+// nchan), publishes at a fixed total rate through the HTTP publish
+// endpoint, and measures delivery and publish->deliver latency from a
+// timestamp in each payload. One epoll thread reads streams, one publishes.
+//
+//   sse_bench deliver --target mcp|nchan --port P --streams N --rate R --seconds S
+//   sse_bench replay  --port P --events 256 --size 1024 --runs 50
+//   sse_bench populate --port P --count N --prefix p   (learn N sessions, pipelined)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+std::int64_t now_ns()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+int connect_local(int port)
+{
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+    }
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        throw std::runtime_error(std::string("connect: ") + std::strerror(errno));
+    }
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+void write_all(int fd, const std::string& data)
+{
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n = write(fd, data.data() + done, data.size() - done);
+        if (n <= 0) {
+            throw std::runtime_error("write failed");
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+// Reads one HTTP response with Content-Length on a blocking keep-alive socket.
+int read_response(int fd, std::string& buffer)
+{
+    for (;;) {
+        const std::size_t head_end = buffer.find("\r\n\r\n");
+        if (head_end != std::string::npos) {
+            const int status = std::atoi(buffer.c_str() + 9);
+            std::size_t length = 0;
+            const std::size_t cl = buffer.find("Content-Length: ");
+            if (cl != std::string::npos && cl < head_end) {
+                length = std::strtoul(buffer.c_str() + cl + 16, nullptr, 10);
+            }
+            if (buffer.size() >= head_end + 4 + length) {
+                buffer.erase(0, head_end + 4 + length);
+                return status;
+            }
+        }
+        char chunk[16384];
+        const ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n <= 0) {
+            throw std::runtime_error("connection closed while reading a response");
+        }
+        buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
+struct options {
+    std::string mode;
+    std::string target = "mcp";
+    int port = 0;
+    int streams = 1000;
+    int rate = 1000;
+    double seconds = 3;
+    int events = 256;
+    int size = 1024;
+    int runs = 50;
+    int publishers = 32;
+    long long count = 0;
+    std::string prefix = "p";
+};
+
+// What the target's URLs look like.
+struct target_api {
+    bool mcp;
+    std::string stream_request(int i) const
+    {
+        if (mcp) {
+            return "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: bench-" +
+                   std::to_string(i) + "\r\n\r\n";
+        }
+        return "GET /nchan/sub?id=c" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n";
+    }
+    std::string publish_request(int i, const std::string& body) const
+    {
+        const std::string head = mcp ? "POST /mcp/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: bench-" +
+                                           std::to_string(i) + "\r\n"
+                                     : "POST /nchan/pub?id=c" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\n";
+        return head + "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+               body;
+    }
+};
+
+// Incremental reader of one SSE response: headers, optional chunked
+// framing, then `data:` lines; calls on_data for each complete data line.
+struct stream_reader {
+    std::string raw;
+    bool headers_done = false;
+    bool chunked = false;
+    std::size_t chunk_left = 0;
+    bool in_chunk_crlf = false;
+    std::string body;  // de-chunked bytes not yet split into lines
+
+    template <typename F>
+    void feed(const char* data, std::size_t n, F&& on_data)
+    {
+        if (!headers_done) {
+            raw.append(data, n);
+            const std::size_t end = raw.find("\r\n\r\n");
+            if (end == std::string::npos) {
+                return;
+            }
+            headers_done = true;
+            chunked = raw.substr(0, end).find("chunked") != std::string::npos;
+            const std::string rest = raw.substr(end + 4);
+            raw.clear();
+            dechunk(rest.data(), rest.size());
+        } else {
+            dechunk(data, n);
+        }
+        std::size_t start = 0;
+        for (;;) {
+            const std::size_t nl = body.find('\n', start);
+            if (nl == std::string::npos) {
+                break;
+            }
+            if (body.compare(start, 6, "data: ") == 0) {
+                on_data(body.data() + start + 6, nl - start - 6);
+            }
+            start = nl + 1;
+        }
+        body.erase(0, start);
+    }
+
+    void dechunk(const char* data, std::size_t n)
+    {
+        if (!chunked) {
+            body.append(data, n);
+            return;
+        }
+        raw.append(data, n);
+        std::size_t pos = 0;
+        for (;;) {
+            if (chunk_left > 0) {
+                const std::size_t take = std::min(chunk_left, raw.size() - pos);
+                body.append(raw, pos, take);
+                pos += take;
+                chunk_left -= take;
+                if (chunk_left > 0) {
+                    break;
+                }
+                in_chunk_crlf = true;
+            }
+            if (in_chunk_crlf) {
+                if (raw.size() - pos < 2) {
+                    break;
+                }
+                pos += 2;
+                in_chunk_crlf = false;
+            }
+            const std::size_t eol = raw.find("\r\n", pos);
+            if (eol == std::string::npos) {
+                break;
+            }
+            chunk_left = std::strtoul(raw.c_str() + pos, nullptr, 16);
+            pos = eol + 2;
+            if (chunk_left == 0) {
+                in_chunk_crlf = true;
+            }
+        }
+        raw.erase(0, pos);
+    }
+};
+
+long long number_after(const char* data, std::size_t n, const char* key)
+{
+    const std::string_view text(data, n);
+    const std::size_t at = text.find(key);
+    if (at == std::string_view::npos) {
+        return -1;
+    }
+    return std::atoll(data + at + std::strlen(key));
+}
+
+std::string payload(long long seq, std::int64_t t, int size)
+{
+    std::string body = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"seq\":" +
+                       std::to_string(seq) + ",\"t\":" + std::to_string(t) + ",\"pad\":\"";
+    const int pad = std::max(0, size - static_cast<int>(body.size()) - 4);
+    body.append(static_cast<std::size_t>(pad), 'x');
+    body += "\"}}";
+    return body;
+}
+
+double percentile(std::vector<std::int64_t>& values, double p)
+{
+    if (values.empty()) {
+        return 0;
+    }
+    const std::size_t k = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1));
+    std::nth_element(values.begin(), values.begin() + static_cast<long>(k), values.end());
+    return static_cast<double>(values[k]) / 1000.0;
+}
+
+void raise_fd_limit()
+{
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+int run_deliver(const options& opt)
+{
+    const target_api api{opt.target == "mcp"};
+    raise_fd_limit();
+    if (api.mcp) {  // sessions are learned from the backend's answer
+        const int fd = connect_local(opt.port);
+        std::string buffer;
+        for (int i = 0; i < opt.streams; ++i) {
+            write_all(fd, "POST /mcp?sid=bench-" + std::to_string(i) +
+                              " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
+            if (read_response(fd, buffer) != 200) {
+                throw std::runtime_error("creating a session failed");
+            }
+        }
+        close(fd);
+    }
+
+    const int ep = epoll_create1(0);
+    std::vector<stream_reader> readers(static_cast<std::size_t>(opt.streams));
+    std::vector<int> fds;
+    for (int i = 0; i < opt.streams; ++i) {
+        const int fd = connect_local(opt.port);
+        write_all(fd, api.stream_request(i));
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = static_cast<std::uint32_t>(i);
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        fds.push_back(fd);
+    }
+
+    const long long capacity = static_cast<long long>(opt.rate * opt.seconds) + 16;
+    std::vector<std::uint8_t> seen(static_cast<std::size_t>(capacity), 0);
+    std::vector<std::int64_t> latencies;
+    latencies.reserve(static_cast<std::size_t>(capacity));
+    std::atomic<long long> accepted{0};
+    std::atomic<bool> publishing{true};
+    long long delivered = 0, duplicates = 0;
+
+    // Let every stream open (nchan needs the subscriber before a publish
+    // to count as live; ours would replay anyway).
+    const std::int64_t settle_until = now_ns() + 500'000'000;
+    while (now_ns() < settle_until) {
+        epoll_event events[256];
+        const int n = epoll_wait(ep, events, 256, 50);
+        for (int k = 0; k < n; ++k) {
+            char chunk[65536];
+            const ssize_t got = read(fds[events[k].data.u32], chunk, sizeof(chunk));
+            if (got > 0) {
+                readers[events[k].data.u32].feed(chunk, static_cast<std::size_t>(got), [](const char*, std::size_t) {});
+            }
+        }
+    }
+
+    std::int64_t publish_started = now_ns();
+    std::thread publisher([&] {
+        std::vector<int> conns;
+        for (int c = 0; c < opt.publishers; ++c) {
+            conns.push_back(connect_local(opt.port));
+        }
+        const int pep = epoll_create1(0);
+        std::vector<bool> busy(conns.size(), false);
+        std::vector<std::string> buffers(conns.size());
+        for (std::size_t c = 0; c < conns.size(); ++c) {
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.u32 = static_cast<std::uint32_t>(c);
+            epoll_ctl(pep, EPOLL_CTL_ADD, conns[c], &ev);
+        }
+        const std::int64_t start = now_ns();
+        const std::int64_t end = start + static_cast<std::int64_t>(opt.seconds * 1e9);
+        long long sent = 0, in_flight = 0;
+        while (true) {
+            const std::int64_t t = now_ns();
+            if (t < end) {
+                const long long due = static_cast<long long>(static_cast<double>(t - start) * opt.rate / 1e9);
+                for (std::size_t c = 0; c < conns.size() && sent < due && sent < capacity - 1; ++c) {
+                    if (busy[c]) {
+                        continue;
+                    }
+                    const long long seq = sent++;
+                    write_all(conns[c], api.publish_request(static_cast<int>(seq % opt.streams),
+                                                           payload(seq, now_ns(), 256)));
+                    busy[c] = true;
+                    ++in_flight;
+                }
+            } else if (in_flight == 0) {
+                break;
+            }
+            epoll_event events[64];
+            const int n = epoll_wait(pep, events, 64, 0);
+            for (int k = 0; k < n; ++k) {
+                const std::size_t c = events[k].data.u32;
+                char chunk[16384];
+                const ssize_t got = read(conns[c], chunk, sizeof(chunk));
+                if (got <= 0) {
+                    continue;
+                }
+                buffers[c].append(chunk, static_cast<std::size_t>(got));
+                const std::size_t head_end = buffers[c].find("\r\n\r\n");
+                if (head_end == std::string::npos) {
+                    continue;
+                }
+                const int status = std::atoi(buffers[c].c_str() + 9);
+                const std::size_t cl = buffers[c].find("Content-Length: ");
+                const std::size_t length =
+                    (cl != std::string::npos && cl < head_end) ? std::strtoul(buffers[c].c_str() + cl + 16, nullptr, 10) : 0;
+                if (buffers[c].size() < head_end + 4 + length) {
+                    continue;
+                }
+                buffers[c].erase(0, head_end + 4 + length);
+                if (status >= 200 && status < 300) {
+                    ++accepted;
+                }
+                busy[c] = false;
+                --in_flight;
+            }
+        }
+        for (const int fd : conns) {
+            close(fd);
+        }
+        close(pep);
+        publishing = false;
+    });
+
+    std::int64_t grace_end = 0;
+    while (true) {
+        if (!publishing && grace_end == 0) {
+            grace_end = now_ns() + 3'000'000'000LL;
+        }
+        if (grace_end != 0 && (delivered >= accepted || now_ns() > grace_end)) {
+            break;
+        }
+        epoll_event events[256];
+        const int n = epoll_wait(ep, events, 256, 10);
+        const std::int64_t arrived = now_ns();
+        for (int k = 0; k < n; ++k) {
+            const std::uint32_t i = events[k].data.u32;
+            char chunk[65536];
+            const ssize_t got = read(fds[i], chunk, sizeof(chunk));
+            if (got <= 0) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], nullptr);
+                continue;
+            }
+            readers[i].feed(chunk, static_cast<std::size_t>(got), [&](const char* data, std::size_t len) {
+                const long long seq = number_after(data, len, "\"seq\":");
+                const long long t = number_after(data, len, "\"t\":");
+                if (seq < 0 || t < 0 || seq >= capacity) {
+                    return;  // init, heartbeat or another event of ours
+                }
+                if (seen[static_cast<std::size_t>(seq)]) {
+                    ++duplicates;
+                    return;
+                }
+                seen[static_cast<std::size_t>(seq)] = 1;
+                ++delivered;
+                latencies.push_back(arrived - t);
+            });
+        }
+    }
+    publisher.join();
+    const double elapsed = static_cast<double>(now_ns() - publish_started) / 1e9;
+    for (const int fd : fds) {
+        close(fd);
+    }
+    close(ep);
+    const long long lost = accepted - delivered;
+    std::printf("{\"target\":\"%s\",\"streams\":%d,\"rate\":%d,\"accepted\":%lld,\"delivered\":%lld,\"lost\":%lld,"
+                "\"duplicates\":%lld,\"delivered_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
+                opt.target.c_str(), opt.streams, opt.rate, accepted.load(), delivered, lost, duplicates,
+                static_cast<double>(delivered) / std::min(elapsed, opt.seconds + 3.0), percentile(latencies, 0.5),
+                percentile(latencies, 0.99));
+    return 0;
+}
+
+int run_replay(const options& opt)
+{
+    int fd = connect_local(opt.port);
+    std::string buffer;
+    write_all(fd, "POST /mcp?sid=replay HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
+    if (read_response(fd, buffer) != 200) {
+        throw std::runtime_error("creating the replay session failed");
+    }
+    const target_api api{true};
+    for (int i = 0; i < opt.events; ++i) {
+        std::string request = api.publish_request(0, payload(i, 0, opt.size));
+        request.replace(request.find("bench-0"), 7, "replay");
+        write_all(fd, request);
+        if (read_response(fd, buffer) != 202) {
+            throw std::runtime_error("publishing a replay event failed");
+        }
+    }
+    close(fd);
+
+    const std::string marker = "id: " + std::to_string(opt.events) + "\n";
+    std::vector<std::int64_t> times;
+    for (int run = 0; run < opt.runs; ++run) {
+        const std::int64_t t0 = now_ns();
+        const int s = connect_local(opt.port);
+        write_all(s, "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: replay\r\n"
+                     "Last-Event-ID: 0\r\n\r\n");
+        std::string got;
+        std::size_t found = std::string::npos;
+        while (found == std::string::npos || got.find("\n\n", found) == std::string::npos) {
+            char chunk[65536];
+            const ssize_t n = read(s, chunk, sizeof(chunk));
+            if (n <= 0) {
+                throw std::runtime_error("replay stream closed early");
+            }
+            got.append(chunk, static_cast<std::size_t>(n));
+            if (found == std::string::npos) {
+                found = got.find(marker);
+            }
+        }
+        times.push_back(now_ns() - t0);
+        close(s);
+    }
+    std::vector<std::int64_t> copy = times;
+    std::printf("{\"events\":%d,\"size\":%d,\"runs\":%d,\"median_us\":%.1f,\"p90_us\":%.1f}\n", opt.events, opt.size,
+                opt.runs, percentile(copy, 0.5), percentile(times, 0.9));
+    return 0;
+}
+
+// Creates `count` sessions through the learn path, 64 pipelined requests
+// at a time on one keep-alive connection.
+int run_populate(const options& opt)
+{
+    const int fd = connect_local(opt.port);
+    std::string buffer;
+    constexpr long long window = 64;
+    for (long long done = 0; done < opt.count;) {
+        const long long batch = std::min(window, opt.count - done);
+        std::string requests;
+        for (long long k = 0; k < batch; ++k) {
+            requests += "POST /mcp?sid=" + opt.prefix + std::to_string(done + k) +
+                        " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}";
+        }
+        write_all(fd, requests);
+        for (long long k = 0; k < batch; ++k) {
+            if (read_response(fd, buffer) != 200) {
+                throw std::runtime_error("populate: a request failed");
+            }
+        }
+        done += batch;
+    }
+    close(fd);
+    std::printf("{\"populated\":%lld}\n", opt.count);
+    return 0;
+}
+
+options parse(int argc, char** argv)
+{
+    options opt;
+    if (argc < 2) {
+        throw std::runtime_error("usage: sse_bench deliver|replay [--option value]...");
+    }
+    opt.mode = argv[1];
+    std::map<std::string, std::string> values;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        values[argv[i]] = argv[i + 1];
+    }
+    const auto number = [&](const char* name, auto fallback) {
+        const auto it = values.find(name);
+        return it == values.end() ? fallback : static_cast<decltype(fallback)>(std::atof(it->second.c_str()));
+    };
+    if (values.count("--target")) {
+        opt.target = values["--target"];
+    }
+    if (values.count("--prefix")) {
+        opt.prefix = values["--prefix"];
+    }
+    opt.count = number("--count", 0LL);
+    opt.port = number("--port", 0);
+    opt.streams = number("--streams", opt.streams);
+    opt.rate = number("--rate", opt.rate);
+    opt.seconds = number("--seconds", opt.seconds);
+    opt.events = number("--events", opt.events);
+    opt.size = number("--size", opt.size);
+    opt.runs = number("--runs", opt.runs);
+    opt.publishers = number("--publishers", opt.publishers);
+    return opt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    try {
+        const options opt = parse(argc, argv);
+        if (opt.mode == "deliver") {
+            return run_deliver(opt);
+        }
+        if (opt.mode == "replay") {
+            return run_replay(opt);
+        }
+        if (opt.mode == "populate") {
+            return run_populate(opt);
+        }
+        throw std::runtime_error("unknown mode " + opt.mode);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "sse_bench: %s\n", e.what());
+        return 1;
+    }
+}

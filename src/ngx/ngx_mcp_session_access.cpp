@@ -88,6 +88,11 @@ ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state
     if (!accepts_event_stream(r)) {
         return refuse(r, state, 406, "Not Acceptable: the client must accept text/event-stream");
     }
+    // A body still arriving would be discarded under the running stream,
+    // and nginx cuts such a request at lingering_timeout.
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: a stream GET has no body");
+    }
     const header_match last = find_header(r->headers_in.headers, "Last-Event-ID");
     if (last.count > 1) {
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Last-Event-ID header");
@@ -234,12 +239,20 @@ ngx_int_t read_body_first(ngx_http_request_t* r, request_state* state)
 
 ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* state)
 {
+    // A repeated header is refused wherever it decides anything: nginx
+    // judges the first, and the backend could read another.
     const header_match origin = find_header(r->headers_in.headers, "Origin");
+    if (origin.count > 1) {
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Origin header");
+    }
     if (origin.count > 0 && !mcp_session::origin_allowed(to_view(origin.first->value), lcf->policy->origins)) {
         return refuse(r, state, NGX_HTTP_FORBIDDEN, "Forbidden: Origin not allowed");
     }
 
     const header_match version = find_header(r->headers_in.headers, "MCP-Protocol-Version");
+    if (version.count > 1) {
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one MCP-Protocol-Version header");
+    }
     const auto verdict = mcp_session::classify_protocol_version(
         version.count > 0 ? std::optional<std::string_view>(to_view(version.first->value)) : std::nullopt,
         lcf->policy->versions);
@@ -254,7 +267,6 @@ ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* 
 
     const header_match header = find_header(r->headers_in.headers, session_header);
     if (header.count > 1) {
-        // nginx and the backend could each pick a different one.
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Mcp-Session-Id header");
     }
     if (header.count == 1) {

@@ -168,7 +168,9 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
     if (trailer.u64() != checksum(body)) {
         return refuse("checksum mismatch (truncated or altered)");
     }
-    in.u32();  // reserved
+    if (in.u32() != 0) {
+        return refuse("reserved header field set (written by another version)");
+    }
     state_contents c;
     c.header.binding_key = in.u64();
     c.header.saved_at_ms = static_cast<unix_ms>(in.u64());

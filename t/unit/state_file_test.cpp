@@ -104,6 +104,22 @@ BOOST_AUTO_TEST_CASE(foreign_files_are_refused_with_a_reason)
     BOOST_TEST(read_state(file_with(1, 1) + "x", 10).error.find("checksum") == 0u);
 }
 
+// Found by t/fuzz/state_file_fuzz.cpp: the reader ignored the reserved
+// header field, so it accepted files the writer never makes.
+BOOST_AUTO_TEST_CASE(a_set_reserved_field_is_refused_even_with_a_valid_checksum)
+{
+    std::string bytes = file_with(1, 1);
+    bytes[13] = 0x7a;
+    std::uint64_t h = 1469598103934665603ULL;
+    for (std::size_t i = 0; i < bytes.size() - 8; ++i) {
+        h = (h ^ static_cast<std::uint8_t>(bytes[i])) * 1099511628211ULL;
+    }
+    for (int i = 0; i < 8; ++i) {
+        bytes[bytes.size() - 8 + static_cast<std::size_t>(i)] = static_cast<char>((h >> (8 * i)) & 0xff);
+    }
+    BOOST_TEST(read_state(bytes, 10).error.find("reserved") == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(more_sessions_than_the_zone_holds_are_refused)
 {
     const state_contents c = read_state(file_with(5, 5), 4);

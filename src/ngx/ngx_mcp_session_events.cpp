@@ -80,7 +80,12 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
-    session_stream* stream = record == nullptr ? nullptr : zone.stream_of(record);
+    if (record == nullptr) {
+        subscription gone;
+        gone.session_gone = true;  // ended (e.g. DELETE in another worker) since validation
+        return gone;
+    }
+    session_stream* stream = zone.stream_of(record);
     if (stream == nullptr) {
         return {};
     }
@@ -92,7 +97,7 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
     }
     stream->subscriber = ++zone.shared().next_subscription;
     stream->subscriber_worker = static_cast<std::int32_t>(worker);
-    return {stream->subscriber, stream->next_id - 1, mcp_session::expires_at(times_of(record), zone_.policy)};
+    return {stream->subscriber, stream->next_id - 1, mcp_session::expires_at(times_of(record), zone_.policy), false};
 }
 
 unix_ms event_store::expire_if_due(const session_key& key, unix_ms now)

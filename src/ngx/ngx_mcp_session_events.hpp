@@ -34,6 +34,7 @@ struct subscription {
     std::uint64_t token = 0;   // 0: the session is gone or has no room for a ring
     std::uint64_t newest = 0;  // events up to here were there before: a replay
     mcp_session::unix_ms expires_at = 0;  // unless touched before then
+    bool session_gone = false;  // token 0 because the session ended (else: no room)
 };
 
 // Every call takes the zone lock once and rings the listener's worker
@@ -47,7 +48,7 @@ public:
 
     // Makes `worker` the session's only listener; a previous listener is
     // woken to find itself taken over. A zero token: the session is gone
-    // or the zone has no room for its ring.
+    // (session_gone) or the zone has no room for its ring.
     subscription subscribe(const mcp_session::session_key& key, ngx_int_t worker);
 
     void unsubscribe(const mcp_session::session_key& key, std::uint64_t token);

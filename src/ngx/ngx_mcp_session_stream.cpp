@@ -311,6 +311,12 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     const subscription subscribed = events.subscribe(s->key, ngx_worker);
     s->token = subscribed.token;
     s->replay_until = subscribed.newest;
+    // A Last-Event-ID from the future (another session's, or a stale
+    // client's) replays nothing; the stream goes on from the newest event.
+    s->cursor = std::min(s->cursor, subscribed.newest);
+    if (subscribed.session_gone) {
+        return send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
+    }
     if (s->token == 0) {
         return send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                          mcp_session::transport_error_body("Service Unavailable: no room for the session's event stream"));

@@ -1,4 +1,5 @@
 #include "mcp_session/event.hpp"
+#include "mcp_session/text.hpp"
 
 #include <limits>
 
@@ -34,13 +35,7 @@ std::optional<event_kind> parse_published_kind(std::string_view name)
 
 std::optional<std::uint64_t> parse_last_event_id(std::string_view raw)
 {
-    const auto is_ows = [](char c) { return c == ' ' || c == '\t'; };
-    while (!raw.empty() && is_ows(raw.front())) {
-        raw.remove_prefix(1);
-    }
-    while (!raw.empty() && is_ows(raw.back())) {
-        raw.remove_suffix(1);
-    }
+    raw = trim_ows(raw);
     if (raw.empty()) {
         return 0;
     }

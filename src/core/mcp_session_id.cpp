@@ -1,4 +1,5 @@
 #include "mcp_session/session_id.hpp"
+#include "mcp_session/text.hpp"
 
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid.hpp>
@@ -41,13 +42,7 @@ std::string session_id_generator::next(std::int64_t unix_ms)
 
 std::optional<std::string_view> parse_session_header(std::string_view raw)
 {
-    const auto is_ows = [](char c) { return c == ' ' || c == '\t'; };
-    while (!raw.empty() && is_ows(raw.front())) {
-        raw.remove_prefix(1);
-    }
-    while (!raw.empty() && is_ows(raw.back())) {
-        raw.remove_suffix(1);
-    }
+    raw = trim_ows(raw);
     if (raw.empty()) {
         return std::nullopt;
     }

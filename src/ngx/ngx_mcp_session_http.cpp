@@ -64,7 +64,7 @@ ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
     return copy;
 }
 
-ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view body)
+ngx_int_t send_body(ngx_http_request_t* r, ngx_uint_t status, std::string_view content_type, std::string_view body)
 {
     // Read and drop any body so the connection stays usable (keep-alive).
     const ngx_int_t discarded = ngx_http_discard_request_body(r);
@@ -86,7 +86,8 @@ ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view b
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = static_cast<off_t>(body.size());
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type.data = reinterpret_cast<u_char*>(const_cast<char*>(content_type.data()));
+    r->headers_out.content_type.len = content_type.size();
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = nullptr;
 
@@ -98,6 +99,11 @@ ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view b
     out.buf = b;
     out.next = nullptr;
     return ngx_http_output_filter(r, &out);
+}
+
+ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view body)
+{
+    return send_body(r, status, "application/json", body);
 }
 
 }  // namespace mcp_ngx

@@ -23,8 +23,12 @@ bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body);
 // A copy in the request pool (for values that must outlive a std::string).
 ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text);
 
-// Sends a complete application/json response; returns what the output
-// filter returned, ready for ngx_http_finalize_request.
+// Sends a complete response with this body; returns what the output
+// filter returned, ready for ngx_http_finalize_request. `content_type`
+// must be static (a literal): nginx keeps pointing at it.
+ngx_int_t send_body(ngx_http_request_t* r, ngx_uint_t status, std::string_view content_type, std::string_view body);
+
+// send_body with application/json.
 ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, std::string_view body);
 
 }  // namespace mcp_ngx

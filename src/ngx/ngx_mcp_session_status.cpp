@@ -27,35 +27,6 @@ bool wants_prometheus(ngx_http_request_t* r)
     return value.find("text/plain") != std::string_view::npos && value.find("version=0.0.4") != std::string_view::npos;
 }
 
-ngx_int_t send_text(ngx_http_request_t* r, std::string_view body)
-{
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    auto* data = static_cast<u_char*>(ngx_pnalloc(r->pool, body.size()));
-    auto* b = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
-    if (data == nullptr || b == nullptr) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ngx_memcpy(data, body.data(), body.size());
-    b->pos = data;
-    b->last = data + body.size();
-    b->memory = 1;
-    b->last_buf = 1;
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = static_cast<off_t>(body.size());
-    r->headers_out.content_type.data =
-        reinterpret_cast<u_char*>(const_cast<char*>(mcp_session::prometheus_content_type.data()));
-    r->headers_out.content_type.len = mcp_session::prometheus_content_type.size();
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    const ngx_int_t rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-    ngx_chain_t out{b, nullptr};
-    return ngx_http_output_filter(r, &out);
-}
-
 ngx_int_t report(ngx_http_request_t* r)
 {
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
@@ -65,7 +36,7 @@ ngx_int_t report(ngx_http_request_t* r)
     session_store store(*static_cast<zone_conf*>(lcf->status_zone->data));
     const mcp_session::zone_status status = store.status();
     if (wants_prometheus(r)) {
-        return send_text(r, mcp_session::status_prometheus(status));
+        return send_body(r, NGX_HTTP_OK, mcp_session::prometheus_content_type, mcp_session::status_prometheus(status));
     }
     return send_json(r, NGX_HTTP_OK, mcp_session::status_json(status));
 }

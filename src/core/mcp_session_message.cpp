@@ -37,6 +37,17 @@ bool nesting_within(std::string_view body, std::size_t limit)
     return true;
 }
 
+// nlohmann's lexer takes a NUL byte for the end of the text, so "{...}\0x"
+// would parse as the object. JSON has no NUL outside an escape: a body
+// holding one is not JSON, as the backend's parser will say too.
+json parse_body(std::string_view body)
+{
+    if (body.find('\0') != std::string_view::npos) {
+        return json(json::value_t::discarded);
+    }
+    return json::parse(body.begin(), body.end(), nullptr, false);
+}
+
 void note_message(const json& message, message_facts& facts, bool first)
 {
     if (!message.is_object()) {
@@ -72,7 +83,7 @@ message_facts inspect_message_body(std::string_view body)
     if (!nesting_within(body, max_inspected_depth)) {
         return facts;
     }
-    const json parsed = json::parse(body.begin(), body.end(), nullptr, false);
+    const json parsed = parse_body(body);
     if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_array())) {
         return facts;
     }
@@ -94,7 +105,7 @@ std::optional<std::string> compact_published_message(std::string_view body)
     if (!nesting_within(body, max_published_depth)) {
         return std::nullopt;  // checked before parsing: nothing deep is ever built
     }
-    const json message = json::parse(body.begin(), body.end(), nullptr, false);
+    const json message = parse_body(body);
     if (message.is_discarded() || !message.is_object()) {
         return std::nullopt;
     }

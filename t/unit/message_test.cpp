@@ -77,6 +77,24 @@ BOOST_AUTO_TEST_CASE(published_messages_are_bounded_in_depth)
     BOOST_TEST(compact_published_message(brackets_in_strings).has_value());
 }
 
+// Found by t/fuzz/message_fuzz.cpp: nlohmann stops reading at a NUL byte,
+// so a valid message followed by NUL and anything was taken for JSON (in
+// issue mode an initialize made a session the backend would refuse).
+BOOST_AUTO_TEST_CASE(a_nul_byte_makes_a_body_not_json)
+{
+    using namespace std::string_literals;
+    const std::string initialize = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})";
+    const message_facts f = inspect_message_body(initialize + "\0"s + "trailing garbage");
+    BOOST_TEST(!f.json);
+    BOOST_TEST(!f.initialize);
+    BOOST_TEST(f.id == "null");
+    BOOST_TEST(!inspect_message_body(initialize + "\0"s).json);
+    BOOST_TEST(!inspect_message_body("[]\0"s + std::string(100, '[')).json);
+    BOOST_TEST(!compact_published_message(R"({"a":1})"s + "\0"s + "more").has_value());
+    BOOST_TEST(compact_published_message(R"({"a":"\u0000"})").has_value());  // an escaped NUL is fine
+    BOOST_TEST(inspect_message_body(R"({"id":"\u0000","method":"initialize"})").initialize);
+}
+
 BOOST_AUTO_TEST_CASE(ids_reach_error_bodies)
 {
     BOOST_TEST(transport_error_body("x", "7").find(R"("id":7)") != std::string::npos);

@@ -4,6 +4,7 @@
 #   ./build.sh test      install what is missing, build, run unit, t/ and e2e tests
 #   ./build.sh demo      nginx + module in front of the reference MCP server on 127.0.0.1:${PORT:-8080}
 #   ./build.sh bench     side-by-side figures (bench/run.sh), written to build/bench/results.md
+#   ./build.sh fuzz [SECONDS] [TARGET...]  libFuzzer targets t/fuzz/*_fuzz.cpp, SECONDS (60) each
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -137,6 +138,36 @@ run_e2e() {
     E2E_FAILED=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$BUILD/e2e.log" | tail -1)
 }
 
+# True when $1 is missing or older than any of the other files.
+stale() {
+    local target="$1"; shift
+    [[ -f $target ]] || return 0
+    local f
+    for f in "$@"; do [[ $f -nt $target ]] && return 0; done
+    return 1
+}
+
+# Compiles each source ($3...) whose object in $1 is stale (older than it, a
+# project header or a header beside it) with the command in the array named
+# $2, JOBS (nproc) at a time. Sets OBJECTS; fails when any compile failed.
+compile_objects() {
+    local dir="$1"; local -n compile_command="$2"; shift 2
+    mkdir -p "$dir"
+    local headers=("$ROOT"/include/mcp_session/*.hpp) jobs="${JOBS:-$(nproc)}" running=0 failed=0 src obj
+    OBJECTS=()
+    for src in "$@"; do
+        obj="$dir/$(basename "${src%.cpp}").o"
+        OBJECTS+=("$obj")
+        stale "$obj" "$src" "${headers[@]}" "$(dirname "$src")"/*.hpp || continue
+        log "compiling ${src#"$ROOT"/}"
+        "${compile_command[@]}" -c "$src" -o "$obj.tmp" && mv -f "$obj.tmp" "$obj" &
+        running=$((running + 1))
+        if (( running >= jobs )); then wait -n || failed=1; running=$((running - 1)); fi
+    done
+    while (( running > 0 )); do wait -n || failed=1; running=$((running - 1)); done
+    return $failed
+}
+
 cmd_test() {
     local started=$SECONDS
     install_packages
@@ -250,10 +281,82 @@ cmd_bench() {
     "$ROOT/bench/run.sh"
 }
 
+# ---------------------------------------------------------------- fuzz
+FUZZ_CXXFLAGS=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I"$ROOT/include")
+
+# Instruments the core once, then links each t/fuzz/<name>_fuzz.cpp with it.
+build_fuzz_targets() {
+    local out="$BUILD/fuzz" compile=(clang++ "${FUZZ_CXXFLAGS[@]}") name
+    compile_objects "$out/obj" compile "${CORE_SOURCES[@]}"
+    local core=("${OBJECTS[@]}") targets=()
+    for name in "$@"; do targets+=("$ROOT/t/fuzz/${name}_fuzz.cpp"); done
+    compile_objects "$out/obj" compile "${targets[@]}"
+    for name in "$@"; do
+        if stale "$out/$name" "$out/obj/${name}_fuzz.o" "${core[@]}"; then
+            clang++ "${FUZZ_CXXFLAGS[@]}" "$out/obj/${name}_fuzz.o" "${core[@]}" -o "$out/$name"
+        fi
+    done
+}
+
+# Runs one target for $2 seconds on a copy of its seed corpus (what it
+# learns stays in build/fuzz/corpus). Sets FUZZ_EXECS and FUZZ_FOUND.
+run_fuzz_target() {
+    local name="$1" seconds="$2"
+    local out="$BUILD/fuzz" corpus="$BUILD/fuzz/corpus/$name" seeds="$ROOT/t/fuzz/corpus/$name"
+    mkdir -p "$corpus"
+    if [[ -d $seeds ]] && compgen -G "$seeds/*" >/dev/null; then cp -n "$seeds"/* "$corpus/"; fi
+    local rc=0
+    # A small quarantine: ASan's default 256 MB turns every allocation into
+    # fresh pages, and page faults then cost most of the time in a VM.
+    ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=16}" UBSAN_OPTIONS="print_stacktrace=1" "$out/$name" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$out/$name-" "$corpus" >"$out/$name.log" 2>&1 || rc=$?
+    FUZZ_EXECS=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$out/$name.log" | tail -1)
+    [[ -n $FUZZ_EXECS ]] || FUZZ_EXECS=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$out/$name.log" | tail -1)
+    FUZZ_FOUND=""
+    if [[ $rc -ne 0 ]]; then
+        FUZZ_FOUND=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$out/$name.log" | tail -1)
+        [[ -n $FUZZ_FOUND ]] || FUZZ_FOUND="exit status $rc"
+        grep -E "invariant violated|ERROR: |runtime error|SUMMARY" "$out/$name.log" | head -n 5 >&2 || true
+    fi
+}
+
+cmd_fuzz() {
+    local seconds="${1:-60}"
+    [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 fuzz [SECONDS] [TARGET...]" >&2; exit 2; }
+    local names=("${@:2}")
+    if [[ ${#names[@]} -eq 0 ]]; then
+        local src
+        for src in "$ROOT"/t/fuzz/*_fuzz.cpp; do
+            [[ -f $src ]] && names+=("$(basename "${src%_fuzz.cpp}")")
+        done
+    fi
+    [[ ${#names[@]} -gt 0 ]] || { echo "no fuzz targets in t/fuzz/" >&2; exit 1; }
+    APT_PACKAGES+=(clang libclang-rt-dev)
+    install_packages
+    build_fuzz_targets "${names[@]}"
+    local started=$SECONDS name crashed=0 results=()
+    for name in "${names[@]}"; do
+        log "fuzzing $name for ${seconds}s"
+        run_fuzz_target "$name" "$seconds"
+        local files; files=$(find "$BUILD/fuzz/corpus/$name" -type f | wc -l)
+        if [[ -n $FUZZ_FOUND ]]; then
+            crashed=$((crashed + 1))
+            results+=("$(printf '%-18s %12s execs  corpus %5s  FOUND: %s' "$name" "${FUZZ_EXECS:-?}" "$files" "$FUZZ_FOUND")")
+        else
+            results+=("$(printf '%-18s %12s execs  corpus %5s  nothing found' "$name" "${FUZZ_EXECS:-?}" "$files")")
+        fi
+    done
+    echo
+    printf '%s\n' "${results[@]}"
+    echo "fuzz: ${#names[@]} targets x ${seconds}s, $crashed found something; $(( SECONDS - started ))s (logs in build/fuzz/)"
+    [[ $crashed -eq 0 ]]
+}
+
 case "${1:-build}" in
     build) build_module ;;
     bench) cmd_bench ;;
     test) cmd_test ;;
     demo) cmd_demo ;;
-    *) echo "usage: $0 [build|test|demo|bench]" >&2; exit 2 ;;
+    fuzz) cmd_fuzz "${@:2}" ;;
+    *) echo "usage: $0 [build|test|demo|bench|fuzz [SECONDS] [TARGET...]]" >&2; exit 2 ;;
 esac

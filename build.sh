@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ngx_mcp_session: build, test and demo.
 #   ./build.sh [build]   build build/ngx_mcp_session_module.so (NGINX_SRC=... for another nginx tree)
-#   ./build.sh test      install what is missing, build, run unit, t/ and e2e tests
+#   ./build.sh test      install what is missing, build, run unit (also under ASan/UBSan), t/ and e2e tests
 #   ./build.sh demo      nginx + module in front of the reference MCP server on 127.0.0.1:${PORT:-8080}
 #   ./build.sh bench     side-by-side figures (bench/run.sh), written to build/bench/results.md
 #   ./build.sh fuzz [SECONDS] [TARGET...]  libFuzzer targets t/fuzz/*_fuzz.cpp, SECONDS (60) each
@@ -168,20 +168,44 @@ compile_objects() {
     return $failed
 }
 
+# The same unit tests built with AddressSanitizer and UBSan (-O0 compiles
+# twice as fast as -O1 here; objects are kept between runs). Any sanitizer
+# report ends the run with a non-zero status.
+build_unit_asan_tests() {
+    local out="$BUILD/unit-asan"
+    local compile=(g++ -std=c++17 -O0 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+                   -Wall -Wextra -Werror -I"$ROOT/include" -DBOOST_TEST_DYN_LINK)
+    compile_objects "$out/obj" compile "${CORE_SOURCES[@]}" "$ROOT"/t/unit/*_test.cpp "$ROOT/t/unit/main.cpp"
+    g++ -fsanitize=address,undefined "${OBJECTS[@]}" -lboost_unit_test_framework -o "$out/mcp_session_unit_tests"
+}
+
+run_unit_asan_tests() {
+    log "unit tests under AddressSanitizer and UBSan (build/unit-asan)"
+    build_unit_asan_tests
+    local report="$BUILD/unit-asan/report.txt"
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" UBSAN_OPTIONS="print_stacktrace=1" \
+        "$BUILD/unit-asan/mcp_session_unit_tests" --report_level=short --log_level=test_suite >"$report" 2>&1 \
+        && UNIT_ASAN_RC=0 || UNIT_ASAN_RC=$?
+    grep -E "error:|failed|passed|runtime error|Sanitizer|SUMMARY" "$report" | tail -n 20 >&2 || true
+    UNIT_ASAN_PASSED=$(sed -n 's/.* \([0-9][0-9]*\) test cases\{0,1\} out of [0-9]* passed.*/\1/p' "$report" | head -1)
+    UNIT_ASAN_FAILED=$(sed -n 's/.* \([0-9][0-9]*\) test cases\{0,1\} out of [0-9]* failed.*/\1/p' "$report" | head -1)
+}
+
 cmd_test() {
     local started=$SECONDS
     install_packages
     build_module
-    UNIT_RC=1 PROVE_RC=1 E2E_RC=1
+    UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1
     run_unit_tests
+    run_unit_asan_tests
     run_prove
     run_e2e
     local prove_failed=0; [[ $PROVE_RC -ne 0 ]] && prove_failed=1
-    local passed=$(( ${UNIT_PASSED:-0} + ${PROVE_TESTS:-0} + ${E2E_PASSED:-0} ))
-    local failed=$(( ${UNIT_FAILED:-0} + prove_failed + ${E2E_FAILED:-0} ))
+    local passed=$(( ${UNIT_PASSED:-0} + ${UNIT_ASAN_PASSED:-0} + ${PROVE_TESTS:-0} + ${E2E_PASSED:-0} ))
+    local failed=$(( ${UNIT_FAILED:-0} + ${UNIT_ASAN_FAILED:-0} + prove_failed + ${E2E_FAILED:-0} ))
     echo
-    echo "unit: ${UNIT_PASSED:-0} test cases (rc $UNIT_RC); t/: ${PROVE_TESTS:-0} assertions (rc $PROVE_RC); e2e: ${E2E_PASSED:-0} tests (rc $E2E_RC); $(( SECONDS - started ))s"
-    if [[ $UNIT_RC -ne 0 || $PROVE_RC -ne 0 || $E2E_RC -ne 0 ]]; then
+    echo "unit: ${UNIT_PASSED:-0} test cases (rc $UNIT_RC); unit+asan/ubsan: ${UNIT_ASAN_PASSED:-0} test cases (rc $UNIT_ASAN_RC); t/: ${PROVE_TESTS:-0} assertions (rc $PROVE_RC); e2e: ${E2E_PASSED:-0} tests (rc $E2E_RC); $(( SECONDS - started ))s"
+    if [[ $UNIT_RC -ne 0 || $UNIT_ASAN_RC -ne 0 || $PROVE_RC -ne 0 || $E2E_RC -ne 0 ]]; then
         [[ $failed -eq 0 ]] && failed=1
         echo "$passed passed, $failed failed"
         exit 1

@@ -5,6 +5,8 @@
 #   ./build.sh demo      nginx + module in front of the reference MCP server on 127.0.0.1:${PORT:-8080}
 #   ./build.sh bench     side-by-side figures (bench/run.sh), written to build/bench/results.md
 #   ./build.sh fuzz [SECONDS] [TARGET...]  libFuzzer targets t/fuzz/*_fuzz.cpp, SECONDS (60) each
+#   ./build.sh test-asan the t/ suites against the module built with ASan and UBSan
+#   ./build.sh soak [SECONDS]  10 000 sessions of mixed traffic (bench/soak.sh), build/bench/soak.md
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -70,9 +72,11 @@ configure_args() {
     fi
 }
 
+# build_module [OBJS OUT EXTRA_CC EXTRA_LD]: the module .so; the
+# arguments give the sanitizer build its own objects, file and flags.
 build_module() {
     local src="${NGINX_SRC:-}"
-    local objs="$BUILD/nginx-objs"
+    local objs="${1:-$BUILD/nginx-objs}" out="${2:-$MODULE}" extra_cc="${3:-}" extra_ld="${4:-}"
     if [[ -z $src ]]; then
         # Configure a private copy: Debian's tree under /usr stays untouched.
         src="$BUILD/nginx-src"
@@ -82,23 +86,24 @@ build_module() {
         fi
     fi
     src="$(cd "$src" && pwd)"
-    # Reconfigure when the tree, its configure script or our config changed.
-    if [[ ! -f $objs/Makefile || "$(cat "$objs/.source" 2>/dev/null)" != "$src" ||
+    # Reconfigure when the tree, its flags, its configure script or our config changed.
+    if [[ ! -f $objs/Makefile || "$(cat "$objs/.source" 2>/dev/null)" != "$src $extra_cc" ||
           "$ROOT/config" -nt "$objs/Makefile" || "$src/configure" -nt "$objs/Makefile" ]]; then
         configure_args "$src"
         log "configuring against $src"
         (cd "$src" && ./configure \
-            --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2" \
-            --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC" \
+            --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 $extra_cc" \
+            --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC $extra_ld" \
             "${CONFIGURE_ARGS[@]}" --add-dynamic-module="$ROOT" --builddir="$objs" >"$BUILD/configure.log" 2>&1) \
             || { tail -20 "$BUILD/configure.log" >&2; exit 1; }
-        echo "$src" >"$objs/.source"
+        echo "$src $extra_cc" >"$objs/.source"
     fi
     log "building the module"
     make -s -f "$objs/Makefile" -C "$src" -j"$(nproc)" modules
     # Replace, never overwrite in place: a running nginx has the old file mapped.
-    cp "$objs/ngx_mcp_session_module.so" "$MODULE.tmp" && mv -f "$MODULE.tmp" "$MODULE"
-    log "built $MODULE"
+    mkdir -p "$(dirname "$out")"
+    cp "$objs/ngx_mcp_session_module.so" "$out.tmp" && mv -f "$out.tmp" "$out"
+    log "built $out"
 }
 
 # ---------------------------------------------------------------- tests
@@ -298,6 +303,32 @@ wait_for_port() {
     return 1
 }
 
+# The module built with AddressSanitizer and UBSan, run over the t/ suites.
+# nginx itself is not instrumented: the ASan runtime is preloaded into it,
+# and any report lands in build/asan/report.* and fails the run.
+cmd_test_asan() {
+    local started=$SECONDS
+    install_packages
+    local asan="$BUILD/asan" flags="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+    build_module "$BUILD/nginx-objs-asan" "$asan/ngx_mcp_session_module.so" "$flags" "-fsanitize=address,undefined"
+    log "t/ suites with the sanitized module"
+    # A report ends the worker (its error log then shows it, as the daemon's
+    # stderr goes there) and so fails the suite that caused it.
+    local rc=0
+    (cd "$ROOT" && MCP_SESSION_MODULE="$asan/ngx_mcp_session_module.so" \
+        LD_PRELOAD="$(g++ -print-file-name=libasan.so)" \
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1" \
+        prove -r t/ 2>&1) | tee "$asan/prove.log" || rc=$?
+    echo "sanitized t/ run: rc $rc, $(( SECONDS - started ))s"
+    return "$rc"
+}
+
+cmd_soak() {
+    install_packages
+    build_module
+    "$ROOT/bench/soak.sh" "$@"
+}
+
 cmd_bench() {
     APT_PACKAGES+=(wrk libnginx-mod-nchan)
     install_packages
@@ -382,5 +413,7 @@ case "${1:-build}" in
     test) cmd_test ;;
     demo) cmd_demo ;;
     fuzz) cmd_fuzz "${@:2}" ;;
-    *) echo "usage: $0 [build|test|demo|bench|fuzz [SECONDS] [TARGET...]]" >&2; exit 2 ;;
+    test-asan) cmd_test_asan ;;
+    soak) cmd_soak "${@:2}" ;;
+    *) echo "usage: $0 [build|test|test-asan|demo|bench|soak [SECONDS]|fuzz [SECONDS] [TARGET...]]" >&2; exit 2 ;;
 esac

@@ -76,7 +76,9 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     zone.touch(record, now);
     const std::string_view backend_id = locked_zone::backend_id_of(record);
     outcome.backend_id_size = std::min(backend_id.size(), sizeof(outcome.backend_id));
-    std::memcpy(outcome.backend_id, backend_id.data(), outcome.backend_id_size);
+    if (!backend_id.empty()) {  // an empty view's data() may be null, which memcpy must not get
+        std::memcpy(outcome.backend_id, backend_id.data(), outcome.backend_id_size);
+    }
     return outcome;
 }
 

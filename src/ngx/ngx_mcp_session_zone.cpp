@@ -337,7 +337,9 @@ bool locked_zone::set_extras(session_record* record, const session_extras& field
     }
     *extras = fields;
     extras->backend_id_size = static_cast<std::uint8_t>(backend_id.size());
-    std::memcpy(extras + 1, backend_id.data(), backend_id.size());
+    if (!backend_id.empty()) {  // an empty view's data() may be null, which memcpy must not get
+        std::memcpy(extras + 1, backend_id.data(), backend_id.size());
+    }
     free_extras(record);
     record->extras = extras;
     return true;

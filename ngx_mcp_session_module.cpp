@@ -26,11 +26,11 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     return NGX_OK;
 }
 
-// Master, every cycle, before workers fork: their doorbells, and the
-// sessions of zones made afresh from their state files.
+// Master, every cycle, before workers fork: their doorbells and inboxes,
+// and the sessions of zones made afresh from their state files.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
 {
-    if (create_doorbells(cycle) != NGX_OK) {
+    if (create_doorbells(cycle) != NGX_OK || open_worker_inboxes(cycle, worker_slots(cycle)) != NGX_OK) {
         return NGX_ERROR;
     }
     restore_state(cycle);

@@ -37,10 +37,15 @@ void on_doorbell(ngx_event_t* ev) noexcept
 
 }  // namespace
 
-ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept
+ngx_uint_t worker_slots(ngx_cycle_t* cycle) noexcept
 {
     auto* ccf = reinterpret_cast<ngx_core_conf_t*>(ngx_get_conf(cycle->conf_ctx, ngx_core_module));
-    const ngx_uint_t count = ccf->master ? static_cast<ngx_uint_t>(ccf->worker_processes) : 1;
+    return ccf->master ? static_cast<ngx_uint_t>(ccf->worker_processes) : 1;
+}
+
+ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept
+{
+    const ngx_uint_t count = worker_slots(cycle);
 
     // -2 terminates the array for the cleanup, which runs when the master
     // destroys this cycle after a reload.

@@ -10,6 +10,9 @@
 
 namespace mcp_ngx {
 
+// How many worker slots this cycle runs (1 without a master process).
+ngx_uint_t worker_slots(ngx_cycle_t* cycle) noexcept;
+
 // init_module (master, every cycle): one doorbell per worker_processes.
 ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept;
 

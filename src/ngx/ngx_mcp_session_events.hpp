@@ -59,7 +59,7 @@ public:
     read_outcome read(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t cursor,
                       std::uint64_t replay_until, std::string& out);
 
-    // At worker start: the inbox through which publishers name its streams.
+    // The inbox through which publishers name a worker's streams.
     void open_inbox(ngx_int_t worker);
 
     // Tokens of this worker's streams that have news; true: look at all.

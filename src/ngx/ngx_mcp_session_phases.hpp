@@ -23,6 +23,10 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept;
 // Per-worker stream registry: wakes this worker's streams after a doorbell.
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept;
 
+// init_module (master, before fork): every worker slot's inbox in every
+// zone, so a zone's size in use does not depend on when workers started.
+ngx_int_t open_worker_inboxes(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept;
+
 // Header filter: learns, ends and forgets sessions from backend answers
 // (ngx_mcp_session_filter.cpp).
 void install_header_filter() noexcept;

@@ -434,16 +434,30 @@ ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
+ngx_int_t open_worker_inboxes(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept
+{
+    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
+    if (mcf == nullptr) {
+        return NGX_OK;
+    }
+    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
+    try {
+        for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
+            for (ngx_uint_t worker = 0; worker < workers; ++worker) {
+                event_store(*zones[i]).open_inbox(static_cast<ngx_int_t>(worker));
+            }
+        }
+    } catch (...) {
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
 {
     ngx_queue_init(&local_streams);
-    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
     try {
         pending_tokens.reserve(4 * inbox_capacity);  // a few zones' worth per wake-up
-        auto** zones = static_cast<zone_conf**>(mcf == nullptr ? nullptr : mcf->zones.elts);
-        for (ngx_uint_t i = 0; mcf != nullptr && i < mcf->zones.nelts; ++i) {
-            event_store(*zones[i]).open_inbox(ngx_worker);
-        }
     } catch (...) {
         return NGX_ERROR;
     }

@@ -25,8 +25,8 @@ constexpr std::uint32_t layout_version = 6;
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
 // (or missing) inbox makes the worker look at all its streams instead.
-// Allocated when a worker slot first starts and kept for the zone's life:
-// a respawned or reloaded worker with the same number reuses it.
+// Allocated by the master for each worker slot before the workers start,
+// kept for the zone's life: a respawned or reloaded worker reuses its slot's.
 inline constexpr std::size_t inbox_workers = 64;
 inline constexpr std::size_t inbox_capacity = 4096;
 
@@ -148,7 +148,8 @@ public:
     // Tells `worker` that the stream with `token` has news (or ended).
     void notify(std::int32_t worker, std::uint64_t token);
 
-    // Gives `worker` its inbox if it has none yet (at worker start).
+    // Gives `worker` its inbox if it has none yet (none: no room; the
+    // worker then looks at all its streams on every wake-up).
     void open_inbox(ngx_int_t worker);
 
     // Moves this worker's queued tokens into `out` (reserved to

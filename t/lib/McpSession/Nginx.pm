@@ -50,6 +50,9 @@ sub config_text {
     my $user = $> == 0 ? "user root;\n" : '';
     my $reuseport = $self->{workers} > 1 ? ' reuseport' : '';
     my $main = $self->substitute($self->{main_config});
+    # Under ./build.sh test-asan the sanitizer runtime must reach a new
+    # binary too (USR2 upgrade), and nginx passes on only what `env` names.
+    $main .= join '', map { "env $_;\n" } grep { defined $ENV{$_} } qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS);
     my $http = $self->substitute($self->{http_config});
     my $server = $self->substitute($self->{config});
     return <<"CONF";

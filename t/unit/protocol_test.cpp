@@ -59,6 +59,10 @@ BOOST_AUTO_TEST_CASE(origin_hosts_are_parsed_strictly)
     BOOST_TEST(!origin_host("http://localhost/path").has_value());
     BOOST_TEST(!origin_host("http://localhost:80x").has_value());
     BOOST_TEST(!origin_host("http://[::1").has_value());
+    // Found by t/fuzz/origin_fuzz.cpp: any text before "://" was a scheme.
+    BOOST_TEST(!origin_host("evil#://localhost").has_value());
+    BOOST_TEST(!origin_host("1http://localhost").has_value());
+    BOOST_TEST(origin_host("chrome-extension://abc").value() == "abc");
 }
 
 BOOST_AUTO_TEST_CASE(default_policy_allows_loopback_and_server_names_only)

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 #define FUZZ_CHECK(cond)                                                                  \
     do {                                                                                  \
@@ -12,3 +13,20 @@
             std::abort();                                                                 \
         }                                                                                 \
     } while (0)
+
+// The references' own whitespace trim (spaces and tabs), kept apart from
+// the core's so a target checks the core against independent code.
+namespace fuzz_reference {
+
+inline std::string_view trim_ows(std::string_view s)
+{
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+}  // namespace fuzz_reference

@@ -11,17 +11,6 @@ using namespace mcp_session;
 
 namespace {
 
-std::string_view trim_ows(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 // Decides by text alone: digits only, and at most 2^64-1 once leading
 // zeros are dropped.
 bool acceptable_reference(std::string_view trimmed, std::string& significant)
@@ -47,7 +36,7 @@ bool acceptable_reference(std::string_view trimmed, std::string& significant)
 void check_cursor(std::string_view raw)
 {
     const std::optional<std::uint64_t> cursor = parse_last_event_id(raw);
-    const std::string_view trimmed = trim_ows(raw);
+    const std::string_view trimmed = fuzz_reference::trim_ows(raw);
     if (trimmed.empty()) {
         FUZZ_CHECK(cursor && *cursor == 0);
         return;

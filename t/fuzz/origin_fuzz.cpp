@@ -42,17 +42,6 @@ std::string upper(std::string_view s)
     return out;
 }
 
-std::string_view trim_ows(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 bool all_digits(std::string_view s)
 {
     return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -76,7 +65,7 @@ void check_host(std::string_view origin)
         FUZZ_CHECK(host->find(':') == std::string::npos);
     }
     // The authority after "://" is the host, then at most ":" and digits.
-    const std::string text = lower(trim_ows(origin));
+    const std::string text = lower(fuzz_reference::trim_ows(origin));
     const std::size_t authority = text.find("://");
     FUZZ_CHECK(authority != std::string::npos && authority > 0);
     // ... after an RFC 3986 scheme: a letter, then letters, digits, + - .
@@ -108,7 +97,7 @@ void check_allowed(std::string_view origin, const origin_policy& policy)
         return;
     }
     if (!policy.origins.empty()) {
-        const std::string given = lower(trim_ows(origin));
+        const std::string given = lower(fuzz_reference::trim_ows(origin));
         FUZZ_CHECK(allowed == (std::find(policy.origins.begin(), policy.origins.end(), given) != policy.origins.end()));
         return;
     }

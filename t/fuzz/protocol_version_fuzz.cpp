@@ -20,17 +20,6 @@ namespace {
 constexpr std::string_view candidates[] = {"2025-03-26", "2025-06-18", "2025-11-25", "2024-11-05",
                                            "2026-07-28", "2099-01-01", "2025-6-18",  ""};
 
-std::string_view trim_ows(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 bool syntax_reference(std::string_view v)
 {
     if (v.size() != 10) {
@@ -75,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     const std::optional<std::string_view> given =
         present ? std::optional<std::string_view>(header) : std::nullopt;
     const protocol_verdict verdict = classify_protocol_version(given, accepted);
-    const std::string_view expected_version = present ? trim_ows(header) : default_version;
+    const std::string_view expected_version = present ? fuzz_reference::trim_ows(header) : default_version;
     FUZZ_CHECK(verdict.version == expected_version);
     FUZZ_CHECK(is_version_syntax(verdict.version) == syntax_reference(verdict.version));
     FUZZ_CHECK(is_version_syntax(header) == syntax_reference(header));

@@ -2,6 +2,8 @@
 # ./build.sh soak [SECONDS]: 10 000 sessions of mixed traffic through one
 # nginx with 2 workers for SECONDS (default 60); reports requests, 5xx,
 # worker crashes, sessions lost, and the zone's bytes before and after.
+# Then zone exhaustion: 1 000 000 initializes into a zone that holds about
+# 64 000 (8 MB), and the zone's bytes once they have all expired.
 # Written to build/bench/soak.md.
 set -euo pipefail
 
@@ -15,6 +17,7 @@ SESSIONS="${SOAK_SESSIONS:-10000}"
 
 mkdir -p "$OUT/conf" "$OUT/logs" "$OUT/tmp"
 g++ -std=c++17 -O2 -Wall -Wextra -pthread "$ROOT/bench/soak.cpp" -o "$OUT/soak"
+g++ -std=c++17 -O2 -Wall -Wextra -pthread "$ROOT/bench/sse_bench.cpp" -o "$OUT/sse_bench"
 : >"$OUT/logs/error.log"
 user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root;"
 cat >"$OUT/conf/nginx.conf" <<CONF
@@ -31,6 +34,7 @@ http {
     proxy_temp_path $OUT/tmp;
     keepalive_requests 1000000;
     mcp_session_zone zone=mcp:256m buffer=64;
+    mcp_session_zone zone=small:8m idle_timeout=15s sweep_interval=1s;
     upstream backend { server 127.0.0.1:$((PORT + 1)); keepalive 32; }
     server {
         listen 127.0.0.1:$((PORT + 1));
@@ -48,6 +52,8 @@ http {
         }
         location = /mcp/publish { mcp_session_publish zone=mcp; }
         location = /mcp/status { mcp_session_status zone=mcp; }
+        location /small { mcp_session zone=small; proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location = /small/status { mcp_session_status zone=small; }
     }
 }
 CONF
@@ -65,6 +71,22 @@ workers_before=$(workers)
 result=$("$OUT/soak" --port "$PORT" --sessions "$SESSIONS" --seconds "$SECONDS_TO_RUN" --threads 4 --streams 200)
 after=$(status)
 workers_after=$(workers)
+
+# Exhaustion: every initialize must get 200 (populate stops at the first
+# that does not); then wait, polling, for idle expiry and the sweep.
+small_empty=$(curl -s "http://127.0.0.1:$PORT/small/status")
+started=$SECONDS
+"$OUT/sse_bench" populate --port "$PORT" --count 1000000 --prefix x- --path /small >/dev/null && populate_ok=yes || populate_ok=no
+fill_seconds=$((SECONDS - started))
+small_full=$(curl -s "http://127.0.0.1:$PORT/small/status")
+full_warns=$(grep -c 'zone "small" is full' "$OUT/logs/error.log" || true)
+deadline=$((SECONDS + 60))
+small_after=$small_full
+until [[ $small_after == *'"sessions":0,'* ]] || (( SECONDS > deadline )); do
+    sleep 0.5
+    small_after=$(curl -s "http://127.0.0.1:$PORT/small/status")
+done
+
 crashes=$(grep -c 'exited on signal' "$OUT/logs/error.log" || true)
 alerts=$(grep -cE '\[(alert|crit|emerg)\]' "$OUT/logs/error.log" || true)
 
@@ -82,5 +104,9 @@ alerts=$(grep -cE '\[(alert|crit|emerg)\]' "$OUT/logs/error.log" || true)
     echo "| zone evictions during the run | $(echo "$after" | field evicted) | 0 (zone sized so none is needed) |"
     echo "| zone bytes used before → after (all sessions ended) | $(echo "$before" | field bytes_used) → $(echo "$after" | field bytes_used) | equal |"
     echo "| sessions / rings / open streams after | $(echo "$after" | field sessions) / $(echo "$after" | field sessions_with_ring) / $(echo "$after" | field open_streams) | 0 / 0 / 0 |"
+    echo "| exhaustion: 1 000 000 initializes into an 8 MB zone, all answered 200 | $populate_ok (${fill_seconds}s) | yes |"
+    echo "| exhaustion: sessions kept / evicted | $(echo "$small_full" | field sessions) / $(echo "$small_full" | field evicted) | — |"
+    echo "| exhaustion: 'is full' warn lines | $full_warns in ${fill_seconds}s | ≤ 1 per second |"
+    echo "| exhaustion: zone bytes empty → full → all expired | $(echo "$small_empty" | field bytes_used) → $(echo "$small_full" | field bytes_used) → $(echo "$small_after" | field bytes_used) | first = last |"
 } | tee "$OUT/../soak.md"
 echo "$result" >"$OUT/result.json"

@@ -5,7 +5,7 @@
 //
 //   sse_bench deliver --target mcp|nchan --port P --streams N --rate R --seconds S
 //   sse_bench replay  --port P --events 256 --size 1024 --runs 50
-//   sse_bench populate --port P --count N --prefix p   (learn N sessions, pipelined)
+//   sse_bench populate --port P --count N --prefix p [--path /mcp]   (learn N sessions, pipelined)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,6 +46,7 @@ struct options {
     int publishers = 32;
     long long count = 0;
     std::string prefix = "p";
+    std::string path = "/mcp";
 };
 
 // What the target's URLs look like.
@@ -405,7 +406,7 @@ int run_populate(const options& opt)
         const long long batch = std::min(window, opt.count - done);
         std::string requests;
         for (long long k = 0; k < batch; ++k) {
-            requests += "POST /mcp?sid=" + opt.prefix + std::to_string(done + k) +
+            requests += "POST " + opt.path + "?sid=" + opt.prefix + std::to_string(done + k) +
                         " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}";
         }
         write_all(fd, requests);
@@ -438,6 +439,9 @@ options parse(int argc, char** argv)
     };
     if (values.count("--target")) {
         opt.target = values["--target"];
+    }
+    if (values.count("--path")) {
+        opt.path = values["--path"];
     }
     if (values.count("--prefix")) {
         opt.prefix = values["--prefix"];

@@ -14,26 +14,24 @@ constexpr std::size_t checksum_size = 8;
 constexpr std::size_t record_fixed_size = 5 * 8 + 4;
 constexpr std::size_t max_backend_id_size = 255;
 
-void put_u64(char* at, std::uint64_t v)
+// Every number in the file is little-endian, `size` bytes wide.
+void put_le(char* at, std::uint64_t v, int size)
 {
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < size; ++i) {
         at[i] = static_cast<char>((v >> (8 * i)) & 0xff);
     }
 }
 
-void append_u64(std::string& out, std::uint64_t v)
+void append_le(std::string& out, std::uint64_t v, int size)
 {
     char bytes[8];
-    put_u64(bytes, v);
-    out.append(bytes, 8);
+    put_le(bytes, v, size);
+    out.append(bytes, static_cast<std::size_t>(size));
 }
 
-void append_u32(std::string& out, std::uint32_t v)
-{
-    for (int i = 0; i < 4; ++i) {
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
-}
+void append_u64(std::string& out, std::uint64_t v) { append_le(out, v, 8); }
+
+void append_u32(std::string& out, std::uint32_t v) { append_le(out, v, 4); }
 
 // FNV-1a: catches truncation and stray edits, not tampering (the file is
 // the operator's own, mode 0600).
@@ -50,24 +48,8 @@ class cursor {
 public:
     explicit cursor(std::string_view bytes) : bytes_(bytes) {}
     bool has(std::size_t n) const { return bytes_.size() - at_ >= n; }
-    std::uint64_t u64()
-    {
-        std::uint64_t v = 0;
-        for (int i = 0; i < 8; ++i) {
-            v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes_[at_ + i])) << (8 * i);
-        }
-        at_ += 8;
-        return v;
-    }
-    std::uint32_t u32()
-    {
-        std::uint32_t v = 0;
-        for (int i = 0; i < 4; ++i) {
-            v |= static_cast<std::uint32_t>(static_cast<std::uint8_t>(bytes_[at_ + i])) << (8 * i);
-        }
-        at_ += 4;
-        return v;
-    }
+    std::uint64_t u64() { return little_endian(8); }
+    std::uint32_t u32() { return static_cast<std::uint32_t>(little_endian(4)); }
     std::uint8_t u8() { return static_cast<std::uint8_t>(bytes_[at_++]); }
     std::string_view take(std::size_t n)
     {
@@ -78,6 +60,16 @@ public:
     std::size_t left() const { return bytes_.size() - at_; }
 
 private:
+    std::uint64_t little_endian(int size)
+    {
+        std::uint64_t v = 0;
+        for (int i = 0; i < size; ++i) {
+            v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(bytes_[at_ + static_cast<std::size_t>(i)])) << (8 * i);
+        }
+        at_ += static_cast<std::size_t>(size);
+        return v;
+    }
+
     std::string_view bytes_;
     std::size_t at_ = 0;
 };
@@ -144,7 +136,7 @@ bool state_writer::add(const session_key& key, const session_times& times, std::
 
 void state_writer::finish()
 {
-    put_u64(&out_[count_at_], count_);
+    put_le(&out_[count_at_], count_, 8);
     append_u64(out_, checksum(out_));
 }
 

@@ -16,11 +16,6 @@ namespace {
 // SSE framing around one payload: "id: <20 digits>\nevent: heartbeat\ndata: " ... "\n\n".
 constexpr std::size_t sse_overhead = 64;
 
-mcp_session::session_times times_of(const session_record* record)
-{
-    return {record->created_ms, record->last_access_ms};
-}
-
 bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 {
     return !mcp_session::is_expired(times_of(record), zone.policy, now);

@@ -60,7 +60,7 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
         outcome.result = lookup_result::unknown;
         return outcome;
     }
-    if (mcp_session::is_expired({record->created_ms, record->last_access_ms}, zone_.policy, now)) {
+    if (mcp_session::is_expired(times_of(record), zone_.policy, now)) {
         zone.remove(record);
         ++sh.counters.expired_lazily;
         outcome.result = lookup_result::expired;

@@ -31,8 +31,6 @@ ngx_rbtree_node_t* node_of(session_record* record)
 
 u_char* id_bytes(session_record* record) { return reinterpret_cast<u_char*>(record + 1); }
 
-session_times times_of(const session_record* record) { return {record->created_ms, record->last_access_ms}; }
-
 // Equal hashes are ordered by their stored bytes, so lookup and insert
 // agree on where a colliding id sits.
 int compare_stored(session_record* a, session_record* b)
@@ -111,6 +109,8 @@ order creation_order(locked_zone& zone)
 }
 
 }  // namespace
+
+session_times times_of(const session_record* record) { return {record->created_ms, record->last_access_ms}; }
 
 session_record* record_of(ngx_rbtree_node_t* node)
 {

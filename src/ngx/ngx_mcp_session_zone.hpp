@@ -197,6 +197,9 @@ private:
 
 session_record* record_of(ngx_rbtree_node_t* node);
 
+// The times the expiry rules take (mcp_session/expiry.hpp).
+mcp_session::session_times times_of(const session_record* record);
+
 // shm_zone->init: adopts the previous cycle's zone on reload.
 ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept;
 

@@ -83,7 +83,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     like($events[2][2], qr/^\{"session_id":"s1","connected_at":\d+\}$/, 'replay: init payload');
 
     is(publish($n, 's1', '{"live":true}')->{status}, 202, 'live: published while streaming');
-    $text = $s->read_until(qr/id: 6\n/, 5);
+    $text = $s->read_until(qr/id: 6\n[^\n]*\n[^\n]*\n\n/, 5);
     is(ids_of(events_in($text)), '3,4,5,6', 'live: the new event follows, exactly once');
     $s->close;
 
@@ -148,7 +148,9 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     create($n, 'hb');
     my $s = stream($n, 'hb');
     my @events = events_in($s->read_until(qr/(event: heartbeat\n.*\n\n.*){2}/s, 5));
-    is(ids_of(@events), '1,2,3', 'heartbeat: init 1, heartbeats 2 and 3');
+    # A slow reader may already hold a third heartbeat; the first three count.
+    cmp_ok(scalar(@events), '>=', 3, 'heartbeat: at least init and two heartbeats');
+    is(ids_of(@events[0 .. ($#events < 2 ? $#events : 2)]), '1,2,3', 'heartbeat: init 1, heartbeats 2 and 3');
     is($events[1][1], 'heartbeat', 'heartbeat: kind');
     like($events[1][2], qr/^\{"ts":\d+\}$/, 'heartbeat: payload');
     $s->close;
@@ -170,7 +172,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
         if ($pid ne $stream_pid) { ($other_pid, $id) = ($pid, $res->{body} =~ /(\d+)/); last }
     }
     ok($other_pid, 'workers: a publish was handled by the other worker');
-    my @events = events_in($s->read_until(qr/id: $id\n/, 5));
+    my @events = events_in($s->read_until(qr/id: $id\n[^\n]*\n[^\n]*\n\n/, 5));
     ok((grep { $_->[0] == $id } @events) == 1, "workers: event $id published in $other_pid reached the stream in $stream_pid once");
     is(ids_of(@events), join(',', 1 .. $id), 'workers: every event in id order, no gaps');
     $s->close;

@@ -48,7 +48,8 @@ for my $i (1 .. 10) {
     $pids{ h($res, 'X-Pid') }++;
     is(h($res, 'X-Age'), '0', "age of a new session is 0") if $i == 1;
 }
-for my $i (1 .. 10) {
+# s1 last, so its idle time below is measured right after its last use.
+for my $i (reverse 1 .. 10) {
     for (1 .. 5) { $pids{ h(use_session($n, "s$i"), 'X-Pid') }++ }
 }
 is(h(use_session($n, 's1'), 'X-Idle'), '0', 'idle of a session just used is 0');

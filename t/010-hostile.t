@@ -57,7 +57,7 @@ server {
         mcp_session zone=mcp;
         mcp_session_stream on;
         mcp_session_heartbeat off;
-        send_timeout 2s;
+        send_timeout 5s;
     }
 }
 CONF

@@ -13,7 +13,7 @@ use Test::More;
 my $n = start_nginx(
     workers     => 2,
     log_level   => 'notice',
-    http_config => 'mcp_session_zone zone=mcp:128k idle_timeout=2s sweep_interval=200ms buffer=16;',
+    http_config => 'mcp_session_zone zone=mcp:128k idle_timeout=3s sweep_interval=200ms buffer=16;',
     config      => <<'CONF');
 location /mcp {
     mcp_session zone=mcp;
@@ -41,7 +41,7 @@ for my $i (1 .. $count) {
     $errors++ if $res->{status} >= 500 || $res->{status} == 0;
     # Some sessions get rings and events, so eviction frees those too.
     $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => "filler-$i"], body => '{"e":' . ('1' x 200) . '}') if $i % 10 == 0;
-    if ($i % 50 == 0) {
+    if ($i % 10 == 0) {
         $kept_failures++ if use_session('kept')->{status} != 200;
     }
 }
@@ -54,13 +54,16 @@ is(use_session('filler-1')->{status}, 404, 'the oldest idle ones were evicted');
 
 my $full = status();
 cmp_ok($full->{evicted}, '>', 0, 'evictions are counted in the status');
-cmp_ok($full->{sessions} + $full->{evicted}, '>=', $count, 'every session is either in the zone or counted as evicted');
+# On a slow machine the oldest fillers can idle out before the zone fills;
+# those are counted as expired, not evicted.
+cmp_ok($full->{sessions} + $full->{evicted} + $full->{expired_swept} + $full->{expired_lazily}, '>=', $count,
+       'every session is in the zone or counted as evicted or expired');
 my @warns = $n->error_log =~ /\[warn\].*mcp_session zone "mcp" is full: evicted \d+ least recently used sessions/g;
 cmp_ok(scalar(@warns), '>', 0, 'the eviction is logged');
 cmp_ok(scalar(@warns), '<=', int($elapsed) + 2, 'at most one warn line per second');
 
-# Everything expires (idle 2 s) and the sweep returns the memory.
-my $deadline = time + 20;
+# Everything expires (idle 3 s) and the sweep returns the memory.
+my $deadline = time + 30;
 my $now = status();
 until ($now->{sessions} == 0 || time > $deadline) {
     select(undef, undef, undef, 0.1);

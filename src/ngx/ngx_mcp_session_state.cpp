@@ -5,6 +5,7 @@
 #include "mcp_session/state_file.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +102,43 @@ bool write_file_atomically(const char* path, const std::string& bytes, std::stri
     }
     return ok;
 }
+
+// Serialises "has another nginx saved? adopt it, then save" between the
+// processes sharing a state file (new workers and the old master during a
+// binary upgrade): without it the old master's final rename could land
+// between our check and our rename and be overwritten unread. flock on a
+// side file, because rename replaces the state file's inode.
+class state_file_lock {
+public:
+    explicit state_file_lock(const char* path)
+        : fd_(open((std::string(path) + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600))
+    {
+        while (fd_ >= 0 && flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+        }
+    }
+    // The master runs as root: the side file it makes must stay usable by
+    // the workers (`user` directive).
+    void give_to(ngx_cycle_t* cycle)
+    {
+        auto* ccf = reinterpret_cast<ngx_core_conf_t*>(ngx_get_conf(cycle->conf_ctx, ngx_core_module));
+        if (fd_ >= 0 && geteuid() == 0 && ccf != nullptr && ccf->user != static_cast<ngx_uid_t>(NGX_CONF_UNSET_UINT)) {
+            if (fchown(fd_, ccf->user, ccf->group) != 0) {
+                // Workers then save without the lock, as before it existed.
+            }
+        }
+    }
+    ~state_file_lock()
+    {
+        if (fd_ >= 0) {
+            close(fd_);  // releases the lock
+        }
+    }
+    state_file_lock(const state_file_lock&) = delete;
+    state_file_lock& operator=(const state_file_lock&) = delete;
+
+private:
+    int fd_;  // -1 if the side file cannot be made: saving then fails with its own error
+};
 
 // Most sessions a zone of this size could hold: bounds what a file may claim.
 std::size_t zone_capacity(const zone_conf& zone) { return zone.shm_zone->shm.size / 64; }
@@ -290,6 +328,7 @@ void on_state_timer(ngx_event_t* ev) noexcept
             }
         }
         if (due) {
+            const state_file_lock lock(path_of(*zone));
             if (file_changed_by_another(*zone, identify(path_of(*zone)))) {
                 load(*zone, ev->log, false);
             }
@@ -352,6 +391,8 @@ void save_state_at_exit(ngx_cycle_t* cycle) noexcept
 {
     for_each_state_zone(cycle, [&](zone_conf& zone) {
         try {
+            state_file_lock lock(path_of(zone));
+            lock.give_to(cycle);
             if (save(zone, cycle->log)) {
                 ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "mcp_session zone \"%V\": state saved to \"%s\"",
                               &zone.name, path_of(zone));

@@ -77,7 +77,7 @@ test("a full SDK session through nginx, then nginx's 404 for the ended and for a
 });
 
 test("a session that expires at the edge is replaced by a fresh initialize", async () => {
-  const edge = await startNginx({ name: "expiry", backendPort: backend.port, zone: "max_lifetime=2s" });
+  const edge = await startNginx({ name: "expiry", backendPort: backend.port, zone: "max_lifetime=5s" });
   edges.push(edge);
   const first = await connect(edge.url);
   const oldId = first.transport.sessionId;

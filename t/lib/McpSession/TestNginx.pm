@@ -245,11 +245,12 @@ sub run_block {
         $wait =~ s/\s+\z//;
         ok($n->wait_for_log(ref $wait ? $wait : qr/$wait/, $timeout), "$name - error log reaches: $wait");
     }
-    my @expected = check_logs($name, $block, sub { $n->error_log }, 3);
+    my @expected = check_logs($name, $block, sub { $n->error_log }, $timeout);
+    # Scanned after the stop, so the workers' shutdown is covered too.
+    $n->stop;
     my $bad = join "\n", grep { /\[(alert|crit|emerg)\]|exited on signal/ } split /\n/, $n->error_log;
     my $allowed = grep { log_matches($bad, $_) } @expected;
     ok($bad eq '' || $allowed, "$name - no alert/crit/emerg/signal in the error log") or diag($bad);
-    $n->stop;
 }
 
 1;

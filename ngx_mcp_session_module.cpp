@@ -30,7 +30,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
 // and the sessions of zones made afresh from their state files.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
 {
-    if (create_doorbells(cycle) != NGX_OK || open_worker_inboxes(cycle, worker_slots(cycle)) != NGX_OK) {
+    if (create_doorbells(cycle) != NGX_OK || prepare_worker_streams(cycle, worker_slots(cycle)) != NGX_OK) {
         return NGX_ERROR;
     }
     restore_state(cycle);
@@ -39,6 +39,11 @@ ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
 
 ngx_int_t init_process(ngx_cycle_t* cycle) noexcept
 {
+    if (ngx_process == NGX_PROCESS_HELPER) {
+        // The cache manager and loader serve no requests, and inherit
+        // ngx_worker 0: they must not take worker 0's doorbell or inbox.
+        return NGX_OK;
+    }
     if (start_id_generator() != NGX_OK || start_sweep_timers(cycle) != NGX_OK || start_state_timers(cycle) != NGX_OK) {
         return NGX_ERROR;
     }

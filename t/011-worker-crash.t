@@ -21,6 +21,7 @@ location /mcp {
     mcp_session zone=mcp;
     mcp_session_stream on;
     mcp_session_heartbeat off;
+    add_header X-Pid $pid always;
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
 }
 location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "backend\n"; }
@@ -104,6 +105,30 @@ cmp_ok(scalar(keys %accepted), '>', $rounds * 10, 'publishes kept being accepted
 
 my $status = $n->request('GET', '/status')->{body};
 like($status, qr/"sessions":50,/, 'the zone still counts all 50 sessions');
+
+# A stream whose worker dies and whose client never comes back: the
+# respawned worker releases it, so the status stops counting it.
+{
+    my ($orphan, $holder);
+    for my $i (1 .. 100) {
+        $n->request('POST', "/mcp?sid=orphan-$i", body => '{}');
+        my $s = stream_from("orphan-$i", 0);
+        my ($pid) = $s->read_until(qr/event: init\n.*\n\n/s, 5) =~ /^X-Pid: (\d+)\r?$/mi;
+        if ($pid) { ($orphan, $holder) = ($s, $pid); last }
+        $s->close;
+    }
+    ok($holder, 'orphan: a stream is open');
+    my $open = sub { ($n->request('GET', '/status')->{body} =~ /"open_streams":(\d+)/)[0] };
+    is($open->(), 1, 'orphan: the status counts it');
+    $victims{$holder} = 1;
+    kill 'KILL', $holder;
+    my $deadline = time + 10;
+    select(undef, undef, undef, 0.02) until ($open->() // -1) == 0 || time > $deadline;
+    is($open->(), 0, 'orphan: once its worker is respawned the stream is no longer counted');
+    ok($n->wait_for_log(qr/worker \d+ replaces process \Q$holder\E, which died; released its 1 streams/, 10),
+       'orphan: the respawned worker says it released the dead process\'s stream');
+    $orphan->close;
+}
 
 # The master's own recovery is expected: it reports the kill, and frees
 # the zone's lock if a victim died holding it.

@@ -28,6 +28,7 @@ struct zone_conf {
     mcp_session::sweep_schedule state_saves;  // state_interval=
     ngx_event_t state_timer;  // per worker; one worker saves per interval
     bool made_afresh;         // this cycle created the shared memory (not a reload)
+    std::uint64_t cycle;      // this cycle's number in the zone (zone_shared::cycles)
 };
 
 // Where a location named a zone, so an undeclared one can be reported

@@ -75,7 +75,7 @@ ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)()) noexcept
 {
     const auto slot = static_cast<ngx_uint_t>(ngx_worker);
     if (doorbell_fds == nullptr || slot >= doorbell_count) {
-        return NGX_OK;  // no doorbell for this process (e.g. a cache helper)
+        return NGX_OK;  // no doorbell for this worker number
     }
     ngx_connection_t* c = ngx_get_connection(doorbell_fds[slot], cycle->log);
     if (c == nullptr) {

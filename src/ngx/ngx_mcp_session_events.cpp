@@ -127,6 +127,33 @@ void event_store::open_inbox(ngx_int_t worker)
     tx.zone().open_inbox(worker);
 }
 
+std::uint64_t event_store::begin_cycle()
+{
+    zone_transaction tx(zone_);
+    return ++tx.zone().shared().cycles;
+}
+
+std::int64_t event_store::claim_worker_number(ngx_int_t worker, std::uint64_t cycle, std::int64_t pid,
+                                              std::size_t& released)
+{
+    released = 0;
+    if (worker < 0 || static_cast<std::size_t>(worker) >= inbox_workers) {
+        return 0;  // beyond the tracked numbers: such a worker's streams are reclaimed by takeover only
+    }
+    zone_transaction tx(zone_);
+    worker_tenant& tenant = tx.zone().shared().tenants[worker];
+    std::int64_t dead = 0;
+    if (tenant.cycle == cycle && tenant.pid != 0 && tenant.pid != pid) {
+        dead = tenant.pid;
+        // Walks every session: rare (a crash) and done before this worker
+        // takes its first request.
+        released = tx.zone().release_streams_of(static_cast<std::int32_t>(worker));
+    }
+    tenant.cycle = cycle;
+    tenant.pid = pid;
+    return dead;
+}
+
 bool event_store::drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens)
 {
     zone_transaction tx(zone_);

@@ -62,6 +62,14 @@ public:
     // The inbox through which publishers name a worker's streams.
     void open_inbox(ngx_int_t worker);
 
+    // Master, once per configuration cycle: the cycle's number in the zone.
+    std::uint64_t begin_cycle();
+
+    // A worker at start takes its number for `cycle`. If a process of the
+    // same cycle held it, that process died: its streams are released and
+    // counted in `released`, and its pid returned (else 0).
+    std::int64_t claim_worker_number(ngx_int_t worker, std::uint64_t cycle, std::int64_t pid, std::size_t& released);
+
     // Tokens of this worker's streams that have news; true: look at all.
     bool drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens);
 

@@ -21,11 +21,14 @@ ngx_int_t publish_handler(ngx_http_request_t* r) noexcept;
 ngx_int_t status_handler(ngx_http_request_t* r) noexcept;
 
 // Per-worker stream registry: wakes this worker's streams after a doorbell.
+// Also takes the worker's number in each zone, releasing the streams of a
+// crashed predecessor (see worker_tenant).
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept;
 
-// init_module (master, before fork): every worker slot's inbox in every
-// zone, so a zone's size in use does not depend on when workers started.
-ngx_int_t open_worker_inboxes(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept;
+// init_module (master, before fork): numbers the cycle in every zone and
+// opens every worker slot's inbox, so a zone's size in use does not depend
+// on when workers started.
+ngx_int_t prepare_worker_streams(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept;
 
 // Header filter: learns, ends and forgets sessions from backend answers
 // (ngx_mcp_session_filter.cpp).

@@ -468,7 +468,7 @@ ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-ngx_int_t open_worker_inboxes(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept
+ngx_int_t prepare_worker_streams(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept
 {
     auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
     if (mcf == nullptr) {
@@ -477,8 +477,10 @@ ngx_int_t open_worker_inboxes(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept
     auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
     try {
         for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
+            event_store store(*zones[i]);
+            zones[i]->cycle = store.begin_cycle();
             for (ngx_uint_t worker = 0; worker < workers; ++worker) {
-                event_store(*zones[i]).open_inbox(static_cast<ngx_int_t>(worker));
+                store.open_inbox(static_cast<ngx_int_t>(worker));
             }
         }
     } catch (...) {
@@ -495,6 +497,17 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
         spare_batches.reserve(spare_batches_kept);
     } catch (...) {
         return NGX_ERROR;
+    }
+    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
+    auto** zones = mcf != nullptr ? static_cast<zone_conf**>(mcf->zones.elts) : nullptr;
+    for (ngx_uint_t i = 0; mcf != nullptr && i < mcf->zones.nelts; ++i) {
+        std::size_t released = 0;
+        const std::int64_t dead = event_store(*zones[i]).claim_worker_number(ngx_worker, zones[i]->cycle, ngx_pid, released);
+        if (dead != 0) {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                          "mcp_session zone \"%V\": worker %i replaces process %L, which died; released its %uz streams",
+                          &zones[i]->name, ngx_worker, dead, released);
+        }
     }
     return listen_doorbell(cycle, deliver_to_local_streams);
 }

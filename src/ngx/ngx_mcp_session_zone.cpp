@@ -380,6 +380,21 @@ void locked_zone::open_inbox(ngx_int_t worker)
     }
 }
 
+std::size_t locked_zone::release_streams_of(std::int32_t worker)
+{
+    std::size_t released = 0;
+    for_each_by_creation([&](session_record* r) {
+        session_stream* stream = r->stream;
+        if (stream != nullptr && stream->subscriber != 0 && stream->subscriber_worker == worker) {
+            stream->subscriber = 0;
+            stream->subscriber_worker = -1;
+            --sh_.open_streams;
+            ++released;
+        }
+    });
+    return released;
+}
+
 bool locked_zone::drain_inbox(ngx_int_t worker, std::vector<std::uint64_t>& out)
 {
     if (worker < 0 || static_cast<std::size_t>(worker) >= inbox_workers || sh_.inboxes[worker] == nullptr) {

@@ -20,7 +20,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 6;
+constexpr std::uint32_t layout_version = 7;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -34,6 +34,15 @@ struct worker_inbox {
     std::uint32_t count;
     std::uint32_t overflow;
     std::uint64_t tokens[inbox_capacity];
+};
+
+// Which process holds a worker number in which configuration cycle: a
+// process finding its number held in its own cycle by another pid knows
+// that process died (the master respawns only dead workers), so the
+// streams still registered to that number are nobody's.
+struct worker_tenant {
+    std::uint64_t cycle;  // zone_shared::cycles when the holder started
+    std::int64_t pid;
 };
 
 struct zone_shared {
@@ -55,6 +64,8 @@ struct zone_shared {
     mcp_session::unix_ms next_state_save_ms;
     std::int64_t state_file_mtime_ns;  // the state file as this zone last wrote or read it
     std::int64_t state_file_size;
+    std::uint64_t cycles;                    // configuration cycles that used the zone
+    worker_tenant tenants[inbox_workers];    // by worker number
 };
 
 struct event_slot {
@@ -155,6 +166,10 @@ public:
     // Moves this worker's queued tokens into `out` (reserved to
     // inbox_capacity by the caller); true when it must look at every stream.
     bool drain_inbox(ngx_int_t worker, std::vector<std::uint64_t>& out);
+
+    // Ends the registration of every stream held by worker number
+    // `worker` (its process died); returns how many there were.
+    std::size_t release_streams_of(std::int32_t worker);
 
     // Every session, oldest created first.
     template <typename Visit>

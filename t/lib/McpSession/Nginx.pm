@@ -169,9 +169,15 @@ sub zombie {
     return $stat =~ /^\d+ \(.*\) Z /;
 }
 
-# Children of the master, from /proc; includes workers still shutting down.
-sub worker_pids {
-    my ($self) = @_;
+# Workers, from /proc; includes workers still shutting down.
+sub worker_pids { return $_[0]->children_titled(qr/^nginx: worker process/) }
+
+# The cache manager and loader that proxy_cache_path starts.
+sub helper_pids { return $_[0]->children_titled(qr/^nginx: cache (?:manager|loader) process/) }
+
+# Live children of the master whose process title matches.
+sub children_titled {
+    my ($self, $title) = @_;
     my $master = $self->master_pid or return [];
     my @pids;
     opendir my $dh, '/proc' or return [];
@@ -180,7 +186,11 @@ sub worker_pids {
         my $stat = <$fh>;
         close $fh;
         next unless $stat && $stat =~ /^\d+ \((.*)\) (\S) (\d+)/;
-        push @pids, $pid if $3 == $master && $1 eq 'nginx' && $2 ne 'Z';
+        next unless $3 == $master && $1 eq 'nginx' && $2 ne 'Z';
+        open my $cmd, '<', "/proc/$pid/cmdline" or next;
+        my $cmdline = do { local $/; <$cmd> } // '';
+        close $cmd;
+        push @pids, $pid if $cmdline =~ $title;
     }
     closedir $dh;
     return [sort { $a <=> $b } @pids];

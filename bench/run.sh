@@ -36,6 +36,7 @@ http {
     proxy_temp_path $OUT/nginx/tmp;
     keepalive_requests 10000000;
     mcp_session_zone zone=mcp:1024m buffer=512 idle_timeout=1h;
+    mcp_session_zone zone=rings:64m idle_timeout=1h;  # default ring: 256 events
     upstream trivial { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {  # the trivial upstream: answers at once, echoes ?sid= as the session id
         listen 127.0.0.1:$UPSTREAM_PORT reuseport;
@@ -54,6 +55,9 @@ http {
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location = /mcp/publish { mcp_session_publish zone=mcp; }
         location = /mcp/status { mcp_session_status zone=mcp; }
+        location /rings { mcp_session zone=rings; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location = /rings/publish { mcp_session_publish zone=rings; }
+        location = /rings/status { mcp_session_status zone=rings; }
         location = /nchan/pub { nchan_publisher; nchan_channel_id \$arg_id; }
         location = /nchan/sub { nchan_subscriber eventsource; nchan_channel_id \$arg_id; }
     }
@@ -160,6 +164,15 @@ replay=$("$SSE" replay --port "$PORT" --events 256 --size 1024 --runs 50)
 m=$(echo "$replay" | field median_us)
 f=$(echo "$replay" | field floor_us)
 row "replay: reconnect to last of 256 × 1 KB events ($(echo "$replay" | field bytes) bytes of SSE), median (µs)" "$m" "$f (bare loopback TCP, same bytes)" "$(ratio "$m" "$f")" "≤ 1000 µs" "$(meets "$m" 1000 "<=")"
+
+log "shared memory per session with a full ring of 256 × 1 KB events"
+ring_sessions=100
+before=$(curl -s "$base/rings/status" | field bytes_used)
+fill=$("$SSE" fill --port "$PORT" --count "$ring_sessions" --prefix ring- --path /rings --events 256 --size 1024)
+after=$(curl -s "$base/rings/status" | field bytes_used)
+per_ring=$(awk -v a="$after" -v b="$before" -v n="$ring_sessions" 'BEGIN { printf "%.0f", (a - b) / n }')
+per_event=$(awk -v r="$per_ring" 'BEGIN { printf "%.0f", r / 256 }')
+row "shared memory per session with a full ring (256 events of $(echo "$fill" | field payload_bytes) B, $ring_sessions sessions)" "$per_ring B ($per_event B per event)" "—" "—" "—" "—"
 
 alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$OUT/nginx/logs/error.log" || true)
 {

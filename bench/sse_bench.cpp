@@ -6,6 +6,8 @@
 //   sse_bench deliver --target mcp|nchan --port P --streams N --rate R --seconds S
 //   sse_bench replay  --port P --events 256 --size 1024 --runs 50
 //   sse_bench populate --port P --count N --prefix p [--path /mcp]   (learn N sessions, pipelined)
+//   sse_bench fill --port P --count N --prefix p --path /rings --events E --size S
+//                                     (N sessions, each with E events of S bytes)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -395,30 +397,61 @@ int run_replay(const options& opt)
     return 0;
 }
 
-// Creates `count` sessions through the learn path, 64 pipelined requests
-// at a time on one keep-alive connection.
-int run_populate(const options& opt)
+// Sends `count` requests made by `request(k)` on one keep-alive
+// connection, 64 pipelined at a time; each must be answered `status`.
+template <typename MakeRequest>
+void pipelined(int fd, long long count, int status, MakeRequest request, const char* what)
 {
-    const int fd = connect_local(opt.port);
     std::string buffer;
     constexpr long long window = 64;
-    for (long long done = 0; done < opt.count;) {
-        const long long batch = std::min(window, opt.count - done);
+    for (long long done = 0; done < count;) {
+        const long long batch = std::min(window, count - done);
         std::string requests;
         for (long long k = 0; k < batch; ++k) {
-            requests += "POST " + opt.path + "?sid=" + opt.prefix + std::to_string(done + k) +
-                        " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}";
+            requests += request(done + k);
         }
         write_all(fd, requests);
         for (long long k = 0; k < batch; ++k) {
-            if (read_response(fd, buffer) != 200) {
-                throw std::runtime_error("populate: a request failed");
+            if (read_response(fd, buffer) != status) {
+                throw std::runtime_error(std::string(what) + ": a request failed");
             }
         }
         done += batch;
     }
+}
+
+std::string create_request(const options& opt, long long i)
+{
+    return "POST " + opt.path + "?sid=" + opt.prefix + std::to_string(i) +
+           " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}";
+}
+
+// Creates `count` sessions through the learn path.
+int run_populate(const options& opt)
+{
+    const int fd = connect_local(opt.port);
+    pipelined(fd, opt.count, 200, [&](long long i) { return create_request(opt, i); }, "populate");
     close(fd);
     std::printf("{\"populated\":%lld}\n", opt.count);
+    return 0;
+}
+
+// Creates `count` sessions and publishes `events` events of `size` bytes
+// to each through PATH/publish: rings as full as a busy session's.
+int run_fill(const options& opt)
+{
+    const int fd = connect_local(opt.port);
+    pipelined(fd, opt.count, 200, [&](long long i) { return create_request(opt, i); }, "fill: create");
+    const long long per_session = opt.events;
+    pipelined(fd, opt.count * per_session, 202, [&](long long k) {
+        const std::string body = payload(k % per_session, 0, opt.size);
+        return "POST " + opt.path + "/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + opt.prefix +
+               std::to_string(k / per_session) + "\r\nContent-Type: application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+    }, "fill: publish");
+    close(fd);
+    std::printf("{\"sessions\":%lld,\"events\":%lld,\"payload_bytes\":%zu}\n", opt.count, opt.count * per_session,
+                payload(0, 0, opt.size).size());
     return 0;
 }
 
@@ -472,6 +505,9 @@ int main(int argc, char** argv)
         }
         if (opt.mode == "populate") {
             return run_populate(opt);
+        }
+        if (opt.mode == "fill") {
+            return run_fill(opt);
         }
         throw std::runtime_error("unknown mode " + opt.mode);
     } catch (const std::exception& e) {

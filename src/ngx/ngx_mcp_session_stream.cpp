@@ -505,7 +505,7 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
         const std::int64_t dead = event_store(*zones[i]).claim_worker_number(ngx_worker, zones[i]->cycle, ngx_pid, released);
         if (dead != 0) {
             ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                          "mcp_session zone \"%V\": worker %i replaces process %L, which died; released its %uz streams",
+                          "mcp_session zone \"%V\": worker %ui replaces process %L, which died; released its %uz streams",
                           &zones[i]->name, ngx_worker, dead, released);
         }
     }

@@ -95,6 +95,12 @@ log "populating 1000 sessions"
 "$SSE" populate --port "$PORT" --count 1000 --prefix live- >/dev/null
 live="-H Mcp-Session-Id:live-500"
 
+# One untimed round of each first: the first seconds after nginx starts
+# (connections to the upstream, page faults, CPU clocks) are slower for
+# whichever side happens to go first.
+wrk -t2 -c64 -d2s $live "$base/mcp" >/dev/null 2>&1
+wrk -t2 -c64 -d2s "$base/plain" >/dev/null 2>&1
+
 log "validation overhead (1000 sessions)"
 read -r mcp_1k plain_1k < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $base/plain")
 r=$(ratio "$mcp_1k" "$plain_1k")
@@ -134,18 +140,24 @@ for streams in 1000 10000; do
         row "SSE $streams streams @ $rate/s: ${k%_us} latency (µs)" "$o" "$p (nchan)" "$(ratio "$o" "$p")" "$goal" "$verdict"
     done
     o=$(echo "$ours" | field lost); p=$(echo "$peer" | field lost)
-    row "SSE $streams streams @ $rate/s: lost events (delivered/s ours $(echo "$ours" | field delivered_per_s), nchan $(echo "$peer" | field delivered_per_s))" "$o" "$p (nchan)" "—" "0" "$([[ $o == 0 ]] && echo met || echo missed)"
+    od=$(echo "$ours" | field duplicates); pd=$(echo "$peer" | field duplicates)
+    row "SSE $streams streams @ $rate/s: lost / duplicated events (delivered/s ours $(echo "$ours" | field delivered_per_s), nchan $(echo "$peer" | field delivered_per_s))" "$o / $od" "$p / $pd (nchan)" "—" "0" "$([[ $o == 0 && $od == 0 ]] && echo met || echo missed)"
 done
 
-# The highest rate (of a ladder) at which every accepted event arrived and
-# the publisher kept up (≥ 97% of the rate accepted).
+# The highest rate (of a ladder) at which every accepted event arrived
+# once and the publisher kept up (≥ 97% of the rate accepted). A rung gets
+# a second try before the ladder stops, for either side alike: one noisy
+# 3 s run on a shared 2-core machine should not decide the maximum.
+rung_passes() {
+    local out
+    out=$(deliver "$1" 1000 "$2" 3)
+    [[ $(echo "$out" | field lost) == 0 && $(echo "$out" | field duplicates) == 0 ]] &&
+        awk -v a="$(echo "$out" | field accepted)" -v r="$2" 'BEGIN { exit !(a >= 0.97 * r * 3) }'
+}
 max_rate() {
     local target=$1 best=0
     for rate in $(seq 4000 2000 40000); do
-        local out accepted lost
-        out=$(deliver "$target" 1000 "$rate" 3)
-        accepted=$(echo "$out" | field accepted); lost=$(echo "$out" | field lost)
-        if [[ $lost == 0 ]] && awk -v a="$accepted" -v r="$rate" 'BEGIN { exit !(a >= 0.97 * r * 3) }'; then
+        if rung_passes "$target" "$rate" || rung_passes "$target" "$rate"; then
             best=$rate
         else
             break

@@ -51,27 +51,39 @@ struct options {
     std::string path = "/mcp";
 };
 
-// What the target's URLs look like.
+// What the target's URLs look like. Every deliver run names its own
+// sessions and channels (`run`): a ring still holding an earlier run's
+// events would replay them to the new stream (ours replays a session's
+// buffered events to a GET without Last-Event-ID; nchan starts new
+// subscribers at the newest message), which is load nchan never sees.
 struct target_api {
     bool mcp;
+    std::string run;
+    std::string session(int i) const { return "bench-" + run + "-" + std::to_string(i); }
     std::string stream_request(int i) const
     {
         if (mcp) {
-            return "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: bench-" +
-                   std::to_string(i) + "\r\n\r\n";
+            return "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + session(i) +
+                   "\r\n\r\n";
         }
-        return "GET /nchan/sub?id=c" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n";
+        return "GET /nchan/sub?id=c" + run + "-" + std::to_string(i) +
+               " HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n";
     }
     std::string publish_request(int i, const std::string& body) const
     {
-        const std::string head = mcp ? "POST /mcp/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: bench-" +
-                                           std::to_string(i) + "\r\n"
-                                     : "POST /nchan/pub?id=c" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\n";
-        return head + "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-               body;
+        return mcp ? publish_to_session(session(i), body)
+                   : "POST /nchan/pub?id=c" + run + "-" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\n" +
+                         body_part(body);
+    }
+    static std::string publish_to_session(const std::string& id, const std::string& body)
+    {
+        return "POST /mcp/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + id + "\r\n" + body_part(body);
+    }
+    static std::string body_part(const std::string& body)
+    {
+        return "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     }
 };
-
 
 long long number_after(const char* data, std::size_t n, const char* key)
 {
@@ -104,20 +116,40 @@ double percentile(std::vector<std::int64_t>& values, double p)
 }
 
 
+// Sends `count` requests made by `request(k)` on one keep-alive
+// connection, 64 pipelined at a time; each must be answered `status`
+// (0: any answer will do).
+template <typename MakeRequest>
+void pipelined(int fd, long long count, int status, MakeRequest request, const char* what)
+{
+    std::string buffer;
+    constexpr long long window = 64;
+    for (long long done = 0; done < count;) {
+        const long long batch = std::min(window, count - done);
+        std::string requests;
+        for (long long k = 0; k < batch; ++k) {
+            requests += request(done + k);
+        }
+        write_all(fd, requests);
+        for (long long k = 0; k < batch; ++k) {
+            if (const int got = read_response(fd, buffer); status != 0 && got != status) {
+                throw std::runtime_error(std::string(what) + ": a request failed");
+            }
+        }
+        done += batch;
+    }
+}
+
 int run_deliver(const options& opt)
 {
-    const target_api api{opt.target == "mcp"};
+    const target_api api{opt.target == "mcp", std::to_string(getpid())};
     raise_fd_limit();
     if (api.mcp) {  // sessions are learned from the backend's answer
         const int fd = connect_local(opt.port);
-        std::string buffer;
-        for (int i = 0; i < opt.streams; ++i) {
-            write_all(fd, "POST /mcp?sid=bench-" + std::to_string(i) +
-                              " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
-            if (read_response(fd, buffer) != 200) {
-                throw std::runtime_error("creating a session failed");
-            }
-        }
+        pipelined(fd, opt.streams, 200, [&](long long i) {
+            return "POST /mcp?sid=" + api.session(static_cast<int>(i)) +
+                   " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}";
+        }, "creating the sessions");
         close(fd);
     }
 
@@ -275,6 +307,14 @@ int run_deliver(const options& opt)
         close(fd);
     }
     close(ep);
+    // The run's sessions and channels go, so later runs measure against
+    // the same zone, not one filling up with finished runs' rings.
+    const int cleanup = connect_local(opt.port);
+    pipelined(cleanup, opt.streams, 0, [&](long long i) {
+        return api.mcp ? "DELETE /mcp HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + api.session(static_cast<int>(i)) + "\r\n\r\n"
+                       : "DELETE /nchan/pub?id=c" + api.run + "-" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\n\r\n";
+    }, "cleaning up");
+    close(cleanup);
     const long long lost = accepted - delivered;
     std::printf("{\"target\":\"%s\",\"streams\":%d,\"rate\":%d,\"accepted\":%lld,\"delivered\":%lld,\"lost\":%lld,"
                 "\"duplicates\":%lld,\"delivered_per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
@@ -340,11 +380,8 @@ int run_replay(const options& opt)
     if (read_response(fd, buffer) != 200) {
         throw std::runtime_error("creating the replay session failed");
     }
-    const target_api api{true};
     for (int i = 0; i < opt.events; ++i) {
-        std::string request = api.publish_request(0, payload(i, 0, opt.size));
-        request.replace(request.find("bench-0"), 7, "replay");
-        write_all(fd, request);
+        write_all(fd, target_api::publish_to_session("replay", payload(i, 0, opt.size)));
         if (read_response(fd, buffer) != 202) {
             throw std::runtime_error("publishing a replay event failed");
         }
@@ -395,29 +432,6 @@ int run_replay(const options& opt)
                 "\"floor_us\":%.1f}\n",
                 opt.events, opt.size, opt.runs, replay_bytes, percentile(copy, 0.5), percentile(times, 0.9), floor_us);
     return 0;
-}
-
-// Sends `count` requests made by `request(k)` on one keep-alive
-// connection, 64 pipelined at a time; each must be answered `status`.
-template <typename MakeRequest>
-void pipelined(int fd, long long count, int status, MakeRequest request, const char* what)
-{
-    std::string buffer;
-    constexpr long long window = 64;
-    for (long long done = 0; done < count;) {
-        const long long batch = std::min(window, count - done);
-        std::string requests;
-        for (long long k = 0; k < batch; ++k) {
-            requests += request(done + k);
-        }
-        write_all(fd, requests);
-        for (long long k = 0; k < batch; ++k) {
-            if (read_response(fd, buffer) != status) {
-                throw std::runtime_error(std::string(what) + ": a request failed");
-            }
-        }
-        done += batch;
-    }
 }
 
 std::string create_request(const options& opt, long long i)

@@ -109,31 +109,6 @@ read -r mcp_1k plain_1k < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $bas
 r=$(ratio "$mcp_1k" "$plain_1k")
 row "validation: req/s, live session vs plain proxy_pass" "$mcp_1k" "$plain_1k (plain proxy)" "$r" "≥ 0.97×" "$(meets "$r" 0.97 ">=")"
 
-log "populating to $POPULATION sessions"
-"$SSE" populate --port "$PORT" --count $((POPULATION - 1000)) --prefix pop- >/dev/null
-status=$(curl -s "$base/mcp/status")
-sessions=$(echo "$status" | field sessions)
-used=$(echo "$status" | field bytes_used)
-per_session=$(awk -v u="$used" -v s="$sessions" 'BEGIN { printf "%.0f", u / s }')
-row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$(meets "$per_session" 256 "<=")"
-
-# The same request against two zones of the same nginx, alternated in
-# one window: a zone of $POPULATION sessions and one kept at 1000. (Taken
-# minutes apart, the two figures would mostly measure the machine's drift.)
-log "lookup cost at $POPULATION sessions"
-read -r mcp_1m small_1k < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $live $base/small")
-r=$(ratio "$mcp_1m" "$small_1k")
-row "lookup: req/s at $sessions vs 1000 sessions (two zones, alternated)" "$mcp_1m" "$small_1k (1000 sessions)" "$r" "≥ 0.95×" "$(meets "$r" 0.95 ">=")"
-read -r mcp_1m plain_1m < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $base/plain")
-row "validation at $sessions sessions vs plain proxy_pass" "$mcp_1m" "$plain_1m (plain proxy)" "$(ratio "$mcp_1m" "$plain_1m")" "—" "—"
-
-log "session creation"
-n=0
-create_mcp() { n=$((n + 1)); wrk -t2 -c64 -d"${WRK_SECONDS}s" -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$n" 2>/dev/null | rps; }
-create_plain() { wrk -t2 -c64 -d"${WRK_SECONDS}s" -s "$ROOT/bench/create.lua" "$base/plain" -- "p" 2>/dev/null | rps; }
-read -r mcp_new plain_new < <(side_by_side create_mcp create_plain)
-row "session creation: initialize exchanges/s vs plain proxy" "$mcp_new" "$plain_new (plain proxy)" "$(ratio "$mcp_new" "$plain_new")" "—" "—"
-
 deliver() { "$SSE" deliver --port "$PORT" --target "$1" --streams "$2" --rate "$3" --seconds "${4:-3}"; }
 for streams in 1000 10000; do
     rate=5000
@@ -192,6 +167,33 @@ after=$(curl -s "$base/rings/status" | field bytes_used)
 per_ring=$(awk -v a="$after" -v b="$before" -v n="$ring_sessions" 'BEGIN { printf "%.0f", (a - b) / n }')
 per_event=$(awk -v r="$per_ring" 'BEGIN { printf "%.0f", r / 256 }')
 row "shared memory per session with a full ring (256 events of $(echo "$fill" | field payload_bytes) B, $ring_sessions sessions)" "$per_ring B ($per_event B per event)" "—" "—" "—" "—"
+
+# The population scenarios come last: the SSE rows above ran against a
+# zone holding only their own sessions, as nchan holds only its channels.
+log "populating to $POPULATION sessions"
+"$SSE" populate --port "$PORT" --count $((POPULATION - 1000)) --prefix pop- >/dev/null
+status=$(curl -s "$base/mcp/status")
+sessions=$(echo "$status" | field sessions)
+used=$(echo "$status" | field bytes_used)
+per_session=$(awk -v u="$used" -v s="$sessions" 'BEGIN { printf "%.0f", u / s }')
+row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$(meets "$per_session" 256 "<=")"
+
+# The same request against two zones of the same nginx, alternated in
+# one window: a zone of $POPULATION sessions and one kept at 1000. (Taken
+# minutes apart, the two figures would mostly measure the machine's drift.)
+log "lookup cost at $POPULATION sessions"
+read -r mcp_1m small_1k < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $live $base/small")
+r=$(ratio "$mcp_1m" "$small_1k")
+row "lookup: req/s at $sessions vs 1000 sessions (two zones, alternated)" "$mcp_1m" "$small_1k (1000 sessions)" "$r" "≥ 0.95×" "$(meets "$r" 0.95 ">=")"
+read -r mcp_1m plain_1m < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $base/plain")
+row "validation at $sessions sessions vs plain proxy_pass" "$mcp_1m" "$plain_1m (plain proxy)" "$(ratio "$mcp_1m" "$plain_1m")" "—" "—"
+
+log "session creation"
+n=0
+create_mcp() { n=$((n + 1)); wrk -t2 -c64 -d"${WRK_SECONDS}s" -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$n" 2>/dev/null | rps; }
+create_plain() { wrk -t2 -c64 -d"${WRK_SECONDS}s" -s "$ROOT/bench/create.lua" "$base/plain" -- "p" 2>/dev/null | rps; }
+read -r mcp_new plain_new < <(side_by_side create_mcp create_plain)
+row "session creation: initialize exchanges/s vs plain proxy" "$mcp_new" "$plain_new (plain proxy)" "$(ratio "$mcp_new" "$plain_new")" "—" "—"
 
 alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$OUT/nginx/logs/error.log" || true)
 {

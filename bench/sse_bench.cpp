@@ -71,13 +71,14 @@ struct target_api {
     }
     std::string publish_request(int i, const std::string& body) const
     {
-        return mcp ? publish_to_session(session(i), body)
+        return mcp ? publish_to_session("/mcp", session(i), body)
                    : "POST /nchan/pub?id=c" + run + "-" + std::to_string(i) + " HTTP/1.1\r\nHost: bench\r\n" +
                          body_part(body);
     }
-    static std::string publish_to_session(const std::string& id, const std::string& body)
+    // `path`: the location of mcp_session; its publish endpoint is path/publish.
+    static std::string publish_to_session(const std::string& path, const std::string& id, const std::string& body)
     {
-        return "POST /mcp/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + id + "\r\n" + body_part(body);
+        return "POST " + path + "/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + id + "\r\n" + body_part(body);
     }
     static std::string body_part(const std::string& body)
     {
@@ -381,7 +382,7 @@ int run_replay(const options& opt)
         throw std::runtime_error("creating the replay session failed");
     }
     for (int i = 0; i < opt.events; ++i) {
-        write_all(fd, target_api::publish_to_session("replay", payload(i, 0, opt.size)));
+        write_all(fd, target_api::publish_to_session("/mcp", "replay", payload(i, 0, opt.size)));
         if (read_response(fd, buffer) != 202) {
             throw std::runtime_error("publishing a replay event failed");
         }
@@ -458,10 +459,8 @@ int run_fill(const options& opt)
     pipelined(fd, opt.count, 200, [&](long long i) { return create_request(opt, i); }, "fill: create");
     const long long per_session = opt.events;
     pipelined(fd, opt.count * per_session, 202, [&](long long k) {
-        const std::string body = payload(k % per_session, 0, opt.size);
-        return "POST " + opt.path + "/publish HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + opt.prefix +
-               std::to_string(k / per_session) + "\r\nContent-Type: application/json\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\n\r\n" + body;
+        return target_api::publish_to_session(opt.path, opt.prefix + std::to_string(k / per_session),
+                                              payload(k % per_session, 0, opt.size));
     }, "fill: publish");
     close(fd);
     std::printf("{\"sessions\":%lld,\"events\":%lld,\"payload_bytes\":%zu}\n", opt.count, opt.count * per_session,

@@ -65,14 +65,12 @@ sub status_of { my ($res) = @_; return $res->{headers}{'x-session-status'}[0] //
     # swept exactly once. One sweep may take some of the three and a later
     # one the rest, so wait for the sum before looking them up.
     my $swept = 0;
-    my $deadline = time + 10;
-    while (1) {
+    poll_until(10, sub {
         my $log = $n->error_log;
         $swept = 0;
         $swept += $1 while $log =~ /sweep removed (\d+) expired sessions/g;
-        last if $swept >= 3 || time >= $deadline;
-        select(undef, undef, undef, 0.02);
-    }
+        return $swept >= 3;
+    });
     is($swept, 3, 'sweep: three sessions swept in all, none twice');
     for my $sid (qw(idle-a idle-b idle-c)) {
         my $res = $n->request('POST', '/mcp', headers => ['Mcp-Session-Id' => $sid], body => '{}');

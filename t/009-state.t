@@ -107,19 +107,14 @@ for my $reason (sort keys %bad) {
     unlink $state;
     my $n = start_nginx(workers => 2, http_config => zone_line('state_interval=300ms'), config => $locations);
     create($n, 'periodic');
-    my $deadline = time + 10;
     my $content = '';
-    until ($content =~ /periodic/ || time > $deadline) {
-        $content = slurp($state) // '';
-        select(undef, undef, undef, 0.05);
-    }
+    poll_until(10, sub { ($content = slurp($state) // '') =~ /periodic/ });
     like($content, qr/periodic/, 'periodic: a worker saved the session without a stop');
     # Every process, workers too: a dying worker still holding the listening
     # socket could take the first connection after the restart.
     my @killed = ($n->master_pid, @{ $n->worker_pids });
     kill 'KILL', $_ for @killed;
-    my $gone = time + 5;
-    select(undef, undef, undef, 0.02) while (grep { McpSession::Nginx::alive($_) } @killed) && time < $gone;
+    poll_until(5, sub { !grep { McpSession::Nginx::alive($_) } @killed });
     unlink $n->servroot . '/logs/nginx.pid';
     $n->restart;
     is(use_session($n, 'periodic')->{status}, 200, 'periodic: the session outlived a SIGKILL of every process');
@@ -132,15 +127,12 @@ for my $reason (sort keys %bad) {
     unlink $state;
     my $n = start_nginx(workers => 2, http_config => zone_line('state_interval=300ms'), config => $locations);
     create($n, 'before-upgrade');
-    my $deadline = time + 10;
-    select(undef, undef, undef, 0.05) until (slurp($state) // '') =~ /before-upgrade/ || time > $deadline;
+    poll_until(10, sub { (slurp($state) // '') =~ /before-upgrade/ });
     my $old_master = $n->master_pid;
     my %old_workers = map { $_ => 1 } @{ $n->worker_pids };
     kill 'USR2', $old_master;
     my $oldbin = $n->servroot . '/logs/nginx.pid.oldbin';
-    $deadline = time + 10;
-    select(undef, undef, undef, 0.02)
-        until (-e $oldbin && ($n->master_pid // $old_master) != $old_master && @{ $n->worker_pids } == 2) || time > $deadline;
+    poll_until(10, sub { -e $oldbin && ($n->master_pid // $old_master) != $old_master && @{ $n->worker_pids } == 2 });
     isnt($n->master_pid, $old_master, 'upgrade: a new master runs beside the old one');
     like($n->error_log, qr/restored 1 sessions from "\Q$state\E"/, 'upgrade: the new master loaded the periodic save');
 
@@ -152,16 +144,11 @@ for my $reason (sort keys %bad) {
         $made_by_old++ if $old_workers{ h($res, 'X-Pid') };
     }
     kill 'QUIT', $old_master;
-    $deadline = time + 10;
-    select(undef, undef, undef, 0.02) while McpSession::Nginx::alive($old_master) && time < $deadline;
+    poll_until(10, sub { !McpSession::Nginx::alive($old_master) });
     ok(!McpSession::Nginx::alive($old_master), 'upgrade: the old master saved and exited');
     my @sids = ('before-upgrade', map { "during-upgrade-$_" } 1 .. 6);
     my @lost = @sids;
-    $deadline = time + 10;
-    while (@lost && time < $deadline) {
-        @lost = grep { use_session($n, $_)->{status} != 200 } @lost;
-        select(undef, undef, undef, 0.1) if @lost;
-    }
+    poll_until(10, sub { @lost = grep { use_session($n, $_)->{status} != 200 } @lost; !@lost });
     is("@lost", '', 'upgrade: every session is valid in the new nginx');
     SKIP: {
         skip 'every session happened to land in the new nginx', 1 unless $made_by_old;

@@ -88,13 +88,9 @@ sub status_of {
 # Polls the status endpoint until the gauges match (or 10 s pass).
 sub gauges_reach {
     my (%want) = @_;
-    my $deadline = time + 10;
-    while (1) {
-        my $s = status_of();
-        return $s if !grep { $s->{$_} != $want{$_} } keys %want;
-        return $s if time >= $deadline;
-        select(undef, undef, undef, 0.05);
-    }
+    my $s;
+    poll_until(10, sub { $s = status_of(); !grep { $s->{$_} != $want{$_} } keys %want });
+    return $s;
 }
 
 sub expected_gauges {

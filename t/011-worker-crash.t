@@ -73,12 +73,8 @@ for my $round (1 .. $rounds) {
     chomp @ids;
     $accepted{$_} = 1 for @ids;
 
-    my $deadline = time + 10;
     my @after;
-    until ((@after = @{ $n->worker_pids }) == 2 && !grep { $_ == $victim } @after) {
-        last if time > $deadline;
-        select(undef, undef, undef, 0.02);
-    }
+    poll_until(10, sub { (@after = @{ $n->worker_pids }) == 2 && !grep { $_ == $victim } @after });
     ok(@after == 2 && !grep({ $_ == $victim } @after), "round $round: the master respawned worker $victim");
 
     # Whatever the stream got before the kill counts; then it resumes.
@@ -122,8 +118,7 @@ like($status, qr/"sessions":50,/, 'the zone still counts all 50 sessions');
     is($open->(), 1, 'orphan: the status counts it');
     $victims{$holder} = 1;
     kill 'KILL', $holder;
-    my $deadline = time + 10;
-    select(undef, undef, undef, 0.02) until ($open->() // -1) == 0 || time > $deadline;
+    poll_until(10, sub { ($open->() // -1) == 0 });
     is($open->(), 0, 'orphan: once its worker is respawned the stream is no longer counted');
     ok($n->wait_for_log(qr/worker \d+ replaces process \Q$holder\E, which died; released its 1 streams/, 10),
        'orphan: the respawned worker says it released the dead process\'s stream');

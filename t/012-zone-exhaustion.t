@@ -63,12 +63,8 @@ cmp_ok(scalar(@warns), '>', 0, 'the eviction is logged');
 cmp_ok(scalar(@warns), '<=', int($elapsed) + 2, 'at most one warn line per second');
 
 # Everything expires (idle 3 s) and the sweep returns the memory.
-my $deadline = time + 30;
-my $now = status();
-until ($now->{sessions} == 0 || time > $deadline) {
-    select(undef, undef, undef, 0.1);
-    $now = status();
-}
+my $now;
+poll_until(30, sub { $now = status(); $now->{sessions} == 0 });
 is($now->{sessions}, 0, 'every session expired and was swept');
 is($now->{sessions_with_ring}, 0, 'no ring left');
 is($now->{bytes_used}, $empty->{bytes_used}, "used bytes are back at the empty zone's $empty->{bytes_used}");

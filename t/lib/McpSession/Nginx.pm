@@ -236,15 +236,23 @@ sub error_log {
     return $text // '';
 }
 
+# Calls $check until it returns true or $secs pass; returns its last
+# value. Tests wait for what nginx does later (timers, other workers, the
+# log phase) with this, never with a fixed sleep.
+sub poll_until {
+    my ($secs, $check) = @_;
+    my $deadline = time + $secs;
+    while (1) {
+        my $value = $check->();
+        return $value if $value || time >= $deadline;
+        select(undef, undef, undef, 0.02);
+    }
+}
+
 # Polls the error log until it matches or the deadline passes.
 sub wait_for_log {
     my ($self, $re, $secs) = @_;
-    my $deadline = time + ($secs // 5);
-    while (1) {
-        return 1 if $self->error_log =~ $re;
-        return 0 if time >= $deadline;
-        select(undef, undef, undef, 0.02);
-    }
+    return poll_until($secs // 5, sub { $self->error_log =~ $re }) ? 1 : 0;
 }
 
 # request($method, $uri, headers => [Name => value, ...], body => $text)

@@ -13,7 +13,9 @@ use McpSession::Http;
 use McpSession::Nginx;
 use McpSession::Stream;
 
-our @EXPORT = qw(workers log_level no_module run_tests start_nginx open_stream server_port);
+our @EXPORT = qw(workers log_level no_module run_tests start_nginx open_stream server_port poll_until);
+
+sub poll_until { McpSession::Nginx::poll_until(@_) }
 
 my %file_settings = (workers => 1, log_level => 'debug', load_module => 1);
 my $port;
@@ -163,12 +165,7 @@ sub check_logs {
     my @expected = log_patterns($block, 'error_log');
     my $deadline = time + $timeout;
     for my $pattern (@expected) {
-        my $found = 0;
-        while (1) {
-            $found = log_matches($read_log->(), $pattern);
-            last if $found || time >= $deadline;
-            select(undef, undef, undef, 0.02);
-        }
+        my $found = poll_until($deadline - time, sub { log_matches($read_log->(), $pattern) });
         ok($found, "$name - error log has: $pattern");
     }
     my $log = $read_log->();

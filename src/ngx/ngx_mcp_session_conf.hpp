@@ -45,6 +45,21 @@ struct main_conf {
     ngx_array_t references;  // zone_reference
 };
 
+// Every zone the cycle declares (none without an http block). `Cycle` is
+// ngx_cycle_t or the volatile ngx_cycle global.
+template <typename Cycle, typename Visit>
+void for_each_zone(Cycle* cycle, Visit visit)
+{
+    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
+    if (mcf == nullptr) {
+        return;
+    }
+    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
+    for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
+        visit(*zones[i]);
+    }
+}
+
 enum session_mode : ngx_uint_t { mode_learn = 0, mode_issue = 1 };
 
 // Per-location protocol rules, built once at configuration time.

@@ -344,16 +344,11 @@ void on_state_timer(ngx_event_t* ev) noexcept
 template <typename Each>
 void for_each_state_zone(ngx_cycle_t* cycle, Each each)
 {
-    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
-    if (mcf == nullptr) {
-        return;
-    }
-    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
-    for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
-        if (zones[i]->state_path.len > 0 && zones[i]->shared != nullptr) {
-            each(*zones[i]);
+    for_each_zone(cycle, [&](zone_conf& zone) {
+        if (zone.state_path.len > 0 && zone.shared != nullptr) {
+            each(zone);
         }
-    }
+    });
 }
 
 }  // namespace

@@ -425,19 +425,16 @@ void pump_all_local_streams() noexcept
 // themselves, and leave the registry, when their session is gone.
 void deliver_to_local_streams() noexcept
 {
-    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_mcp_session_module));
-    if (mcf == nullptr) {
-        return;
-    }
     // A worker of an older cycle (reload) shares its number, and so its
     // inbox, with its successor: it must not take the successor's tokens.
     bool everything = ngx_exiting || ngx_quit;
     pending_tokens.clear();
-    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
     try {
-        for (ngx_uint_t i = 0; !everything && i < mcf->zones.nelts; ++i) {
-            everything |= event_store(*zones[i]).drain(ngx_worker, pending_tokens);
-        }
+        for_each_zone(ngx_cycle, [&](zone_conf& zone) {
+            if (!everything) {
+                everything |= event_store(zone).drain(ngx_worker, pending_tokens);
+            }
+        });
     } catch (const std::exception& e) {
         log_failure(ngx_cycle->log, "stream delivery", &e);
         everything = true;
@@ -470,19 +467,14 @@ ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
 
 ngx_int_t prepare_worker_streams(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept
 {
-    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
-    if (mcf == nullptr) {
-        return NGX_OK;
-    }
-    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
     try {
-        for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
-            event_store store(*zones[i]);
-            zones[i]->cycle = store.begin_cycle();
+        for_each_zone(cycle, [&](zone_conf& zone) {
+            event_store store(zone);
+            zone.cycle = store.begin_cycle();
             for (ngx_uint_t worker = 0; worker < workers; ++worker) {
                 store.open_inbox(static_cast<ngx_int_t>(worker));
             }
-        }
+        });
     } catch (...) {
         return NGX_ERROR;
     }
@@ -498,17 +490,15 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
     } catch (...) {
         return NGX_ERROR;
     }
-    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
-    auto** zones = mcf != nullptr ? static_cast<zone_conf**>(mcf->zones.elts) : nullptr;
-    for (ngx_uint_t i = 0; mcf != nullptr && i < mcf->zones.nelts; ++i) {
+    for_each_zone(cycle, [&](zone_conf& zone) {
         std::size_t released = 0;
-        const std::int64_t dead = event_store(*zones[i]).claim_worker_number(ngx_worker, zones[i]->cycle, ngx_pid, released);
+        const std::int64_t dead = event_store(zone).claim_worker_number(ngx_worker, zone.cycle, ngx_pid, released);
         if (dead != 0) {
             ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                           "mcp_session zone \"%V\": worker %ui replaces process %L, which died; released its %uz streams",
-                          &zones[i]->name, ngx_worker, dead, released);
+                          &zone.name, ngx_worker, dead, released);
         }
-    }
+    });
     return listen_doorbell(cycle, deliver_to_local_streams);
 }
 

@@ -41,19 +41,14 @@ void on_sweep_timer(ngx_event_t* ev) noexcept
 
 ngx_int_t start_sweep_timers(ngx_cycle_t* cycle) noexcept
 {
-    auto* mcf = static_cast<main_conf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_mcp_session_module));
-    if (mcf == nullptr) {
-        return NGX_OK;  // no http block
-    }
-    auto** zones = static_cast<zone_conf**>(mcf->zones.elts);
-    for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
-        ngx_event_t* ev = &zones[i]->sweep_timer;
+    for_each_zone(cycle, [&](zone_conf& zone) {
+        ngx_event_t* ev = &zone.sweep_timer;
         ev->handler = on_sweep_timer;
-        ev->data = zones[i];
+        ev->data = &zone;
         ev->log = cycle->log;
         ev->cancelable = 1;  // never holds up a graceful shutdown
-        ngx_add_timer(ev, static_cast<ngx_msec_t>(zones[i]->sweep.interval_ms));
-    }
+        ngx_add_timer(ev, static_cast<ngx_msec_t>(zone.sweep.interval_ms));
+    });
     return NGX_OK;
 }
 

@@ -16,13 +16,17 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     if (check_zone_references(cf) != NGX_OK) {
         return NGX_ERROR;
     }
+    // Precontent, not access: allow/deny, auth_basic and auth_request (with
+    // satisfy any or all) have decided, and auth_request_set has run, before
+    // any session is looked at, touched, made or bound. Pushed last, it runs
+    // first in the phase, before try_files and mirror.
     auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
-    auto* handler = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers));
+    auto* handler = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers));
     if (handler == nullptr) {
         return NGX_ERROR;
     }
-    *handler = access_handler;
-    install_header_filter();
+    *handler = session_handler;
+    install_filters();
     return NGX_OK;
 }
 
@@ -77,6 +81,9 @@ ngx_command_t commands[] = {
      ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, principal), nullptr},
     {ngx_string("mcp_session_tenant"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_http_set_complex_value_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, tenant), nullptr},
+    {ngx_string("mcp_session_distinct_binding_errors"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, distinct_binding_errors), nullptr},
     {ngx_string("mcp_session_publish"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_publish_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("mcp_session_status"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_status_directive,

@@ -199,7 +199,7 @@ location /backend {
 --- error_code eval
 [200, 405, 200]
 
-=== TEST 10: a backend 404 for a live session drops it from the store
+=== TEST 10: a backend 404 ends a live session only when it is a JSON-RPC error, not for other paths
 --- http_config
 mcp_session_zone zone=mcp:1m;
 --- config
@@ -209,20 +209,26 @@ location /mcp {
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
 }
 location /backend {
-    if ($arg_forget) { return 404 "backend lost it\n"; }
+    default_type application/json;
+    if ($arg_forget) { return 404 '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}'; }
     add_header Mcp-Session-Id $arg_sid;
     return 200 "ok\n";
 }
+location /backend/notfound { default_type text/html; return 404 "<h1>Cannot POST /mcp/notfound</h1>\n"; }
+location /backend/jsonnotfound { default_type application/json; return 404 '{"detail":"no such resource"}'; }
 --- request eval
-["POST /mcp?sid=forgotten\n{}", "POST /mcp?forget=1\n{}", "POST /mcp\n{}"]
+["POST /mcp?sid=forgotten\n{}", "POST /mcp/notfound\n{}", "POST /mcp/jsonnotfound\n{}", "POST /mcp\n{}",
+ "POST /mcp?forget=1\n{}", "POST /mcp\n{}"]
 --- more_headers eval
-["", "Mcp-Session-Id: forgotten", "Mcp-Session-Id: forgotten"]
+["", "Mcp-Session-Id: forgotten", "Mcp-Session-Id: forgotten", "Mcp-Session-Id: forgotten",
+ "Mcp-Session-Id: forgotten", "Mcp-Session-Id: forgotten"]
 --- error_code eval
-[200, 404, 404]
+[200, 404, 404, 200, 404, 404]
 --- response_body_like eval
-[qr/ok/, qr/backend lost it/, qr/"error":"session_expired"/]
+[qr/ok/, qr/Cannot POST/, qr/no such resource/, qr/ok/, qr/Session not found/, qr/"error":"session_expired"/]
 --- response_headers eval
-["X-Session-Status: new", "X-Session-Status: valid", "X-Session-Status: unknown"]
+["X-Session-Status: new", "X-Session-Status: valid", "X-Session-Status: valid", "X-Session-Status: valid",
+ "X-Session-Status: valid", "X-Session-Status: unknown"]
 
 === TEST 11: an initialize the backend rejects records nothing
 --- http_config

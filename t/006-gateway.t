@@ -88,7 +88,7 @@ location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "ok\n"; }
 [qr/ok/, qr/ok/, qr/"Bad Request: Unsupported protocol version: 1999-01-01"/,
  qr/"Bad Request: MCP-Protocol-Version is not a protocol revision \(expected YYYY-MM-DD\)"/, qr/ok/]
 
-=== TEST 5: revisions: 2026-07-28 traffic passes untouched, never nginx's 404
+=== TEST 5: revisions: 2026-07-28 traffic naming no session passes untouched; the header never switches enforcement off
 --- http_config
 mcp_session_zone zone=mcp:1m;
 --- config
@@ -98,21 +98,36 @@ location /mcp {
     add_header X-Session-Status $mcp_session_status always;
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
 }
-location /backend { add_header X-Backend-Saw "[$http_mcp_session_id]"; return 200 "modern\n"; }
+location /backend { add_header X-Backend-Saw "[$http_mcp_session_id]"; add_header Mcp-Session-Id backend-raw; return 200 "modern\n"; }
 --- request eval
 ["POST /mcp\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}",
  "POST /mcp\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+ "POST /mcp\n{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+ "POST /mcp\n{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\",\"params\":{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}}",
+ "POST /mcp\n{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/list\"}",
+ "DELETE /mcp",
  "GET /mcp"]
 --- more_headers eval
-["MCP-Protocol-Version: 2026-07-28\nMcp-Session-Id: stale-from-somewhere", "", "MCP-Protocol-Version: 2026-07-28"]
+["MCP-Protocol-Version: 2026-07-28\nMcp-Session-Id: stale-from-somewhere",
+ "MCP-Protocol-Version: 2026-07-28",
+ "",
+ "MCP-Protocol-Version: 9999-12-31",
+ "MCP-Protocol-Version: 2026-07-28",
+ "MCP-Protocol-Version: 2026-07-28\nMcp-Session-Id: backend-raw",
+ "MCP-Protocol-Version: 2026-07-28"]
 --- error_code eval
-[200, 200, 200]
+[404, 200, 400, 400, 400, 404, 200]
 --- response_headers eval
-["X-Backend-Saw: [stale-from-somewhere]\n!Mcp-Session-Id\nX-Session-Status: none",
+["!X-Backend-Saw\n!Mcp-Session-Id\nX-Session-Status: unknown",
  "X-Backend-Saw: []\n!Mcp-Session-Id\nX-Session-Status: none",
- "!Mcp-Session-Id"]
---- response_body eval
-["modern\n", "modern\n", "modern\n"]
+ "!X-Backend-Saw\n!Mcp-Session-Id",
+ "!X-Backend-Saw\n!Mcp-Session-Id",
+ "!X-Backend-Saw\n!Mcp-Session-Id",
+ "!X-Backend-Saw\n!Mcp-Session-Id\nX-Session-Status: unknown",
+ "X-Backend-Saw: []\n!Mcp-Session-Id"]
+--- response_body_like eval
+[qr/"error":"session_expired"/, qr/^modern\n$/, qr/Mcp-Session-Id header is required/, qr/Mcp-Session-Id header is required/,
+ qr/Mcp-Session-Id header is required/, qr/"error":"session_expired"/, qr/^modern\n$/]
 
 === TEST 6: revisions: operators may narrow the session-era list
 --- http_config
@@ -140,7 +155,41 @@ location /mcp { mcp_session zone=mcp; mcp_session_protocol_versions 2026-07-28; 
 --- error_log eval
 [qr/\[emerg\] \d+#\d+: "2026-07-28" is not a session-era MCP revision \(2025-03-26, 2025-06-18, 2025-11-25\) in \S+nginx\.conf:\d+/]
 
-=== TEST 8: binding: another principal gets 401, another tenant 409; the owner keeps working
+=== TEST 8: binding: with distinct errors on, another principal gets 401, another tenant 409; the owner keeps working
+--- http_config
+mcp_session_zone zone=mcp:1m;
+map $http_authorization $api_user { ~^Bearer\s+(?<user>\w+) $user; default anonymous; }
+--- config
+location /mcp {
+    mcp_session zone=mcp;
+    mcp_session_principal $api_user;
+    mcp_session_tenant $http_x_tenant;
+    mcp_session_distinct_binding_errors on;
+    add_header X-Session-Status $mcp_session_status always;
+    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+}
+location /backend { add_header Mcp-Session-Id $arg_sid; add_header X-Backend yes; return 200 "ok\n"; }
+--- request eval
+["POST /mcp?sid=bound\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}"]
+--- more_headers eval
+["Authorization: Bearer alice\nX-Tenant: acme",
+ "Authorization: Bearer mallory\nX-Tenant: acme\nMcp-Session-Id: bound",
+ "Authorization: Bearer alice\nX-Tenant: other\nMcp-Session-Id: bound",
+ "Authorization: Bearer mallory\nX-Tenant: other\nMcp-Session-Id: bound",
+ "Authorization: Bearer alice\nX-Tenant: acme\nMcp-Session-Id: bound"]
+--- error_code eval
+[200, 401, 409, 401, 200]
+--- response_headers eval
+["X-Session-Status: new", "!X-Backend", "!X-Backend", "!X-Backend", "X-Session-Status: valid\nX-Backend: yes"]
+--- response_body_like eval
+[qr/ok/, qr/"Unauthorized: the session belongs to another principal"/, qr/"Conflict: the session belongs to another tenant"/,
+ qr/Unauthorized/, qr/ok/]
+--- no_error_log
+alice
+mallory
+acme
+
+=== TEST 8b: binding: by default another principal or tenant gets the unknown-id 404 (no existence oracle), logged at warn
 --- http_config
 mcp_session_zone zone=mcp:1m;
 map $http_authorization $api_user { ~^Bearer\s+(?<user>\w+) $user; default anonymous; }
@@ -162,12 +211,15 @@ location /backend { add_header Mcp-Session-Id $arg_sid; add_header X-Backend yes
  "Authorization: Bearer mallory\nX-Tenant: other\nMcp-Session-Id: bound",
  "Authorization: Bearer alice\nX-Tenant: acme\nMcp-Session-Id: bound"]
 --- error_code eval
-[200, 401, 409, 401, 200]
+[200, 404, 404, 404, 200]
 --- response_headers eval
 ["X-Session-Status: new", "!X-Backend", "!X-Backend", "!X-Backend", "X-Session-Status: valid\nX-Backend: yes"]
 --- response_body_like eval
-[qr/ok/, qr/"Unauthorized: the session belongs to another principal"/, qr/"Conflict: the session belongs to another tenant"/,
- qr/Unauthorized/, qr/ok/]
+[qr/ok/, qr/^\{"jsonrpc":"2.0","id":null,"error":\{"code":-32001,"message":"Mcp-Session-Id `bound` is unknown or expired/,
+ qr/"error":"session_expired"/, qr/"error":"session_expired"/, qr/ok/]
+--- error_log
+mcp_session zone "mcp": a request presented a session bound to another principal
+mcp_session zone "mcp": a request presented a session bound to another tenant
 --- no_error_log
 alice
 mallory
@@ -197,7 +249,7 @@ Mcp-Session-Id: ^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]
 X-Session-Status: ^new$
 X-Backend-Saw: ^\[\] 58$
 
-=== TEST 10: issue mode: non-initialize without a session is 400 with the request's id; malformed JSON passes
+=== TEST 10: issue mode: non-initialize without a session is 400 with the request's id; a body nginx cannot read is refused (no parser differential)
 --- http_config
 mcp_session_zone zone=mcp:1m;
 --- config
@@ -214,10 +266,10 @@ location /backend { add_header X-Backend yes; return 200 "backend\n"; }
  "POST /mcp\n{not json",
  "GET /mcp"]
 --- error_code eval
-[400, 400, 200, 200]
+[400, 400, 400, 200]
 --- response_body eval
 [q({"jsonrpc":"2.0","id":42,"error":{"code":-32000,"message":"Bad Request: Mcp-Session-Id header is required (initialize first)"}}),
  q({"jsonrpc":"2.0","id":"req-7","error":{"code":-32000,"message":"Bad Request: Mcp-Session-Id header is required (initialize first)"}}),
- "backend\n", "backend\n"]
+ q({"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Parse error: the body is not valid JSON-RPC"}}), "backend\n"]
 --- response_headers eval
-["!X-Backend", "!X-Backend", "X-Backend: yes\nX-Session-Status: none", "X-Backend: yes"]
+["!X-Backend", "!X-Backend", "!X-Backend\nX-Session-Status: none", "X-Backend: yes"]

@@ -98,8 +98,8 @@ my $bound = start_nginx(
 );
 my $alice = post($bound, '/mcp', $initialize, 'X-User' => 'alice');
 my $alice_sid = h($alice, 'Mcp-Session-Id');
-is(post($bound, '/mcp', '{"id":9}', 'Mcp-Session-Id' => $alice_sid, 'X-User' => 'bob')->{status}, 401,
-    'issue mode: another principal gets 401');
+is(post($bound, '/mcp', '{"id":9}', 'Mcp-Session-Id' => $alice_sid, 'X-User' => 'bob')->{status}, 404,
+    'issue mode: another principal gets 404, as for an unknown id');
 is(post($bound, '/mcp', '{"id":9}', 'Mcp-Session-Id' => $alice_sid, 'X-User' => 'alice')->{status}, 200,
     'issue mode: the owner continues');
 unlike($bound->error_log, qr/alice|bob/, 'issue mode: principals never reach the log');

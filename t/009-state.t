@@ -60,7 +60,7 @@ my $saved;
         is(h($res, 'X-Session-Status'), 'valid', "restart: $sid status valid");
     }
     is(use_session($n, 'gone')->{status}, 404, 'restart: the deleted session stayed deleted');
-    is(use_session($n, 'keep-1', 'mallory')->{status}, 401, 'restart: the principal binding survived');
+    is(use_session($n, 'keep-1', 'mallory')->{status}, 404, 'restart: the principal binding survived (another principal: 404)');
     is(use_session($n, 'never')->{status}, 404, 'restart: unknown ids are still refused');
 
     my $s = open_stream($n, 'GET', '/mcp',

@@ -20,9 +20,17 @@ struct message_facts {
     bool initialize = false;  // some message's method is "initialize"
     std::string id = "null";  // JSON text of the first message's id, for our error bodies
     std::optional<std::string> meta_version;  // params._meta["io.modelcontextprotocol/protocolVersion"]
+    bool decided = true;      // false: the prefix ended before the facts were known
 };
 
 message_facts inspect_message_body(std::string_view body);
+
+// Sessionless bodies are inspected only this far.
+inline constexpr std::size_t max_inspected_bytes = 64 * 1024;
+
+// The facts of a body's first bytes; `complete` says the prefix is the
+// whole body.
+message_facts inspect_message_body(std::string_view prefix, bool complete);
 
 // Deeper published events are refused: serialising (and freeing) a JSON
 // value recurses once per level, and a worker's stack is finite. serde_json,

@@ -100,6 +100,16 @@ message_facts inspect_message_body(std::string_view body)
     return facts;
 }
 
+message_facts inspect_message_body(std::string_view prefix, bool complete)
+{
+    if (!complete) {
+        message_facts undecided;
+        undecided.decided = false;
+        return undecided;
+    }
+    return inspect_message_body(prefix);
+}
+
 std::optional<std::string> compact_published_message(std::string_view body)
 {
     if (!nesting_within(body, max_published_depth)) {

@@ -1,4 +1,5 @@
-// Access phase: the protocol rules (Origin, revision), then the session a
+// The session gate, in the precontent phase (after nginx's access control
+// has decided): the protocol rules (Origin, revision), then the session a
 // request names must be live and bound to the same principal and tenant.
 // In issue mode an initialize without a session gets one of nginx's ids.
 #include "ngx_mcp_session_phases.hpp"
@@ -48,6 +49,21 @@ ngx_int_t reject_session(ngx_http_request_t* r, request_state* state, session_st
     state->status = status;
     return answer(r, state, NGX_HTTP_NOT_FOUND,
                   mcp_session::session_not_found_body(to_view(state->id), to_view(state->request_id)));
+}
+
+// A session bound to someone else: by default answered exactly like an
+// unknown id, so another principal cannot tell live ids from dead ones.
+ngx_int_t reject_mismatch(ngx_http_request_t* r, const loc_conf* lcf, request_state* state, lookup_result result)
+{
+    const bool principal = result == lookup_result::wrong_principal;
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "mcp_session zone \"%V\": a request presented a session bound to another %s",
+                  &state->zone->name, principal ? "principal" : "tenant");
+    if (!lcf->distinct_binding_errors) {
+        return reject_session(r, state, session_status::unknown);
+    }
+    return principal ? refuse(r, state, NGX_HTTP_UNAUTHORIZED, "Unauthorized: the session belongs to another principal")
+                     : refuse(r, state, NGX_HTTP_CONFLICT, "Conflict: the session belongs to another tenant");
 }
 
 ngx_int_t refuse_version(ngx_http_request_t* r, request_state* state, const mcp_session::protocol_verdict& verdict)
@@ -105,6 +121,7 @@ ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state
         }
         state->last_event_id = *cursor;
     }
+    state->streamed = true;
     r->content_handler = stream_handler;  // instead of the location's proxy_pass
     return NGX_DECLINED;
 }
@@ -134,9 +151,8 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
     case lookup_result::unknown:
         return reject_session(r, state, session_status::unknown);
     case lookup_result::wrong_principal:
-        return refuse(r, state, NGX_HTTP_UNAUTHORIZED, "Unauthorized: the session belongs to another principal");
     case lookup_result::wrong_tenant:
-        return refuse(r, state, NGX_HTTP_CONFLICT, "Conflict: the session belongs to another tenant");
+        return reject_mismatch(r, lcf, state, found.result);
     }
     state->status = session_status::valid;
     state->key = *key;
@@ -175,27 +191,33 @@ ngx_int_t issue_session(ngx_http_request_t* r, const loc_conf* lcf, request_stat
     return state->id.data == nullptr ? NGX_HTTP_INTERNAL_SERVER_ERROR : NGX_DECLINED;
 }
 
-// After the body of a sessionless POST was read (issue mode).
+// After the body of a sessionless POST was read (issue mode). Only an
+// initialize (which gets nginx's session) and modern requests whose body
+// agrees with their header reach the backend without a session: whatever
+// else nginx cannot read is refused here, so no parser difference between
+// nginx and the backend can make a session nginx does not know.
 ngx_int_t decide_on_body(ngx_http_request_t* r, request_state* state)
 {
     const loc_conf* lcf = conf_of(r);
-    std::string body;
-    collect_body(r, static_cast<size_t>(-1), &body);  // client_max_body_size already applied
-    const mcp_session::message_facts facts = mcp_session::inspect_message_body(body);
+    std::string prefix;
+    const bool complete = collect_body_prefix(r, mcp_session::max_inspected_bytes, &prefix);
+    const mcp_session::message_facts facts = mcp_session::inspect_message_body(prefix, complete);
     state->request_id = pool_copy(r, facts.id);
-    if (facts.meta_version) {
-        const auto verdict = mcp_session::classify_protocol_version(*facts.meta_version);
-        if (verdict.era == mcp_session::protocol_era::modern) {
-            state->passthrough = true;
-            state->protocol_version = pool_copy(r, verdict.version);
-            return NGX_DECLINED;
-        }
-    }
     if (facts.initialize) {
         return issue_session(r, lcf, state);
     }
+    if (!facts.decided) {
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST,
+                      "Bad Request: a request without Mcp-Session-Id must be an initialize that nginx can read "
+                      "(one JSON-RPC message, its method within the first " +
+                          std::to_string(mcp_session::max_inspected_bytes / 1024) + " KB)");
+    }
     if (!facts.json) {
-        return NGX_DECLINED;  // malformed JSON: the backend owns JSON-RPC errors
+        return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Parse error: the body is not valid JSON-RPC");
+    }
+    if (state->modern && facts.meta_version && *facts.meta_version == to_view(state->protocol_version)) {
+        state->passthrough = true;  // a sessionless revision: the backend's to answer
+        return NGX_DECLINED;
     }
     return refuse(r, state, NGX_HTTP_BAD_REQUEST,
                   "Bad Request: Mcp-Session-Id header is required (initialize first)");
@@ -257,14 +279,13 @@ ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* 
         version.count > 0 ? std::optional<std::string_view>(to_view(version.first->value)) : std::nullopt,
         lcf->policy->versions);
     state->protocol_version = version.count > 0 ? version.first->value : pool_copy(r, verdict.version);
-    if (verdict.era == mcp_session::protocol_era::modern) {
-        state->passthrough = true;  // sessionless revision: never our 404
-        return NGX_DECLINED;
-    }
-    if (verdict.era != mcp_session::protocol_era::session && version.count > 0) {
+    state->modern = verdict.era == mcp_session::protocol_era::modern;
+    if (!state->modern && verdict.era != mcp_session::protocol_era::session && version.count > 0) {
         return refuse_version(r, state, verdict);
     }
 
+    // The revision header is the client's to choose: whatever it says, a
+    // request that names a session is validated and bound like any other.
     const header_match header = find_header(r->headers_in.headers, session_header);
     if (header.count > 1) {
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Mcp-Session-Id header");
@@ -273,14 +294,17 @@ ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* 
         return validate_session(r, lcf, state, header.first);
     }
     if (lcf->mode == mode_issue && r->method == NGX_HTTP_POST) {
-        return read_body_first(r, state);  // is it an initialize?
+        return read_body_first(r, state);  // an initialize, or modern traffic?
     }
-    return NGX_DECLINED;  // learn mode: the header filter learns the backend's id
+    // Learn mode reads no body: a modern POST passes, and the header filter
+    // still learns any session the backend makes for it.
+    state->passthrough = state->modern && r->method == NGX_HTTP_POST;
+    return NGX_DECLINED;
 }
 
 }  // namespace
 
-ngx_int_t access_handler(ngx_http_request_t* r) noexcept
+ngx_int_t session_handler(ngx_http_request_t* r) noexcept
 {
     try {
         const loc_conf* lcf = conf_of(r);
@@ -288,19 +312,25 @@ ngx_int_t access_handler(ngx_http_request_t* r) noexcept
         if (zone == nullptr || r != r->main) {
             return NGX_DECLINED;
         }
-        // Access handlers rerun after redirects and after the body is read.
+        // The handler reruns after the body is read and after internal
+        // redirects (error_page, try_files, named locations): the session
+        // was decided once, on what the client sent.
         if (request_state* state = state_of(r)) {
+            if (state->streamed && lcf->stream) {
+                r->content_handler = stream_handler;
+            }
             return state->access_result;
         }
         request_state* state = create_state(r, zone);
         if (state == nullptr) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+        state->issue_mode = lcf->mode == mode_issue;
         return first_pass(r, lcf, state);
     } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: access check failed: %s", e.what());
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: session check failed: %s", e.what());
     } catch (...) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: access check failed");
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: session check failed");
     }
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }

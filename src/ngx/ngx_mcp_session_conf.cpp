@@ -321,6 +321,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->mode = NGX_CONF_UNSET_UINT;
     lcf->allowed_origins = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
     lcf->protocol_versions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
+    lcf->distinct_binding_errors = NGX_CONF_UNSET;
     return lcf;
 }
 
@@ -328,9 +329,19 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
 {
     auto* prev = static_cast<loc_conf*>(parent);
     auto* conf = static_cast<loc_conf*>(child);
+    const bool endpoint = conf->publish_zone != nullptr || conf->status_zone != nullptr;
+    if (endpoint && conf->zone != NGX_CONF_UNSET_PTR && conf->zone != nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mcp_session\" cannot be used in a location with mcp_session_publish or mcp_session_status");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
     if (conf->zone == NGX_CONF_UNSET_PTR) {
         conf->zone = (prev->zone == NGX_CONF_UNSET_PTR) ? nullptr : prev->zone;
     }
+    if (endpoint) {
+        conf->zone = nullptr;  // not a client path: no session rules, even inherited ones
+    }
+    ngx_conf_merge_value(conf->distinct_binding_errors, prev->distinct_binding_errors, 0);
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
     ngx_conf_merge_size_value(conf->event_max_size, prev->event_max_size, mcp_session::default_event_max_size);

@@ -77,6 +77,7 @@ struct loc_conf {
     ngx_array_t* protocol_versions;        // ngx_str_t
     ngx_http_complex_value_t* principal;   // mcp_session_principal
     ngx_http_complex_value_t* tenant;      // mcp_session_tenant
+    ngx_flag_t distinct_binding_errors;    // 401/409 for a mismatch instead of 404
     location_policy* policy;               // derived in merge
 };
 

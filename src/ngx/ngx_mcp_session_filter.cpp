@@ -1,10 +1,12 @@
-// Header filter: the backend's answer decides what the store learns.
+// Header and body filters: the backend's answer decides what the store
+// learns, and in issue mode no backend session id ever reaches a client.
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
 
+#include "mcp_session/backend_answer.hpp"
 #include "mcp_session/message.hpp"
 
 #include <exception>
@@ -14,6 +16,9 @@ namespace mcp_ngx {
 namespace {
 
 ngx_http_output_header_filter_pt next_header_filter;
+ngx_http_output_body_filter_pt next_body_filter;
+
+constexpr std::string_view session_header = "Mcp-Session-Id";
 
 bool is_success(ngx_uint_t status) { return status >= 200 && status < 300; }
 
@@ -32,15 +37,24 @@ void warn_unstorable_id(ngx_http_request_t* r, const zone_conf& zone, size_t len
                   &zone.name, length, mcp_session::max_session_id_length);
 }
 
+void log_evictions(ngx_http_request_t* r, const zone_conf& zone, const insert_outcome& outcome)
+{
+    if (outcome.evictions_to_log > 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mcp_session zone \"%V\" is full: evicted %uz least recently used sessions", &zone.name,
+                      outcome.evictions_to_log);
+    }
+}
 
+// Learn mode: the session id of a successful sessionless answer.
 void learn_session(ngx_http_request_t* r, request_state* state)
 {
-    const header_match header = find_header(r->headers_out.headers, "Mcp-Session-Id");
+    const header_match header = find_header(r->headers_out.headers, session_header);
     if (header.count == 0) {
         return;  // a stateless backend, or not an initialize exchange
     }
     const ngx_str_t& value = header.first->value;
-    const auto key = mcp_session::session_key::from_id(to_view(value));
+    const auto key = header.count == 1 ? mcp_session::session_key::from_id(to_view(value)) : std::nullopt;
     if (!key) {
         warn_unstorable_id(r, *state->zone, value.len);
         return;
@@ -48,11 +62,7 @@ void learn_session(ngx_http_request_t* r, request_state* state)
 
     session_store store(*state->zone);
     const insert_outcome outcome = store.record(*key, now_ms(), presented_binding_of(r, store));
-    if (outcome.evictions_to_log > 0) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "mcp_session zone \"%V\" is full: evicted %uz least recently used sessions",
-                      &state->zone->name, outcome.evictions_to_log);
-    }
+    log_evictions(r, *state->zone, outcome);
     if (!outcome.stored) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_session zone \"%V\" is too small to hold a session", &state->zone->name);
@@ -63,24 +73,41 @@ void learn_session(ngx_http_request_t* r, request_state* state)
     state->created_ms = state->previous_access_ms = now_ms();
 }
 
-// Issue mode: clients see only nginx's ids, whatever the backend answers.
-void show_nginx_id(ngx_http_request_t* r, request_state* state)
+// Issue mode: the answer carries nginx's id for a session this request
+// made or named, and no other Mcp-Session-Id (several, a backend's own,
+// one answered to an undecidable or modern request) survives.
+void show_only_nginx_id(ngx_http_request_t* r, request_state* state)
 {
-    const header_match header = find_header(r->headers_out.headers, "Mcp-Session-Id");
-    if (header.count > 0) {
-        header.first->value = state->id;
-        return;
+    const bool carries_ours = (state->issued && state->status == session_status::created) ||
+                              state->status == session_status::valid;
+    bool shown = false;
+    for (ngx_list_part_t* part = &r->headers_out.headers.part; part != nullptr; part = part->next) {
+        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            ngx_table_elt_t& h = fields[i];
+            if (h.hash == 0 || h.key.len != session_header.size() ||
+                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(session_header.data())),
+                                session_header.size()) != 0) {
+                continue;
+            }
+            if (carries_ours && !shown) {
+                h.value = state->id;
+                shown = true;
+            } else {
+                h.hash = 0;  // removed, as nginx's own filters remove headers
+            }
+        }
     }
-    if (state->status != session_status::created) {
-        return;
+    // A new session is announced even when the backend keeps no id itself.
+    if (carries_ours && !shown && state->issued) {
+        auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+        if (h == nullptr) {
+            throw std::bad_alloc();
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Mcp-Session-Id");
+        h->value = state->id;
     }
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    if (h == nullptr) {
-        throw std::bad_alloc();
-    }
-    h->hash = 1;
-    ngx_str_set(&h->key, "Mcp-Session-Id");
-    h->value = state->id;
 }
 
 // The backend's answer to the initialize nginx made a session for: keep
@@ -93,8 +120,17 @@ void settle_issued_session(ngx_http_request_t* r, request_state* state)
         state->status = session_status::none;
         return;
     }
-    const header_match header = find_header(r->headers_out.headers, "Mcp-Session-Id");
-    if (header.count > 0) {
+    const header_match header = find_header(r->headers_out.headers, session_header);
+    if (header.count > 1) {
+        // Which one would the backend expect back? Neither can be trusted.
+        store.remove(state->key);
+        state->status = session_status::none;
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mcp_session zone \"%V\": the backend answered initialize with %ui Mcp-Session-Id headers; "
+                      "no session made", &state->zone->name, header.count);
+        return;
+    }
+    if (header.count == 1) {
         const std::string_view backend_id = to_view(header.first->value);
         if (!mcp_session::is_storable_session_id(backend_id)) {
             warn_unstorable_id(r, *state->zone, backend_id.size());
@@ -102,32 +138,37 @@ void settle_issued_session(ngx_http_request_t* r, request_state* state)
             store.set_backend_id(state->key, backend_id);
         }
     }
-    show_nginx_id(r, state);
+}
+
+// Only an answer that came from the backend can teach or end anything:
+// nginx's own pages (return, error_page targets, our answers) cannot.
+bool from_backend(ngx_http_request_t* r) { return r->upstream != nullptr && r->upstream->state != nullptr; }
+
+bool is_json(ngx_http_request_t* r)
+{
+    static const char json[] = "application/json";
+    const ngx_str_t& type = r->headers_out.content_type;
+    return type.len >= sizeof(json) - 1 &&
+           ngx_strncasecmp(type.data, reinterpret_cast<u_char*>(const_cast<char*>(json)), sizeof(json) - 1) == 0;
 }
 
 void observe_answer(ngx_http_request_t* r, request_state* state)
 {
     const ngx_uint_t status = r->headers_out.status;
-    if (state->issued) {
+    const bool backend = from_backend(r);
+    if (backend && state->issued) {
         settle_issued_session(r, state);
-        return;
+    } else if (backend && !state->issue_mode && state->status == session_status::none && is_success(status)) {
+        learn_session(r, state);  // passthrough too: a client must never hold an id nginx does not know
+    } else if (backend && state->status == session_status::valid) {
+        if (r->method == NGX_HTTP_DELETE && is_success(status)) {
+            session_store(*state->zone).remove(state->key);
+        } else if (status == NGX_HTTP_NOT_FOUND && is_json(r)) {
+            state->ending_on_error = true;  // decided by the body filter
+        }
     }
-    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
-    if (lcf->mode == mode_issue && state->status == session_status::valid) {
-        show_nginx_id(r, state);
-    }
-    if (state->status == session_status::none && is_success(status)) {
-        learn_session(r, state);
-        return;
-    }
-    if (state->status != session_status::valid) {
-        return;
-    }
-    const bool ended_by_client = r->method == NGX_HTTP_DELETE && is_success(status);
-    const bool gone_at_backend = status == NGX_HTTP_NOT_FOUND;
-    if (ended_by_client || gone_at_backend) {
-        session_store store(*state->zone);
-        store.remove(state->key);
+    if (state->issue_mode) {
+        show_only_nginx_id(r, state);
     }
 }
 
@@ -135,23 +176,78 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
 {
     try {
         request_state* state = state_of(r);
-        if (state != nullptr && r == r->main && !state->answered_here && !state->passthrough) {
+        if (state != nullptr && r == r->main && !state->answered_here) {
             observe_answer(r, state);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: header filter failed: %s", e.what());
+        return NGX_ERROR;  // an issue-mode answer must not go out unsanitised
     } catch (...) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: header filter failed");
+        return NGX_ERROR;
     }
     return next_header_filter(r);
 }
 
+// Collects the start of a backend 404 (answer_body_limit bytes at most)
+// and ends the session once the whole body shows a JSON-RPC error.
+void watch_error_body(ngx_http_request_t* r, request_state* state, ngx_chain_t* in)
+{
+    ngx_str_t& kept = state->answer_body;
+    if (kept.data == nullptr) {
+        kept.data = static_cast<u_char*>(ngx_pnalloc(r->pool, mcp_session::answer_body_limit));
+        if (kept.data == nullptr) {
+            state->ending_on_error = false;
+            return;
+        }
+    }
+    bool last = false;
+    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        last |= b->last_buf != 0;
+        if (b->in_file || !ngx_buf_in_memory(b)) {
+            continue;  // a session error is small: never written to a temp file
+        }
+        const size_t size = static_cast<size_t>(b->last - b->pos);
+        if (kept.len + size > mcp_session::answer_body_limit) {
+            state->ending_on_error = false;  // too long for a session error
+            return;
+        }
+        ngx_memcpy(kept.data + kept.len, b->pos, size);
+        kept.len += size;
+    }
+    if (!last) {
+        return;
+    }
+    state->ending_on_error = false;
+    if (mcp_session::is_jsonrpc_error_body(to_view(kept))) {
+        session_store(*state->zone).remove(state->key);
+    }
+}
+
+ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
+{
+    try {
+        request_state* state = r == r->main ? state_of(r) : nullptr;
+        if (state != nullptr && state->ending_on_error && in != nullptr) {
+            watch_error_body(r, state, in);
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: body filter failed: %s", e.what());
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: body filter failed");
+    }
+    return next_body_filter(r, in);
+}
+
 }  // namespace
 
-void install_header_filter() noexcept
+void install_filters() noexcept
 {
     next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = header_filter;
+    next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = body_filter;
 }
 
 }  // namespace mcp_ngx

@@ -5,8 +5,9 @@
 
 namespace mcp_ngx {
 
-// Access phase: validates Mcp-Session-Id (ngx_mcp_session_access.cpp).
-ngx_int_t access_handler(ngx_http_request_t* r) noexcept;
+// Precontent phase, after every access module has decided: validates
+// Mcp-Session-Id and binds sessions (ngx_mcp_session_access.cpp).
+ngx_int_t session_handler(ngx_http_request_t* r) noexcept;
 
 // init_process: the worker's own session id generator (issue mode).
 ngx_int_t start_id_generator() noexcept;
@@ -30,9 +31,9 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept;
 // on when workers started.
 ngx_int_t prepare_worker_streams(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept;
 
-// Header filter: learns, ends and forgets sessions from backend answers
-// (ngx_mcp_session_filter.cpp).
-void install_header_filter() noexcept;
+// Header and body filters: learn, end and forget sessions from backend
+// answers; hide backend ids in issue mode (ngx_mcp_session_filter.cpp).
+void install_filters() noexcept;
 
 // $mcp_session_id, $mcp_session_status (ngx_mcp_session_variables.cpp).
 ngx_int_t add_variables(ngx_conf_t* cf) noexcept;

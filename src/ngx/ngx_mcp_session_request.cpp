@@ -42,13 +42,40 @@ presented_binding presented_binding_of(ngx_http_request_t* r, session_store& sto
     return binding;
 }
 
+namespace {
+
+// Marks the pool cleanup entry that holds a request's state; never runs
+// anything (the state is trivially destructible).
+void state_marker(void*) noexcept {}
+
+}  // namespace
+
+request_state* state_of(ngx_http_request_t* r)
+{
+    auto* state = static_cast<request_state*>(ngx_http_get_module_ctx(r, ngx_mcp_session_module));
+    if (state != nullptr || !r->internal || r != r->main) {
+        return state;
+    }
+    for (ngx_pool_cleanup_t* c = r->pool->cleanup; c != nullptr; c = c->next) {
+        if (c->handler == state_marker) {
+            state = static_cast<request_state*>(c->data);
+            ngx_http_set_ctx(r, state, ngx_mcp_session_module);
+            return state;
+        }
+    }
+    return nullptr;
+}
+
 request_state* create_state(ngx_http_request_t* r, zone_conf* zone)
 {
+    ngx_pool_cleanup_t* marker = ngx_pool_cleanup_add(r->pool, 0);
     void* memory = ngx_palloc(r->pool, sizeof(request_state));
-    if (memory == nullptr) {
+    if (marker == nullptr || memory == nullptr) {
         return nullptr;
     }
     auto* state = new (memory) request_state{};
+    marker->handler = state_marker;
+    marker->data = state;
     state->zone = zone;
     state->status = session_status::none;
     state->access_result = NGX_DECLINED;

@@ -27,8 +27,13 @@ struct request_state {
     mcp_session::event_kind publish_kind;
     stream_ctx* stream;
     ngx_int_t access_result;       // what the access handler answers when re-entered
-    bool passthrough;              // modern (sessionless) traffic: hands off
+    bool passthrough;              // modern sessionless traffic: never our 400 or 404
     bool issued;                   // nginx made this session for this request
+    bool modern;                   // MCP-Protocol-Version names a sessionless revision
+    bool issue_mode;               // the location that made this state issues ids
+    bool streamed;                 // the session's GET is nginx's to serve
+    bool ending_on_error;          // a backend 404 ends the session if its body is a JSON-RPC error
+    ngx_str_t answer_body;         // the start of that 404's body (answer_body_limit bytes at most)
     ngx_str_t protocol_version;    // $mcp_protocol_version
     ngx_str_t request_id;          // JSON text of the body's id, for our errors ("null")
     mcp_session::unix_ms created_ms;          // $mcp_session_age
@@ -38,10 +43,11 @@ struct request_state {
 // Lives in the request pool, which frees memory without destructors.
 static_assert(std::is_trivially_destructible_v<request_state>);
 
-inline request_state* state_of(ngx_http_request_t* r)
-{
-    return static_cast<request_state*>(ngx_http_get_module_ctx(r, ngx_mcp_session_module));
-}
+// The request's state. An internal redirect (error_page, try_files, a
+// named location) clears module contexts, so the state is found again
+// through its pool cleanup entry: the session was decided once, and the
+// backend id the request now carries must not be judged as a client's.
+request_state* state_of(ngx_http_request_t* r);
 
 request_state* create_state(ngx_http_request_t* r, zone_conf* zone);
 

@@ -16,17 +16,19 @@ namespace {
 // sessions are reclaimed before each allocation.
 constexpr std::size_t expire_before_insert = 2;
 
-// A binding is checked only where the session has one and the location
-// configures one: principal first (401 outranks 409).
+// A binding belongs to the session, not to the location: a bound session
+// fails closed where the request presents no value for it (a location
+// without mcp_session_principal), as where it presents another. Principal
+// first (401 outranks 409 where distinct answers are configured).
 lookup_result check_binding(const session_extras* extras, const presented_binding& binding)
 {
     if (extras == nullptr) {
         return lookup_result::valid;
     }
-    if ((extras->bound & bound_principal) && binding.has_principal && extras->principal != binding.principal) {
+    if ((extras->bound & bound_principal) && (!binding.has_principal || extras->principal != binding.principal)) {
         return lookup_result::wrong_principal;
     }
-    if ((extras->bound & bound_tenant) && binding.has_tenant && extras->tenant != binding.tenant) {
+    if ((extras->bound & bound_tenant) && (!binding.has_tenant || extras->tenant != binding.tenant)) {
         return lookup_result::wrong_tenant;
     }
     return lookup_result::valid;

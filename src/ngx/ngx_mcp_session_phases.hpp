@@ -6,7 +6,7 @@
 namespace mcp_ngx {
 
 // Precontent phase, after every access module has decided: validates
-// Mcp-Session-Id and binds sessions (ngx_mcp_session_access.cpp).
+// Mcp-Session-Id and binds sessions (ngx_mcp_session_gate.cpp).
 ngx_int_t session_handler(ngx_http_request_t* r) noexcept;
 
 // init_process: the worker's own session id generator (issue mode).

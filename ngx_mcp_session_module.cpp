@@ -34,6 +34,9 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
 // and the sessions of zones made afresh from their state files.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
 {
+    if (ngx_test_config) {
+        return NGX_OK;  // nginx -t opens no descriptors and leaves state files alone
+    }
     if (create_doorbells(cycle) != NGX_OK || prepare_worker_streams(cycle, worker_slots(cycle)) != NGX_OK) {
         return NGX_ERROR;
     }

@@ -175,3 +175,50 @@ location /t { return 200 "started\n"; }
 GET /t
 --- response_body
 started
+
+=== TEST 21: a heartbeat not shorter than idle_timeout could let a streaming session idle out
+--- http_config
+mcp_session_zone zone=mcp:1m idle_timeout=10s;
+--- config
+location /mcp { mcp_session zone=mcp; mcp_session_stream on; mcp_session_heartbeat 10s; proxy_pass http://127.0.0.1:1; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: mcp_session_heartbeat 10000ms is not shorter than idle_timeout of mcp_session zone "mcp" in \S+nginx\.conf:\d+/]
+
+=== TEST 22: the default 15 s heartbeat against a 10 s idle_timeout is caught too
+--- http_config
+mcp_session_zone zone=mcp:1m idle_timeout=10s;
+--- config
+location /mcp { mcp_session zone=mcp; mcp_session_stream on; proxy_pass http://127.0.0.1:1; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: mcp_session_heartbeat 15000ms is not shorter than idle_timeout of mcp_session zone "mcp"/]
+
+=== TEST 23: two zones cannot share a state file
+--- http_config
+mcp_session_zone zone=a:1m state=/tmp/mcp-shared.state;
+mcp_session_zone zone=b:1m state=/tmp/mcp-shared.state;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: state file "\/tmp\/mcp-shared.state" is already used by mcp_session zone "a" in \S+nginx\.conf:\d+/]
+
+=== TEST 24: mcp_session_stream in a location without a zone
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp { mcp_session_stream on; proxy_pass http://127.0.0.1:1; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session_stream" is on in location "\/mcp", which has no mcp_session zone/]
+
+=== TEST 25: mcp_session_stream on at server level serves the locations that name a zone
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+mcp_session_stream on;
+location /mcp { mcp_session zone=mcp; proxy_pass http://127.0.0.1:1; }
+location /t { return 200 "started\n"; }
+--- request
+GET /t
+--- response_body
+started

@@ -189,6 +189,18 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" must have \"zone\" parameter", &args[0]);
         return static_cast<char*>(NGX_CONF_ERROR);
     }
+    // Two zones saving to one file would overwrite each other's sessions.
+    if (parsed.state_path.len > 0) {
+        zone_conf* const* zones = static_cast<zone_conf**>(mcf->zones.elts);
+        for (ngx_uint_t i = 0; i < mcf->zones.nelts; ++i) {
+            const ngx_str_t& other = zones[i]->state_path;
+            if (other.len == parsed.state_path.len && ngx_strncmp(other.data, parsed.state_path.data, other.len) == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "state file \"%V\" is already used by mcp_session zone \"%V\"",
+                                   &parsed.state_path, &zones[i]->name);
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+        }
+    }
     return add_zone(cf, mcf, name, size, parsed);
 }
 
@@ -325,6 +337,35 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     return lcf;
 }
 
+namespace {
+
+// Stream settings that could never work, caught by nginx -t. Only real
+// locations are checked for a missing zone: a server-level
+// `mcp_session_stream on` may serve locations that each name their zone.
+char* check_stream_settings(ngx_conf_t* cf, const loc_conf* conf, bool stream_set_here)
+{
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    const bool location = clcf != nullptr && clcf->name.len > 0;
+    if (stream_set_here && conf->stream && conf->zone == nullptr && location && conf->publish_zone == nullptr &&
+        conf->status_zone == nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"mcp_session_stream\" is on in location \"%V\", which has no mcp_session zone",
+                           &clcf->name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    const zone_conf* zone = zone_of(conf);
+    // A heartbeat is what keeps a quiet stream's session from idling out.
+    if (zone != nullptr && conf->stream && conf->heartbeat > 0 &&
+        static_cast<mcp_session::unix_ms>(conf->heartbeat) >= zone->policy.idle_timeout_ms) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_session_heartbeat %Mms is not shorter than idle_timeout of mcp_session zone \"%V\"",
+                           conf->heartbeat, &zone->name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
 {
     auto* prev = static_cast<loc_conf*>(parent);
@@ -342,6 +383,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
         conf->zone = nullptr;  // not a client path: no session rules, even inherited ones
     }
     ngx_conf_merge_value(conf->distinct_binding_errors, prev->distinct_binding_errors, 0);
+    const bool stream_set_here = conf->stream != NGX_CONF_UNSET;
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
     ngx_conf_merge_size_value(conf->event_max_size, prev->event_max_size, mcp_session::default_event_max_size);
@@ -357,6 +399,9 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
     }
     if (conf->tenant == nullptr) {
         conf->tenant = prev->tenant;
+    }
+    if (char* error = check_stream_settings(cf, conf, stream_set_here)) {
+        return error;
     }
     if (conf->zone != nullptr) {
         try {

@@ -7,6 +7,8 @@
 #   ./build.sh fuzz [SECONDS] [TARGET...]  libFuzzer targets t/fuzz/*_fuzz.cpp, SECONDS (60) each
 #   ./build.sh test-asan the t/ suites against the module built with ASan and UBSan
 #   ./build.sh soak [SECONDS]  10 000 sessions of mixed traffic (bench/soak.sh), build/bench/soak.md
+#   ./build.sh deb       the Debian package build/deb/libnginx-mod-http-mcp-session_*.deb
+#   ./build.sh test-deb  build it, lintian, install into this machine's nginx, serve a session, purge
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -198,19 +200,21 @@ run_unit_asan_tests() {
 
 cmd_test() {
     local started=$SECONDS
+    APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian)
     install_packages
     build_module
-    UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1
+    UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1 DEB_RC=1
     run_unit_tests
     run_unit_asan_tests
     run_prove
     run_e2e
+    run_deb_test
     local prove_failed=0; [[ $PROVE_RC -ne 0 ]] && prove_failed=1
-    local passed=$(( ${UNIT_PASSED:-0} + ${UNIT_ASAN_PASSED:-0} + ${PROVE_TESTS:-0} + ${E2E_PASSED:-0} ))
-    local failed=$(( ${UNIT_FAILED:-0} + ${UNIT_ASAN_FAILED:-0} + prove_failed + ${E2E_FAILED:-0} ))
+    local passed=$(( ${UNIT_PASSED:-0} + ${UNIT_ASAN_PASSED:-0} + ${PROVE_TESTS:-0} + ${E2E_PASSED:-0} + ${DEB_PASSED:-0} ))
+    local failed=$(( ${UNIT_FAILED:-0} + ${UNIT_ASAN_FAILED:-0} + prove_failed + ${E2E_FAILED:-0} + ${DEB_FAILED:-0} ))
     echo
-    echo "unit: ${UNIT_PASSED:-0} test cases (rc $UNIT_RC); unit+asan/ubsan: ${UNIT_ASAN_PASSED:-0} test cases (rc $UNIT_ASAN_RC); t/: ${PROVE_TESTS:-0} assertions (rc $PROVE_RC); e2e: ${E2E_PASSED:-0} tests (rc $E2E_RC); $(( SECONDS - started ))s"
-    if [[ $UNIT_RC -ne 0 || $UNIT_ASAN_RC -ne 0 || $PROVE_RC -ne 0 || $E2E_RC -ne 0 ]]; then
+    echo "unit: ${UNIT_PASSED:-0} test cases (rc $UNIT_RC); unit+asan/ubsan: ${UNIT_ASAN_PASSED:-0} test cases (rc $UNIT_ASAN_RC); t/: ${PROVE_TESTS:-0} assertions (rc $PROVE_RC); e2e: ${E2E_PASSED:-0} tests (rc $E2E_RC); deb: ${DEB_PASSED:-0} assertions (rc $DEB_RC); $(( SECONDS - started ))s"
+    if [[ $UNIT_RC -ne 0 || $UNIT_ASAN_RC -ne 0 || $PROVE_RC -ne 0 || $E2E_RC -ne 0 || $DEB_RC -ne 0 ]]; then
         [[ $failed -eq 0 ]] && failed=1
         echo "$passed passed, $failed failed"
         exit 1
@@ -336,6 +340,54 @@ cmd_bench() {
     "$ROOT/bench/run.sh"
 }
 
+# ---------------------------------------------------------------- deb
+DEB_PACKAGES=(debhelper dpkg-dev)
+
+# The package's version: debian/changelog is the one place it is written.
+package_version() { dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version; }
+
+# Builds build/deb/libnginx-mod-http-mcp-session_VERSION_ARCH.deb with
+# Debian's tooling (debhelper with nginx-dev's nginx_mod build system and
+# dh_nginx) from a copy of the sources, so the build leaves the tree clean.
+build_deb() {
+    local version; version=$(package_version)
+    local out="$BUILD/deb" stage="$BUILD/deb/src/ngx-mcp-session-$version"
+    rm -rf "$out/src" && mkdir -p "$stage"
+    cp -a "$ROOT/config" "$ROOT/ngx_mcp_session_module.cpp" "$ROOT/ngx_mcp_session.map" "$ROOT/README.md" \
+        "$ROOT/include" "$ROOT/src" "$ROOT/debian" "$stage/"
+    log "building the Debian package $version (dpkg-buildpackage)"
+    (cd "$stage" && DEB_BUILD_OPTIONS="noddebs parallel=$(nproc)" dpkg-buildpackage -b -us -uc >"$out/build.log" 2>&1) \
+        || { tail -30 "$out/build.log" >&2; return 1; }
+    rm -f "$out"/*.deb && mv "$out"/src/*.deb "$out/"
+    DEB_FILE=$(ls "$out"/libnginx-mod-http-mcp-session_*.deb)
+    log "built $DEB_FILE"
+}
+
+cmd_deb() {
+    APT_PACKAGES+=("${DEB_PACKAGES[@]}")
+    install_packages
+    build_deb
+}
+
+# Builds the package, checks it with lintian, installs it into this
+# machine's nginx, serves a session through /etc/nginx and purges it
+# (t/deb/package.pl). Sets DEB_RC and DEB_PASSED/DEB_FAILED.
+run_deb_test() {
+    log "Debian package: build, lintian, install, serve, purge"
+    DEB_RC=1
+    build_deb || return 0
+    (cd "$ROOT" && DEB_FILE="$DEB_FILE" prove -v t/deb/package.pl 2>&1) | tee "$BUILD/deb/test.log" && DEB_RC=0 || DEB_RC=$?
+    DEB_PASSED=$(grep -c '^ok ' "$BUILD/deb/test.log" || true)
+    DEB_FAILED=$(grep -c '^not ok ' "$BUILD/deb/test.log" || true)
+}
+
+cmd_test_deb() {
+    APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian)
+    install_packages
+    run_deb_test
+    [[ $DEB_RC -eq 0 ]]
+}
+
 # ---------------------------------------------------------------- fuzz
 FUZZ_CXXFLAGS=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I"$ROOT/include")
 
@@ -410,10 +462,12 @@ cmd_fuzz() {
 case "${1:-build}" in
     build) build_module ;;
     bench) cmd_bench ;;
+    deb) cmd_deb ;;
+    test-deb) cmd_test_deb ;;
     test) cmd_test ;;
     demo) cmd_demo ;;
     fuzz) cmd_fuzz "${@:2}" ;;
     test-asan) cmd_test_asan ;;
     soak) cmd_soak "${@:2}" ;;
-    *) echo "usage: $0 [build|test|test-asan|demo|bench|soak [SECONDS]|fuzz [SECONDS] [TARGET...]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|test-asan|test-deb|deb|demo|bench|soak [SECONDS]|fuzz [SECONDS] [TARGET...]]" >&2; exit 2 ;;
 esac

@@ -75,18 +75,18 @@ location /mcp {
 }
 location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "ok\n"; }
 --- request eval
-["POST /mcp?sid=v1\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}"]
+["POST /mcp?sid=v1\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}", "POST /mcp\n{}"]
 --- more_headers eval
 ["", "Mcp-Session-Id: v1\nMCP-Protocol-Version: 2025-06-18", "Mcp-Session-Id: v1\nMCP-Protocol-Version: 1999-01-01",
- "Mcp-Session-Id: v1\nMCP-Protocol-Version: latest", "Mcp-Session-Id: v1"]
+ "Mcp-Session-Id: v1\nMCP-Protocol-Version: latest", "Mcp-Session-Id: v1", "Mcp-Session-Id: v1\nMCP-Protocol-Version: 2024-11-05"]
 --- error_code eval
-[200, 200, 400, 400, 200]
+[200, 200, 400, 400, 200, 200]
 --- response_headers eval
 ["X-Version: 2025-03-26", "X-Version: 2025-06-18\nX-Session-Status: valid", "X-Version: 1999-01-01", "X-Version: latest",
- "X-Version: 2025-03-26"]
+ "X-Version: 2025-03-26", "X-Version: 2024-11-05\nX-Session-Status: valid"]
 --- response_body_like eval
 [qr/ok/, qr/ok/, qr/"Bad Request: Unsupported protocol version: 1999-01-01"/,
- qr/"Bad Request: MCP-Protocol-Version is not a protocol revision \(expected YYYY-MM-DD\)"/, qr/ok/]
+ qr/"Bad Request: MCP-Protocol-Version is not a protocol revision \(expected YYYY-MM-DD\)"/, qr/ok/, qr/ok/]
 
 === TEST 5: revisions: 2026-07-28 traffic naming no session passes untouched; the header never switches enforcement off
 --- http_config
@@ -153,7 +153,7 @@ mcp_session_zone zone=mcp:1m;
 location /mcp { mcp_session zone=mcp; mcp_session_protocol_versions 2026-07-28; proxy_pass http://127.0.0.1:1; }
 --- must_die
 --- error_log eval
-[qr/\[emerg\] \d+#\d+: "2026-07-28" is not a session-era MCP revision \(2025-03-26, 2025-06-18, 2025-11-25\) in \S+nginx\.conf:\d+/]
+[qr/\[emerg\] \d+#\d+: "2026-07-28" is not a session-era MCP revision \(2024-11-05 up to, not including, 2026-07-28\) in \S+nginx\.conf:\d+/]
 
 === TEST 8: binding: with distinct errors on, another principal gets 401, another tenant 409; the owner keeps working
 --- http_config
@@ -273,3 +273,24 @@ location /backend { add_header X-Backend yes; return 200 "backend\n"; }
  q({"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Parse error: the body is not valid JSON-RPC"}}), "backend\n"]
 --- response_headers eval
 ["!X-Backend", "!X-Backend", "!X-Backend\nX-Session-Status: none", "X-Backend: yes"]
+
+=== TEST 11: revisions: 2024-11-05 passes; a stream GET whose Accept refuses text/event-stream (q=0) gets 406
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /mcp {
+    mcp_session zone=mcp;
+    mcp_session_stream on;
+    mcp_session_heartbeat off;
+    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+}
+location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "ok\n"; }
+--- request eval
+["POST /mcp?sid=acc\n{}", "GET /mcp", "GET /mcp", "POST /mcp\n{}"]
+--- more_headers eval
+["MCP-Protocol-Version: 2024-11-05", "Mcp-Session-Id: acc\nAccept: text/event-stream;q=0",
+ "Mcp-Session-Id: acc\nAccept: */*", "Mcp-Session-Id: acc\nMCP-Protocol-Version: 2024-11-05"]
+--- error_code eval
+[200, 406, 406, 200]
+--- response_body_like eval
+[qr/ok/, qr/Not Acceptable: the client must accept text\/event-stream/, qr/Not Acceptable/, qr/ok/]

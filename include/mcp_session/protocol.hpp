@@ -9,8 +9,11 @@
 
 namespace mcp_session {
 
-// Session-era revisions (sessions, GET stream, DELETE, resumability).
-inline constexpr std::string_view session_era_versions[] = {"2025-03-26", "2025-06-18", "2025-11-25"};
+// The session era: every well-formed revision from the first published MCP
+// revision up to the first sessionless one. The edge is not the server: a
+// version the backend negotiated (2024-11-05 included) passes; only
+// mcp_session_protocol_versions narrows it.
+inline constexpr std::string_view first_session_version = "2024-11-05";
 // The first revision without sessions; it and later ones are "modern".
 inline constexpr std::string_view first_modern_version = "2026-07-28";
 // Assumed when a request names no version (the spec's fallback).
@@ -28,11 +31,17 @@ struct protocol_verdict {
     std::string version;  // as given, or the default when absent
 };
 
-// `accepted` narrows the session-era list (empty: all three).
+// `accepted` narrows the session era to a list (empty: the whole era).
 protocol_verdict classify_protocol_version(std::optional<std::string_view> header,
                                            const std::vector<std::string>& accepted = {});
 
 bool is_version_syntax(std::string_view version);
+
+// Whether an Accept header value admits text/event-stream: listed by name
+// (case-insensitive) with a q-value above zero. `text/event-stream;q=0`
+// is a refusal, and wildcards do not count: the transport requires the
+// client to name the stream type.
+bool accepts_event_stream(std::string_view accept);
 
 // The host of a browser Origin ("scheme://host[:port]"), lowercased;
 // nullopt for "null", opaque or unparseable origins (refused).

@@ -58,11 +58,58 @@ protocol_verdict classify_protocol_version(std::optional<std::string_view> heade
         verdict.era = protocol_era::modern;
         return verdict;
     }
-    const bool known = std::find(std::begin(session_era_versions), std::end(session_era_versions), version) !=
-                       std::end(session_era_versions);
+    const bool known = version >= first_session_version;
     const bool allowed = accepted.empty() || std::find(accepted.begin(), accepted.end(), version) != accepted.end();
     verdict.era = known && allowed ? protocol_era::session : protocol_era::unsupported;
     return verdict;
+}
+
+namespace {
+
+// The q parameter of one media range's parameters (";q=0.5;x=y"); 1 when
+// absent, 0 when malformed (RFC 9110 qvalue: 0, 0.ddd, 1, 1.000).
+double quality_of(std::string_view params)
+{
+    while (!params.empty()) {
+        const std::size_t semi = params.find(';');
+        const std::string_view param = trimmed(params.substr(0, semi));
+        params.remove_prefix(semi == std::string_view::npos ? params.size() : semi + 1);
+        if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=') {
+            continue;
+        }
+        const std::string_view value = param.substr(2);
+        if (value.empty() || value.size() > 5 || (value[0] != '0' && value[0] != '1') ||
+            (value.size() > 1 && value[1] != '.')) {
+            return 0;
+        }
+        double q = value[0] - '0';
+        double scale = 0.1;
+        for (std::size_t i = 2; i < value.size(); ++i, scale /= 10) {
+            if (value[i] < '0' || value[i] > '9') {
+                return 0;
+            }
+            q += (value[i] - '0') * scale;
+        }
+        return q > 1 ? 0 : q;
+    }
+    return 1;
+}
+
+}  // namespace
+
+bool accepts_event_stream(std::string_view accept)
+{
+    while (!accept.empty()) {
+        const std::size_t comma = accept.find(',');
+        const std::string_view range = accept.substr(0, comma);
+        accept.remove_prefix(comma == std::string_view::npos ? accept.size() : comma + 1);
+        const std::size_t semi = range.find(';');
+        const std::string_view type = trimmed(range.substr(0, semi));
+        if (lowercase(type) == "text/event-stream") {
+            return quality_of(semi == std::string_view::npos ? std::string_view{} : range.substr(semi + 1)) > 0;
+        }
+    }
+    return false;
 }
 
 std::optional<std::string> origin_host(std::string_view origin)

@@ -278,7 +278,7 @@ char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noe
         const mcp_session::protocol_verdict v = mcp_session::classify_protocol_version(to_view(args[i]));
         if (v.era != mcp_session::protocol_era::session) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" is not a session-era MCP revision (2025-03-26, 2025-06-18, 2025-11-25)",
+                               "\"%V\" is not a session-era MCP revision (2024-11-05 up to, not including, 2026-07-28)",
                                &args[i]);
             return static_cast<char*>(NGX_CONF_ERROR);
         }

@@ -76,17 +76,16 @@ ngx_int_t refuse_version(ngx_http_request_t* r, request_state* state, const mcp_
 }
 
 
+// Any Accept header that admits the stream type (HTTP/2 may split one).
 bool accepts_event_stream(ngx_http_request_t* r)
 {
-    static const char wanted[] = "text/event-stream";
     for (ngx_list_part_t* part = &r->headers_in.headers.part; part != nullptr; part = part->next) {
         auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
         for (ngx_uint_t i = 0; i < part->nelts; ++i) {
             const ngx_table_elt_t& h = fields[i];
             if (h.hash != 0 && h.key.len == 6 &&
                 ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>("Accept")), 6) == 0 &&
-                ngx_strlcasestrn(h.value.data, h.value.data + h.value.len,
-                                 reinterpret_cast<u_char*>(const_cast<char*>(wanted)), sizeof(wanted) - 2)) {
+                mcp_session::accepts_event_stream(to_view(h.value))) {
                 return true;
             }
         }

@@ -42,7 +42,7 @@ protocol_era era_reference(std::string_view v, const std::vector<std::string>& a
     if (v >= first_modern_version) {
         return protocol_era::modern;
     }
-    const bool known = v == "2025-03-26" || v == "2025-06-18" || v == "2025-11-25";
+    const bool known = v.compare("2024-11-05") >= 0;
     const bool allowed = accepted.empty() || std::find(accepted.begin(), accepted.end(), v) != accepted.end();
     return known && allowed ? protocol_era::session : protocol_era::unsupported;
 }

@@ -27,11 +27,20 @@ BOOST_AUTO_TEST_CASE(modern_revisions_and_later)
     }
 }
 
-BOOST_AUTO_TEST_CASE(unknown_dates_are_unsupported_and_garbage_is_malformed)
+BOOST_AUTO_TEST_CASE(every_session_era_date_passes_and_earlier_ones_are_unsupported)
 {
-    for (const char* version : {"2024-11-05", "1999-01-01", "2025-12-01", "2026-07-27"}) {
+    // What the backend negotiated is the backend's business: 2024-11-05
+    // (the first revision) and dates between revisions pass by default.
+    for (const char* version : {"2024-11-05", "2025-03-26", "2025-12-01", "2026-07-27"}) {
+        BOOST_TEST((classify_protocol_version(std::string_view(version)).era == protocol_era::session), version);
+    }
+    for (const char* version : {"1999-01-01", "2024-11-04", "0000-00-00"}) {
         BOOST_TEST((classify_protocol_version(std::string_view(version)).era == protocol_era::unsupported), version);
     }
+}
+
+BOOST_AUTO_TEST_CASE(garbage_is_malformed)
+{
     for (const char* version : {"", "latest", "2025-6-18", "2025/06/18", "2025-06-18x", "20250618"}) {
         BOOST_TEST((classify_protocol_version(std::string_view(version)).era == protocol_era::malformed), version);
     }
@@ -88,6 +97,29 @@ BOOST_AUTO_TEST_CASE(configured_origins_replace_the_default)
     BOOST_TEST(!origin_allowed("http://localhost", policy));
     policy.any = true;
     BOOST_TEST(origin_allowed("https://anything.example", policy));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(accept_header)
+
+BOOST_AUTO_TEST_CASE(the_stream_type_must_be_named_with_a_positive_quality)
+{
+    BOOST_TEST(accepts_event_stream("text/event-stream"));
+    BOOST_TEST(accepts_event_stream("application/json, text/event-stream"));
+    BOOST_TEST(accepts_event_stream("Text/Event-Stream ; charset=utf-8"));
+    BOOST_TEST(accepts_event_stream("text/event-stream;q=0.001"));
+    BOOST_TEST(accepts_event_stream("text/event-stream;q=1.000"));
+    BOOST_TEST(accepts_event_stream("text/html;q=0, text/event-stream;q=0.5"));
+    BOOST_TEST(!accepts_event_stream("text/event-stream;q=0"));
+    BOOST_TEST(!accepts_event_stream("text/event-stream; q=0.000"));
+    BOOST_TEST(!accepts_event_stream("text/event-stream;q=2"));
+    BOOST_TEST(!accepts_event_stream("text/event-stream;q=abc"));
+    BOOST_TEST(!accepts_event_stream("*/*"));
+    BOOST_TEST(!accepts_event_stream("text/*"));
+    BOOST_TEST(!accepts_event_stream("application/json"));
+    BOOST_TEST(!accepts_event_stream("text/event-streamx"));
+    BOOST_TEST(!accepts_event_stream(""));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,5 +1,6 @@
 #include "ngx_mcp_session_http.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace mcp_ngx {
@@ -47,6 +48,34 @@ bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body)
         const ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*body)[start]), size, b->file_pos);
         if (n != static_cast<ssize_t>(size)) {
             throw std::runtime_error("reading the request body from its temp file");
+        }
+    }
+    return true;
+}
+
+bool collect_body_prefix(ngx_http_request_t* r, size_t limit, std::string* prefix)
+{
+    if (r->request_body == nullptr) {
+        return true;
+    }
+    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        const size_t size = b->in_file ? static_cast<size_t>(b->file_last - b->file_pos)
+                                       : static_cast<size_t>(b->last - b->pos);
+        const size_t wanted = std::min(size, limit - prefix->size());
+        if (!b->in_file) {
+            prefix->append(reinterpret_cast<const char*>(b->pos), wanted);
+        } else if (wanted > 0) {
+            const size_t start = prefix->size();
+            prefix->resize(start + wanted);
+            const ssize_t n =
+                ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*prefix)[start]), wanted, b->file_pos);
+            if (n != static_cast<ssize_t>(wanted)) {
+                throw std::runtime_error("reading the request body from its temp file");
+            }
+        }
+        if (wanted < size) {
+            return false;  // more of the body follows
         }
     }
     return true;

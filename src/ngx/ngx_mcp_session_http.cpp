@@ -27,33 +27,7 @@ header_match find_header(ngx_list_t& headers, std::string_view name)
     return match;
 }
 
-bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body)
-{
-    if (r->request_body == nullptr) {
-        return true;
-    }
-    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        ngx_buf_t* b = cl->buf;
-        const size_t size = b->in_file ? static_cast<size_t>(b->file_last - b->file_pos)
-                                       : static_cast<size_t>(b->last - b->pos);
-        if (body->size() + size > limit) {
-            return false;
-        }
-        if (!b->in_file) {
-            body->append(reinterpret_cast<const char*>(b->pos), size);
-            continue;
-        }
-        const size_t start = body->size();
-        body->resize(start + size);
-        const ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*body)[start]), size, b->file_pos);
-        if (n != static_cast<ssize_t>(size)) {
-            throw std::runtime_error("reading the request body from its temp file");
-        }
-    }
-    return true;
-}
-
-bool collect_body_prefix(ngx_http_request_t* r, size_t limit, std::string* prefix)
+bool collect_body(ngx_http_request_t* r, size_t limit, std::string* prefix)
 {
     if (r->request_body == nullptr) {
         return true;

@@ -73,7 +73,10 @@ public:
         if (at == place::method) {
             message_.initialize = v == "initialize";
         } else if (at == place::id) {
-            message_.id = json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+            // Its JSON text is at least two bytes longer: too long to keep, so never copied.
+            message_.id = v.size() + 2 > max_inspected_id_length
+                              ? std::string("null")
+                              : json(v).dump(-1, ' ', false, json::error_handler_t::replace);
         } else if (at == place::version && v.size() <= max_meta_version_length) {
             message_.version = v;
         }

@@ -131,7 +131,9 @@ sub stream_request {
         headers => ['Mcp-Session-Id' => $sid, 'Accept' => 'text/event-stream', @extra]);
 }
 
-sub stream { my ($sid, @extra) = @_; $ring{$sid} = 1 if $live{$sid}; return McpSession::Stream->open($port, stream_request($sid, @extra)) }
+# A stream has a ring while it is open; once it closes the ring stays only
+# if it holds a message (publish marks those).
+sub stream { my ($sid, @extra) = @_; return McpSession::Stream->open($port, stream_request($sid, @extra)) }
 
 # The message of a JSON-RPC error body, decoded (so escapes are undone).
 sub error_message {
@@ -535,6 +537,7 @@ sub chunked {
         body => chunked('{"jsonrpc":"2.0",', '"method":"notifications/message",', '"params":{"n":1}}')), 5);
     is($res->{status}, 202, 'chunked publish: 202');
     is($res->{body}, '{"id":1}', '... as event 1');
+    $ring{chunk} = 1;
     my $s = stream('chunk');
     my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));
     is($events[0][2], '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":1}}', 'chunked publish: payload intact');
@@ -631,7 +634,7 @@ sub chunked {
     my $issued = h($responses[9] // {}, 'Mcp-Session-Id');
     like($issued, qr/^[0-9a-f-]{36}$/, 'pipelining: the initialize in the middle got its session');
     $live{$issued} = 1 if $issued;
-    $ring{pipe} = 1;
+    $ring{pipe} = 1;  # two messages published
     gauges_ok('pipelining');
 }
 
@@ -692,7 +695,7 @@ sub chunked {
     create('stalled');
     my $sock = small_buffer_socket();
     print {$sock} stream_request('stalled');
-    $ring{stalled} = 1;
+    $ring{stalled} = 1;  # fill_ring below publishes into it
     my $data = '';
     read_sock($sock, \$data, qr/event: init\n/, 5);
     fill_ring('stalled', 10, 60000);  # far more than the socket buffers hold

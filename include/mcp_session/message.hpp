@@ -4,6 +4,7 @@
 // business: they are passed on untouched.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,22 +16,41 @@ namespace mcp_session {
 // no parse or destruction can recurse without bound.
 inline constexpr std::size_t max_inspected_depth = 64;
 
+// Only this much of a body is looked at: an initialize is a small message,
+// and a large body must cost the event loop a bounded amount of work.
+inline constexpr std::size_t max_inspected_bytes = 64 * 1024;
+
+// An id whose JSON text is longer is not echoed (our errors then say null).
+inline constexpr std::size_t max_inspected_id_length = 256;
+
+// A declared revision longer than this is ignored: none is that long.
+inline constexpr std::size_t max_meta_version_length = 64;
+
 struct message_facts {
     bool json = false;        // a JSON object, or a batch (array) of them
     bool initialize = false;  // some message's method is "initialize"
     std::string id = "null";  // JSON text of the first message's id, for our error bodies
     std::optional<std::string> meta_version;  // params._meta["io.modelcontextprotocol/protocolVersion"]
-    bool decided = true;      // false: the prefix ended before the facts were known
+    // false: the body is longer than the inspected prefix and the prefix
+    // did not settle it (it is a clean start of an object or batch). Then
+    // `json` says only that the prefix is such a start, and the other facts
+    // are what the prefix holds: the rest was never read.
+    bool decided = true;
 };
 
-message_facts inspect_message_body(std::string_view body);
-
-// Sessionless bodies are inspected only this far.
-inline constexpr std::size_t max_inspected_bytes = 64 * 1024;
-
-// The facts of a body's first bytes; `complete` says the prefix is the
-// whole body.
+// Inspects `prefix`, the first bytes of a body (at most
+// max_inspected_bytes of them are read); `complete`: the prefix is the
+// whole body. A complete body gives exactly the facts a full parse would
+// (last duplicate key wins, as in a DOM); invalid JSON, invalid UTF-8, lone
+// surrogates, a raw NUL byte, or nesting deeper than max_inspected_depth
+// make it not JSON. A streaming (SAX) parse: no document is built, and the
+// memory one inspection uses is bounded by a constant, about
+// 3 x max_inspected_bytes (the parser's token buffers and the copied id
+// and revision), whatever the size of the body.
 message_facts inspect_message_body(std::string_view prefix, bool complete);
+
+// The whole body in memory: inspects its first max_inspected_bytes.
+message_facts inspect_message_body(std::string_view body);
 
 // Deeper published events are refused: serialising (and freeing) a JSON
 // value recurses once per level, and a worker's stack is finite. serde_json,

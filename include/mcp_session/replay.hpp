@@ -11,10 +11,15 @@ namespace mcp_session {
 // when full, publishing drops the oldest. Ids below `first_kept` were
 // never in this ring (it was made afresh after a restart restored the
 // session's id counter), so they count as dropped, not retained.
+//
+// Ids below `quiet_below` were only markers (init, heartbeat) of a ring
+// given back when its stream closed: missing them is no loss, so they are
+// never announced as dropped.
 struct ring_window {
     std::uint64_t next_id = 1;
     std::uint32_t capacity = 256;
     std::uint64_t first_kept = 1;
+    std::uint64_t quiet_below = 1;
 
     std::uint64_t newest() const { return next_id - 1; }
     // Equals next_id when the ring is empty.

@@ -13,12 +13,16 @@ struct zone_counters {
     std::uint64_t rejected_unknown = 0;  // requests answered 404 for an unknown or empty id
     std::uint64_t expired_lazily = 0;    // expired sessions found (and removed) by a lookup
     std::uint64_t expired_swept = 0;     // expired sessions removed by the sweep or before an insert
-    std::uint64_t evicted = 0;           // live sessions evicted because the zone was full
+    std::uint64_t evicted = 0;           // live sessions evicted because the zone was full (both classes)
+    std::uint64_t evicted_unused = 0;    // ... of them never named by a request after their creating one
+    std::uint64_t evicted_established = 0;  // ... of them that had been (evicted only when no unused one was left)
     std::uint64_t deleted = 0;           // sessions ended by DELETE or a backend 404
     std::uint64_t events_published = 0;  // events put into rings (init, message, progress)
     std::uint64_t events_replayed = 0;   // events sent from the ring on (re)connect
     std::uint64_t lagged_notices = 0;
     std::uint64_t heartbeats = 0;
+    std::uint64_t rings_allocated = 0;  // event rings made (a session's first event or stream)
+    std::uint64_t rings_freed = 0;      // rings given back: session ended, or its stream closed holding no message
 };
 
 struct zone_status {

@@ -2,6 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <string>
+#include <utility>
+
 namespace mcp_session {
 namespace {
 
@@ -37,9 +41,7 @@ bool nesting_within(std::string_view body, std::size_t limit)
     return true;
 }
 
-// nlohmann's lexer takes a NUL byte for the end of the text, so "{...}\0x"
-// would parse as the object. JSON has no NUL outside an escape: a body
-// holding one is not JSON, as the backend's parser will say too.
+// A raw NUL byte: see inspect_message_body.
 json parse_body(std::string_view body)
 {
     if (body.find('\0') != std::string_view::npos) {
@@ -48,66 +50,229 @@ json parse_body(std::string_view body)
     return json::parse(body.begin(), body.end(), nullptr, false);
 }
 
-void note_message(const json& message, message_facts& facts, bool first)
-{
-    if (!message.is_object()) {
-        return;
+// Where a value sits in a JSON-RPC body: only these places matter.
+enum class place : std::uint8_t { other, batch, message, method, id, params, meta, version };
+
+// Streams through the body once, remembering per message only what the
+// facts need. Duplicate keys: the last one wins, as in nlohmann's DOM,
+// because every key resets what an earlier one of its name had set.
+class inspector final : public json::json_sax_t {
+public:
+    explicit inspector(std::size_t size) : size_(size) {}
+
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t v) override { return integer(std::to_string(v)); }
+    bool number_unsigned(number_unsigned_t v) override { return integer(std::to_string(v)); }
+    bool number_float(number_float_t, const string_t&) override { return value(); }
+    bool binary(binary_t&) override { return value(); }
+
+    bool string(string_t& v) override
+    {
+        const place at = value_place();
+        if (at == place::method) {
+            message_.initialize = v == "initialize";
+        } else if (at == place::id) {
+            // Its JSON text is at least two bytes longer: too long to keep, so never copied.
+            message_.id = v.size() + 2 > max_inspected_id_length
+                              ? std::string("null")
+                              : json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+        } else if (at == place::version && v.size() <= max_meta_version_length) {
+            message_.version = v;
+        }
+        return value();
     }
-    const auto method = message.find("method");
-    if (method != message.end() && method->is_string() && *method == "initialize") {
-        facts.initialize = true;
+
+    bool start_object(std::size_t) override { return open(value_place(), true); }
+    bool start_array(std::size_t) override { return open(value_place(), false); }
+
+    bool key(string_t& k) override
+    {
+        const place container = levels_[depth_ - 1].container;
+        place next = place::other;
+        if (container == place::message) {
+            if (k == "method") {
+                next = place::method;
+                message_.initialize = false;
+            } else if (k == "id") {
+                next = place::id;
+                message_.id = "null";
+            } else if (k == "params") {
+                next = place::params;
+                message_.version.reset();
+            }
+        } else if (container == place::params && k == "_meta") {
+            next = place::meta;
+            message_.version.reset();
+        } else if (container == place::meta && k == "io.modelcontextprotocol/protocolVersion") {
+            next = place::version;
+            message_.version.reset();
+        }
+        levels_[depth_ - 1].next = next;
+        return true;
     }
-    const auto id = message.find("id");
-    if (first && id != message.end() && (id->is_string() || id->is_number_integer())) {
-        facts.id = id->dump(-1, ' ', false, json::error_handler_t::replace);
+
+    bool end_object() override { return close(); }
+    bool end_array() override { return close(); }
+
+    bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) override
+    {
+        // The lexer read past the prefix: its end cut a token or a value.
+        cut_ = position > size_;
+        return false;
     }
-    const auto params = message.find("params");
-    if (facts.meta_version || params == message.end() || !params->is_object()) {
-        return;
+
+    // After sax_parse: what the body (or, when cut, its prefix) says.
+    message_facts facts(bool parsed, bool complete)
+    {
+        if (!parsed && !cut_) {
+            return {};  // not JSON, a bare scalar, or nested too deep: the prefix settles it
+        }
+        if (complete) {
+            if (!parsed) {
+                return {};  // the whole body ends inside a value
+            }
+            facts_.json = true;
+            return facts_;
+        }
+        // A clean prefix of a longer body: what it holds, undecided.
+        if (in_message_) {
+            commit();
+        }
+        facts_.json = started_;
+        facts_.decided = false;
+        return facts_;
     }
-    const auto meta = params->find("_meta");
-    if (meta == params->end() || !meta->is_object()) {
-        return;
+
+private:
+    struct level {
+        place container;
+        place next;  // where the value after the last key goes
+    };
+    struct message_state {
+        bool initialize = false;
+        std::string id = "null";
+        std::optional<std::string> version;
+    };
+
+    place value_place()
+    {
+        if (depth_ == 0) {
+            return place::other;  // decided by open(): only containers are messages
+        }
+        level& parent = levels_[depth_ - 1];
+        if (parent.container == place::batch) {
+            return place::message;
+        }
+        return parent.next;
     }
-    const auto version = meta->find("io.modelcontextprotocol/protocolVersion");
-    if (version != meta->end() && version->is_string()) {
-        facts.meta_version = version->get<std::string>();
+
+    bool value()
+    {
+        if (depth_ == 0) {
+            return false;  // a bare scalar is no message
+        }
+        count_element();
+        return true;
     }
-}
+
+    bool integer(std::string text)
+    {
+        if (value_place() == place::id) {
+            message_.id = std::move(text);
+        }
+        return value();
+    }
+
+    void count_element()
+    {
+        if (levels_[depth_ - 1].container == place::batch) {
+            ++elements_;
+        }
+    }
+
+    bool open(place at, bool object)
+    {
+        if (depth_ == max_inspected_depth) {
+            return false;  // too deep to inspect: not JSON to us
+        }
+        place container = place::other;
+        if (depth_ == 0) {
+            started_ = true;
+            container = object ? place::message : place::batch;
+            first_ = true;
+        } else if (object && (at == place::message || at == place::params || at == place::meta)) {
+            container = at;
+            if (at == place::message) {
+                first_ = elements_ == 0;
+            }
+        }
+        if (depth_ > 0) {
+            count_element();
+        }
+        if (container == place::message) {
+            message_ = message_state{};
+            in_message_ = true;
+        }
+        levels_[depth_++] = level{container, place::other};
+        return true;
+    }
+
+    bool close()
+    {
+        if (levels_[--depth_].container == place::message) {
+            commit();
+        }
+        return true;
+    }
+
+    void commit()
+    {
+        in_message_ = false;
+        facts_.initialize |= message_.initialize;
+        if (first_) {
+            facts_.id = message_.id.size() <= max_inspected_id_length ? message_.id : "null";
+        }
+        if (!facts_.meta_version && message_.version) {
+            facts_.meta_version = message_.version;
+        }
+    }
+
+    std::size_t size_;
+    std::size_t depth_ = 0;
+    level levels_[max_inspected_depth];
+    std::size_t elements_ = 0;  // of the batch, so far
+    bool started_ = false;
+    bool first_ = false;       // the open message is the body's first
+    bool in_message_ = false;
+    bool cut_ = false;
+    message_state message_;
+    message_facts facts_;
+};
 
 }  // namespace
 
-message_facts inspect_message_body(std::string_view body)
-{
-    message_facts facts;
-    if (!nesting_within(body, max_inspected_depth)) {
-        return facts;
-    }
-    const json parsed = parse_body(body);
-    if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_array())) {
-        return facts;
-    }
-    facts.json = true;
-    if (parsed.is_object()) {
-        note_message(parsed, facts, true);
-        return facts;
-    }
-    bool first = true;
-    for (const json& message : parsed) {
-        note_message(message, facts, first);
-        first = false;
-    }
-    return facts;
-}
-
 message_facts inspect_message_body(std::string_view prefix, bool complete)
 {
-    if (!complete) {
-        message_facts undecided;
-        undecided.decided = false;
-        return undecided;
+    if (prefix.size() > max_inspected_bytes) {
+        prefix = prefix.substr(0, max_inspected_bytes);
+        complete = false;
     }
-    return inspect_message_body(prefix);
+    // nlohmann's lexer takes a NUL byte for the end of the text, so
+    // "{...}\0x" would parse as the object. JSON has no NUL outside an
+    // escape: a body holding one is not JSON, as the backend's parser will
+    // say too.
+    if (prefix.find('\0') != std::string_view::npos) {
+        return {};
+    }
+    inspector sax(prefix.size());
+    const bool parsed = json::sax_parse(prefix.begin(), prefix.end(), &sax, json::input_format_t::json, true);
+    return sax.facts(parsed, complete);
+}
+
+message_facts inspect_message_body(std::string_view body)
+{
+    return inspect_message_body(body, true);
 }
 
 std::optional<std::string> compact_published_message(std::string_view body)

@@ -11,7 +11,8 @@ replay_plan plan_replay(std::uint64_t cursor, const ring_window& ring)
     const std::uint64_t position = std::min(cursor, newest);
     const std::uint64_t wanted = position + 1;
     const std::uint64_t oldest = ring.oldest();
-    plan.dropped = wanted < oldest ? oldest - wanted : 0;
+    const std::uint64_t missed_from = std::max(wanted, ring.quiet_below);
+    plan.dropped = missed_from < oldest ? oldest - missed_from : 0;
     plan.first_id = std::max(wanted, oldest);
     plan.last_id = newest;
     return plan;

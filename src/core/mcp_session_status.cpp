@@ -18,11 +18,18 @@ constexpr counter_field counter_fields[] = {
     {"expired_lazily", &zone_counters::expired_lazily, "Expired sessions found and removed by a lookup."},
     {"expired_swept", &zone_counters::expired_swept, "Expired sessions removed by the sweep or before an insert."},
     {"evicted", &zone_counters::evicted, "Live sessions evicted because the zone was full."},
+    {"evicted_unused", &zone_counters::evicted_unused,
+     "Evicted sessions that no request had named since the one that created them."},
+    {"evicted_established", &zone_counters::evicted_established,
+     "Evicted sessions that requests had named after their creation (evicted only when no unused one was left)."},
     {"deleted", &zone_counters::deleted, "Sessions ended by DELETE or by a backend 404."},
     {"events_published", &zone_counters::events_published, "Events put into session rings (init, message, progress)."},
     {"events_replayed", &zone_counters::events_replayed, "Events sent from a ring when a stream (re)connected."},
     {"lagged_notices", &zone_counters::lagged_notices, "Lagged notices sent to streams that fell behind the ring."},
     {"heartbeats", &zone_counters::heartbeats, "Heartbeat events published."},
+    {"rings_allocated", &zone_counters::rings_allocated, "Event rings allocated in the zone."},
+    {"rings_freed", &zone_counters::rings_freed,
+     "Event rings given back (the session ended, or its stream closed with no message buffered)."},
 };
 
 struct gauge_field {

@@ -118,6 +118,7 @@ void event_store::unsubscribe(const session_key& key, std::uint64_t token)
         record->stream->subscriber = 0;
         record->stream->subscriber_worker = -1;
         --tx.zone().shared().open_streams;
+        tx.zone().release_idle_ring(record);  // a stream that carried only markers leaves nothing behind
     }
 }
 

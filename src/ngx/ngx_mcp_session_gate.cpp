@@ -141,7 +141,10 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
         return reject_session(r, state, session_status::unknown);  // could never have been stored
     }
 
-    const lookup_outcome found = store.validate(*key, now_ms(), presented_binding_of(r, store));
+    // A bare stream GET does not make a session established: a flooder's
+    // initialize + GET stays in the class evicted first.
+    const bool establishes = !(lcf->stream && r->method == NGX_HTTP_GET);
+    const lookup_outcome found = store.validate(*key, now_ms(), presented_binding_of(r, store), establishes);
     switch (found.result) {
     case lookup_result::valid:
         break;
@@ -199,9 +202,13 @@ ngx_int_t decide_on_body(ngx_http_request_t* r, request_state* state)
 {
     const loc_conf* lcf = conf_of(r);
     std::string prefix;
-    const bool complete = collect_body_prefix(r, mcp_session::max_inspected_bytes, &prefix);
+    const bool complete = collect_body(r, mcp_session::max_inspected_bytes, &prefix);  // reads no further
     const mcp_session::message_facts facts = mcp_session::inspect_message_body(prefix, complete);
     state->request_id = pool_copy(r, facts.id);
+    // An initialize method seen in the prefix is enough, even when a later
+    // duplicate key could change it: the session nginx makes then fails at
+    // the backend (non-2xx drops it) or serves a stateless one, and no
+    // backend id reaches the client either way.
     if (facts.initialize) {
         return issue_session(r, lcf, state);
     }

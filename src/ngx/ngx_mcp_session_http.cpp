@@ -27,57 +27,29 @@ header_match find_header(ngx_list_t& headers, std::string_view name)
     return match;
 }
 
-namespace {
-
-// Appends up to `wanted` bytes of one body buffer, from memory or the
-// temp file.
-void append_buffer(ngx_buf_t* b, size_t wanted, std::string* out)
-{
-    if (!b->in_file) {
-        out->append(reinterpret_cast<const char*>(b->pos), wanted);
-        return;
-    }
-    const size_t start = out->size();
-    out->resize(start + wanted);
-    const ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*out)[start]), wanted, b->file_pos);
-    if (n != static_cast<ssize_t>(wanted)) {
-        throw std::runtime_error("reading the request body from its temp file");
-    }
-}
-
-size_t buffer_size(const ngx_buf_t* b)
-{
-    return b->in_file ? static_cast<size_t>(b->file_last - b->file_pos) : static_cast<size_t>(b->last - b->pos);
-}
-
-}  // namespace
-
-bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body)
+bool collect_body(ngx_http_request_t* r, size_t limit, std::string* prefix)
 {
     if (r->request_body == nullptr) {
         return true;
     }
     for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        const size_t size = buffer_size(cl->buf);
-        if (body->size() + size > limit) {
-            return false;
+        ngx_buf_t* b = cl->buf;
+        const size_t size = b->in_file ? static_cast<size_t>(b->file_last - b->file_pos)
+                                       : static_cast<size_t>(b->last - b->pos);
+        const size_t wanted = std::min(size, limit - prefix->size());
+        if (!b->in_file) {
+            prefix->append(reinterpret_cast<const char*>(b->pos), wanted);
+        } else if (wanted > 0) {
+            const size_t start = prefix->size();
+            prefix->resize(start + wanted);
+            const ssize_t n =
+                ngx_read_file(b->file, reinterpret_cast<u_char*>(&(*prefix)[start]), wanted, b->file_pos);
+            if (n != static_cast<ssize_t>(wanted)) {
+                throw std::runtime_error("reading the request body from its temp file");
+            }
         }
-        append_buffer(cl->buf, size, body);
-    }
-    return true;
-}
-
-bool collect_body_prefix(ngx_http_request_t* r, size_t limit, std::string* prefix)
-{
-    if (r->request_body == nullptr) {
-        return true;
-    }
-    for (ngx_chain_t* cl = r->request_body->bufs; cl != nullptr; cl = cl->next) {
-        const size_t size = buffer_size(cl->buf);
-        const size_t room = limit - prefix->size();
-        append_buffer(cl->buf, std::min(size, room), prefix);
-        if (size > room) {
-            return false;
+        if (wanted < size) {
+            return false;  // more of the body follows
         }
     }
     return true;

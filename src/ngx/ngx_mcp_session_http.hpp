@@ -17,12 +17,9 @@ struct header_match {
 header_match find_header(ngx_list_t& headers, std::string_view name);
 
 // The request body as one string, from memory buffers or nginx's temp
-// file; false when it is larger than `limit`.
+// file, read no further than `limit` bytes: false when it is larger (the
+// string then holds its first `limit` bytes).
 bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body);
-
-// At most `limit` bytes from the start of the request body (the rest is
-// left where it is, for proxy_pass); returns whether that was all of it.
-bool collect_body_prefix(ngx_http_request_t* r, size_t limit, std::string* prefix);
 
 // A copy in the request pool (for values that must outlive a std::string).
 ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text);

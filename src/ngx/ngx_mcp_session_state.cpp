@@ -288,7 +288,8 @@ bool save(zone_conf& zone, ngx_log_t* log)
             const mcp_session::session_key key =
                 mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
                                                       r->packed_uuid != 0);
-            const std::uint64_t next_id = r->stream != nullptr ? r->stream->next_id : 0;
+            const std::uint64_t next_id =
+                r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
             if (!writer.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
                             extras.tenant, locked_zone::backend_id_of(r))) {
                 ++left_out;

@@ -50,7 +50,8 @@ session_extras extras_for(const presented_binding& binding)
 
 }  // namespace
 
-lookup_outcome session_store::validate(const session_key& key, unix_ms now, const presented_binding& binding)
+lookup_outcome session_store::validate(const session_key& key, unix_ms now, const presented_binding& binding,
+                                      bool establishes)
 {
     lookup_outcome outcome;
     zone_transaction tx(zone_);
@@ -76,6 +77,9 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     outcome.created_ms = record->created_ms;
     outcome.previous_access_ms = record->last_access_ms;
     zone.touch(record, now);
+    if (establishes) {
+        zone.establish(record);  // named after its creation: evicted after every unused session
+    }
     const std::string_view backend_id = locked_zone::backend_id_of(record);
     outcome.backend_id_size = std::min(backend_id.size(), sizeof(outcome.backend_id));
     if (!backend_id.empty()) {  // an empty view's data() may be null, which memcpy must not get

@@ -50,9 +50,12 @@ public:
     explicit session_store(zone_conf& zone) : zone_(zone) {}
 
     // A live session whose bindings match is touched; a mismatch leaves it
-    // untouched; an expired one found is removed.
+    // untouched; an expired one found is removed. `establishes`: this
+    // request counts as use, so the session leaves the class of sessions
+    // never used since their creation, which the zone evicts first (a bare
+    // stream GET need not count: opening one and leaving is cheap).
     lookup_outcome validate(const mcp_session::session_key& key, mcp_session::unix_ms now,
-                            const presented_binding& binding = {});
+                            const presented_binding& binding = {}, bool establishes = true);
 
     // Records a session (learned from the backend, or issued by nginx),
     // bound to what the creating request presented.

@@ -86,12 +86,17 @@ void log_failure(ngx_log_t* log, const char* what, const std::exception* e)
     ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session: %s failed: %s", what, e ? e->what() : "unknown error");
 }
 
+// What every call that may end the stream returns. After `ended` the
+// stream, its request and its pool (where the stream and its timers live)
+// may already be freed: the caller returns at once without touching them.
+enum class [[nodiscard]] stream_fate { alive, ended };
+
 // Ends the stream; `clean` sends the final chunk so the client sees a
 // proper end of stream and reconnects.
-void finish(stream_ctx* s, bool clean)
+stream_fate finish(stream_ctx* s, bool clean)
 {
     if (s->finished) {
-        return;
+        return stream_fate::ended;
     }
     s->finished = true;
     ngx_http_request_t* r = s->r;
@@ -106,7 +111,8 @@ void finish(stream_ctx* s, bool clean)
             rc = ngx_http_output_filter(r, cl);
         }
     }
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, rc);  // may free the request's pool, and `s` with it
+    return stream_fate::ended;
 }
 
 bool output_pending(ngx_http_request_t* r, ngx_int_t rc)
@@ -114,7 +120,7 @@ bool output_pending(ngx_http_request_t* r, ngx_int_t rc)
     return rc == NGX_AGAIN || r->out != nullptr || r->connection->buffered;
 }
 
-void wait_for_writable(stream_ctx* s)
+stream_fate wait_for_writable(stream_ctx* s)
 {
     ngx_http_request_t* r = s->r;
     auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
@@ -123,24 +129,38 @@ void wait_for_writable(stream_ctx* s)
         ngx_add_timer(r->connection->write, clcf->send_timeout);
     }
     if (ngx_handle_write_event(r->connection->write, clcf->send_lowat) != NGX_OK) {
-        finish(s, false);
+        return finish(s, false);
     }
+    return stream_fate::alive;
+}
+
+// One batch of what the ring holds beyond the cursor, into s->out.
+read_outcome read_batch(stream_ctx* s)
+{
+    s->out.clear();
+    return event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->out);
 }
 
 // Sends what the ring holds beyond the cursor, batch by batch, until the
 // socket pushes back or the stream is up to date.
-void pump(stream_ctx* s)
+stream_fate pump(stream_ctx* s) noexcept
 {
-    while (!s->finished && !s->writing) {
-        s->out.clear();
-        event_store events(*s->zone);
-        const read_outcome got = events.read(s->key, s->token, s->cursor, s->replay_until, s->out);
+    if (s->finished) {
+        return stream_fate::ended;
+    }
+    while (!s->writing) {
+        read_outcome got;
+        try {
+            got = read_batch(s);
+        } catch (const std::exception& e) {
+            log_failure(s->r->connection->log, "stream delivery", &e);
+            return finish(s, false);
+        }
         if (got.state != stream_state::open) {
-            finish(s, true);  // session ended, or a newer GET took over
-            return;
+            return finish(s, true);  // session ended, or a newer GET took over
         }
         if (s->out.empty()) {
-            return;
+            return stream_fate::alive;
         }
         s->cursor = got.last_id;
 
@@ -154,14 +174,13 @@ void pump(stream_ctx* s)
         s->chain.next = nullptr;
         const ngx_int_t rc = ngx_http_output_filter(s->r, &s->chain);
         if (rc == NGX_ERROR) {
-            finish(s, false);
-            return;
+            return finish(s, false);
         }
         if (output_pending(s->r, rc)) {
-            wait_for_writable(s);
-            return;
+            return wait_for_writable(s);
         }
     }
+    return stream_fate::alive;
 }
 
 void on_stream_write(ngx_http_request_t* r) noexcept
@@ -174,28 +193,23 @@ void on_stream_write(ngx_http_request_t* r) noexcept
     ngx_event_t* wev = r->connection->write;
     if (wev->timedout) {
         r->connection->timedout = 1;
-        finish(s, false);  // a reader that stopped reading for send_timeout
+        (void)finish(s, false);  // a reader that stopped reading for send_timeout
         return;
     }
     const ngx_int_t rc = ngx_http_output_filter(r, nullptr);
     if (rc == NGX_ERROR) {
-        finish(s, false);
+        (void)finish(s, false);
         return;
     }
     if (output_pending(r, rc)) {
-        wait_for_writable(s);
+        (void)wait_for_writable(s);
         return;
     }
     if (wev->timer_set) {
         ngx_del_timer(wev);
     }
     s->writing = false;
-    try {
-        pump(s);
-    } catch (const std::exception& e) {
-        log_failure(r->connection->log, "stream write", &e);
-        finish(s, false);
-    }
+    (void)pump(s);  // the last use of `s` here
 }
 
 std::string stamped_payload(const char* field, std::string_view session_id, std::int64_t now)
@@ -210,29 +224,34 @@ std::string stamped_payload(const char* field, std::string_view session_id, std:
 
 // One heartbeat per session per interval: a session has one stream, and
 // only that stream's worker runs this timer.
+// `ev` lives in the stream: once pump or finish says `ended` it may be
+// freed memory, so nothing after them reads either.
 void on_heartbeat(ngx_event_t* ev) noexcept
 {
     auto* s = static_cast<stream_ctx*>(ev->data);
     if (s->finished) {
         return;
     }
+    bool published = false;
     try {
         event_store events(*s->zone);
         const std::int64_t now = now_ms();
         // An open stream is activity: it keeps the session from idling out.
         events.touch(s->key, now);
-        if (events.publish(s->key, mcp_session::event_kind::heartbeat, stamped_payload("ts", {}, now), now).result !=
-            publish_result::published) {
-            finish(s, true);
-            return;
-        }
-        pump(s);
+        published = events.publish(s->key, mcp_session::event_kind::heartbeat, stamped_payload("ts", {}, now), now)
+                        .result == publish_result::published;
     } catch (const std::exception& e) {
         log_failure(ev->log, "heartbeat", &e);
+        published = true;  // try again at the next beat; the stream itself is fine
     }
-    if (!s->finished) {
-        ngx_add_timer(&s->heartbeat, s->heartbeat_interval);
+    if (!published) {
+        (void)finish(s, true);  // the session is gone
+        return;
     }
+    if (pump(s) == stream_fate::ended) {
+        return;
+    }
+    ngx_add_timer(&s->heartbeat, s->heartbeat_interval);
 }
 
 void arm_deadline(stream_ctx* s, mcp_session::unix_ms expires_at, mcp_session::unix_ms now)
@@ -251,17 +270,19 @@ void on_deadline(ngx_event_t* ev) noexcept
     if (s->finished) {
         return;
     }
+    const std::int64_t now = now_ms();
+    mcp_session::unix_ms expires_at = 0;
     try {
-        const std::int64_t now = now_ms();
-        const mcp_session::unix_ms expires_at = event_store(*s->zone).expire_if_due(s->key, now);
-        if (expires_at == 0) {
-            pump(s);  // ends the stream (the doorbell would too, a loop turn later)
-            return;
-        }
-        arm_deadline(s, expires_at, now);
+        expires_at = event_store(*s->zone).expire_if_due(s->key, now);
     } catch (const std::exception& e) {
         log_failure(ev->log, "session deadline", &e);
+        expires_at = now + 1000;  // look again in a second
     }
+    if (expires_at == 0) {
+        (void)pump(s);  // ends the stream (the doorbell would too, a loop turn later)
+        return;
+    }
+    arm_deadline(s, expires_at, now);
 }
 
 void cleanup_stream(void* data) noexcept
@@ -395,27 +416,22 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     ngx_queue_insert_tail(&local_streams, &s->link.queue);
     streams_by_token[s->token] = s;
 
-    r->main->count++;  // the request lives on after this handler returns
-    pump(s);
+    // The extra reference keeps the request (and `s`) alive through this
+    // pump even when it ends the stream: the content phase's NGX_DONE
+    // then drops the last reference.
+    r->main->count++;
+    (void)pump(s);
     return NGX_DONE;
 }
 
-void pump_guarded(stream_ctx* s) noexcept
-{
-    try {
-        pump(s);
-    } catch (const std::exception& e) {
-        log_failure(s->r->connection->log, "stream delivery", &e);
-        finish(s, false);
-    }
-}
-
+// Ending one stream frees only that stream, so the next link, taken
+// before, stays valid.
 void pump_all_local_streams() noexcept
 {
     ngx_queue_t* q = ngx_queue_head(&local_streams);
     while (q != ngx_queue_sentinel(&local_streams)) {
         ngx_queue_t* next = ngx_queue_next(q);
-        pump_guarded(reinterpret_cast<decltype(stream_ctx::link)*>(q)->owner);
+        (void)pump(reinterpret_cast<decltype(stream_ctx::link)*>(q)->owner);
         q = next;
     }
 }
@@ -443,10 +459,12 @@ void deliver_to_local_streams() noexcept
         pump_all_local_streams();
         return;
     }
+    // A token may be queued twice: a stream ended by the first pump has
+    // left the registry (its pool cleanup erased it) before the second.
     for (const std::uint64_t token : pending_tokens) {
         const auto found = streams_by_token.find(token);
         if (found != streams_by_token.end()) {
-            pump_guarded(found->second);
+            (void)pump(found->second);
         }
     }
 }

@@ -103,6 +103,42 @@ order lru_order(locked_zone& zone)
     return order(zone, &zone.shared().by_last_access, offsetof(session_record, by_last_access));
 }
 
+order unused_lru_order(locked_zone& zone)
+{
+    return order(zone, &zone.shared().unused_by_last_access, offsetof(session_record, by_last_access));
+}
+
+ngx_queue_t* lru_queue_of(zone_shared& sh, const session_record* record)
+{
+    return (record->flags & record_established) ? &sh.by_last_access : &sh.unused_by_last_access;
+}
+
+// The least recently used session of one class, other than `spare`.
+session_record* oldest_in(ngx_queue_t* queue, const session_record* spare)
+{
+    for (ngx_queue_t* q = ngx_queue_head(queue); q != ngx_queue_sentinel(queue); q = ngx_queue_next(q)) {
+        auto* record =
+            reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(q) - offsetof(session_record, by_last_access));
+        if (record != spare) {
+            return record;
+        }
+    }
+    return nullptr;
+}
+
+bool holds_messages(session_stream* stream)
+{
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    const event_slot* slots = locked_zone::slots_of(stream);
+    for (std::uint64_t id = window.oldest(); id < window.next_id; ++id) {
+        const mcp_session::event_kind kind = slots[window.slot(id)].kind;
+        if (kind != mcp_session::event_kind::init && kind != mcp_session::event_kind::heartbeat) {
+            return true;
+        }
+    }
+    return false;
+}
+
 order creation_order(locked_zone& zone)
 {
     return order(zone, &zone.shared().by_creation, offsetof(session_record, by_creation));
@@ -140,7 +176,17 @@ void locked_zone::touch(session_record* record, unix_ms now)
 {
     record->last_access_ms = mcp_session::touched(times_of(record), now).last_access_ms;
     ngx_queue_remove(&record->by_last_access);
-    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
+    ngx_queue_insert_tail(lru_queue_of(sh_, record), &record->by_last_access);
+}
+
+void locked_zone::establish(session_record* record)
+{
+    if (record->flags & record_established) {
+        return;
+    }
+    record->flags |= record_established;
+    ngx_queue_remove(&record->by_last_access);
+    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);  // it was just touched
 }
 
 void locked_zone::remove(session_record* record)
@@ -165,9 +211,10 @@ session_record* locked_zone::allocate(const session_key& key)
     session_record* record = record_of(node);
     record->id_size = static_cast<std::uint8_t>(key.size());
     record->packed_uuid = static_cast<std::uint8_t>(key.packed_uuid());
-    record->reserved = 0;
+    record->flags = 0;
     record->stream = nullptr;
     record->extras = nullptr;
+    record->next_event_id = 1;
     std::memcpy(id_bytes(record), key.data(), key.size());
     return record;
 }
@@ -177,7 +224,7 @@ void locked_zone::link(session_record* record, unix_ms now)
     record->created_ms = now;
     record->last_access_ms = now;
     ngx_rbtree_insert(&sh_.tree, node_of(record));
-    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
+    ngx_queue_insert_tail(lru_queue_of(sh_, record), &record->by_last_access);
     ngx_queue_insert_tail(&sh_.by_creation, &record->by_creation);
     ++sh_.sessions;
 }
@@ -192,39 +239,41 @@ void locked_zone::link_restored(session_record* record, const session_times& tim
     ++sh_.sessions;
 }
 
+// Restored sessions count as established: they were kept for a reason.
 void locked_zone::link_by_last_access(session_record* record)
 {
+    record->flags |= record_established;
     ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
 }
 
 std::size_t locked_zone::remove_expired(unix_ms now, std::size_t budget)
 {
+    order unused = unused_lru_order(*this);
     order by_access = lru_order(*this);
     order by_age = creation_order(*this);
-    std::size_t removed = mcp_session::sweep_expired(by_access, zone_.policy, now, budget);
+    std::size_t removed = mcp_session::sweep_expired(unused, zone_.policy, now, budget);
+    removed += mcp_session::sweep_expired(by_access, zone_.policy, now, budget - removed);
     removed += mcp_session::sweep_expired(by_age, zone_.policy, now, budget - removed);
     sh_.counters.expired_swept += removed;
     return removed;
 }
 
+// Sessions never used since their creating request go first, least
+// recently used first; established ones only when no unused one is left.
+// The session being served is never its own victim.
 bool locked_zone::evict_least_recently_used(const session_record* spare)
 {
-    order by_access = lru_order(*this);
-    if (by_access.empty()) {
-        return false;
+    session_record* victim = oldest_in(&sh_.unused_by_last_access, spare);
+    const bool established = victim == nullptr;
+    if (established) {
+        victim = oldest_in(&sh_.by_last_access, spare);
     }
-    session_record* victim = by_access.first();
-    if (victim == spare) {
-        // The session being served is never its own victim: take the next.
-        ngx_queue_t* next = ngx_queue_next(&victim->by_last_access);
-        if (next == ngx_queue_sentinel(&sh_.by_last_access)) {
-            return false;
-        }
-        victim = reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(next) -
-                                                   offsetof(session_record, by_last_access));
+    if (victim == nullptr) {
+        return false;
     }
     remove(victim);
     ++sh_.counters.evicted;
+    ++(established ? sh_.counters.evicted_established : sh_.counters.evicted_unused);
     return true;
 }
 
@@ -258,6 +307,7 @@ mcp_session::ring_window locked_zone::window_of(const session_stream* stream)
     window.next_id = stream->next_id;
     window.capacity = stream->capacity;
     window.first_kept = stream->first_kept;
+    window.quiet_below = stream->quiet_below;
     return window;
 }
 
@@ -274,15 +324,31 @@ session_stream* locked_zone::stream_of(session_record* record)
     if (stream == nullptr) {
         return nullptr;
     }
-    stream->next_id = 1;
-    stream->first_kept = 1;
+    // A ring given back before: its ids go on, and the markers it held
+    // are nothing a client missed.
+    stream->next_id = record->next_event_id;
+    stream->first_kept = record->next_event_id;
+    stream->quiet_below = record->next_event_id;
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
     stream->capacity = capacity;
     std::memset(slots_of(stream), 0, capacity * sizeof(event_slot));
     record->stream = stream;
     ++sh_.sessions_with_ring;
+    ++sh_.counters.rings_allocated;
     return stream;
+}
+
+bool locked_zone::release_idle_ring(session_record* record)
+{
+    session_stream* stream = record->stream;
+    if (stream == nullptr || stream->subscriber != 0 || holds_messages(stream)) {
+        return false;
+    }
+    const std::uint64_t next_id = stream->next_id;
+    free_stream(record);
+    record->next_event_id = next_id;
+    return true;
 }
 
 void locked_zone::drop_event(event_slot& slot)
@@ -306,6 +372,7 @@ void locked_zone::free_stream(session_record* record)
         notify(stream->subscriber_worker, stream->subscriber);
     }
     --sh_.sessions_with_ring;
+    ++sh_.counters.rings_freed;
     event_slot* slots = slots_of(stream);
     for (std::uint32_t i = 0; i < stream->capacity; ++i) {
         drop_event(slots[i]);
@@ -390,6 +457,7 @@ std::size_t locked_zone::release_streams_of(std::int32_t worker)
             stream->subscriber_worker = -1;
             --sh_.open_streams;
             ++released;
+            release_idle_ring(r);
         }
     });
     return released;
@@ -451,6 +519,7 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     sh->hash_seed = (static_cast<std::uint64_t>(os_random()) << 32) | os_random();
     ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_session_node);
     ngx_queue_init(&sh->by_last_access);
+    ngx_queue_init(&sh->unused_by_last_access);
     ngx_queue_init(&sh->by_creation);
     zone->pool->data = sh;
     zone->shared = sh;

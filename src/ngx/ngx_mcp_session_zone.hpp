@@ -20,7 +20,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 7;
+constexpr std::uint32_t layout_version = 8;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -50,7 +50,8 @@ struct zone_shared {
     std::uint64_t hash_seed;
     ngx_rbtree_t tree;
     ngx_rbtree_node_t sentinel;
-    ngx_queue_t by_last_access;  // head: least recently used
+    ngx_queue_t by_last_access;  // established sessions; head: least recently used
+    ngx_queue_t unused_by_last_access;  // sessions never named since their creating request; evicted first
     ngx_queue_t by_creation;     // head: oldest
     std::uint64_t sessions;
     std::uint64_t next_subscription;
@@ -83,6 +84,7 @@ struct session_stream {
     std::int32_t subscriber_worker;
     std::uint32_t capacity;
     std::uint64_t first_kept;  // ids below were lost in a restart (see ring_window)
+    std::uint64_t quiet_below;  // ids below were only markers of a ring given back (see ring_window)
     // event_slot[capacity] follows
 };
 
@@ -107,14 +109,18 @@ struct session_record {
     u_char data;   // ngx_rbtree_node_t::data
     std::uint8_t id_size;
     std::uint8_t packed_uuid;
-    std::uint32_t reserved;
-    ngx_queue_t by_last_access;
+    std::uint32_t flags;  // record_established
+    ngx_queue_t by_last_access;  // in unused_by_last_access until established, then by_last_access
     ngx_queue_t by_creation;
     mcp_session::unix_ms created_ms;
     mcp_session::unix_ms last_access_ms;
     session_stream* stream;
     session_extras* extras;
+    std::uint64_t next_event_id;  // while the session has no ring: the id its next event gets
 };
+
+// The session has been named by a request since the one that created it.
+inline constexpr std::uint32_t record_established = 1;
 
 static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
@@ -134,6 +140,8 @@ public:
 
     session_record* find(const mcp_session::session_key& key);
     void touch(session_record* record, mcp_session::unix_ms now);
+    // Moves a session into the established class (evicted after every unused one).
+    void establish(session_record* record);
     void remove(session_record* record);
     session_record* allocate(const mcp_session::session_key& key);
     void link(session_record* record, mcp_session::unix_ms now);
@@ -147,6 +155,10 @@ public:
 
     // Streams and rings.
     session_stream* stream_of(session_record* record);  // allocates on first use; nullptr if no memory
+    // Gives the ring back when it holds no message (only init and heartbeat
+    // markers) and nobody listens: a client that opens a stream and leaves
+    // costs the zone nothing afterwards. Ids go on where they stopped.
+    bool release_idle_ring(session_record* record);
     static mcp_session::ring_window window_of(const session_stream* stream);
     static event_slot* slots_of(session_stream* stream);
     void drop_event(event_slot& slot);

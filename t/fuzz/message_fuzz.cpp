@@ -1,6 +1,8 @@
 // Request body inspection (initialize detection, the id echoed in our
-// errors, _meta's protocol version): checked against the parsed document,
-// for any bytes, including bodies nested too deep to inspect.
+// errors, _meta's protocol version): the streaming inspector's verdict is
+// checked against a DOM parse of the same bytes, for any bytes, including
+// bodies nested too deep to inspect; and a prefix of the body either
+// leaves the question open or settles it as the whole body does.
 #include "fuzz_check.hpp"
 #include "mcp_session/error_body.hpp"
 #include "mcp_session/message.hpp"
@@ -58,13 +60,14 @@ message_facts expected_facts(const json& doc)
             facts.initialize = true;
         }
         if (i == 0 && m.contains("id") && (m["id"].is_string() || m["id"].is_number_integer())) {
-            facts.id = m["id"].dump();
+            const std::string id = m["id"].dump();
+            facts.id = id.size() <= max_inspected_id_length ? id : "null";
         }
         if (!facts.meta_version && m.contains("params") && m["params"].is_object() &&
             m["params"].contains("_meta") && m["params"]["_meta"].is_object()) {
             const json& meta = m["params"]["_meta"];
             const auto v = meta.find("io.modelcontextprotocol/protocolVersion");
-            if (v != meta.end() && v->is_string()) {
+            if (v != meta.end() && v->is_string() && v->get<std::string>().size() <= max_meta_version_length) {
                 facts.meta_version = v->get<std::string>();
             }
         }
@@ -74,7 +77,8 @@ message_facts expected_facts(const json& doc)
 
 bool same_facts(const message_facts& a, const message_facts& b)
 {
-    return a.json == b.json && a.initialize == b.initialize && a.id == b.id && a.meta_version == b.meta_version;
+    return a.json == b.json && a.initialize == b.initialize && a.id == b.id && a.meta_version == b.meta_version &&
+           a.decided == b.decided;
 }
 
 }  // namespace
@@ -82,7 +86,11 @@ bool same_facts(const message_facts& a, const message_facts& b)
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
     const std::string_view body(reinterpret_cast<const char*>(data), size);
+    if (size > max_inspected_bytes) {
+        return 0;  // the reference below is a DOM parse of the whole body
+    }
     const message_facts facts = inspect_message_body(body);
+    FUZZ_CHECK(facts.decided);  // a whole body within the bound is always decided
 
     // The id is always JSON text nginx can put in an error body: null, a
     // string or an integer, and our error bodies echo it unchanged.
@@ -99,6 +107,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool inspectable =
         !doc.is_discarded() && doc.is_structured() && depth_of(doc) <= max_inspected_depth;
     FUZZ_CHECK(facts.json == inspectable);
+
+    // Any prefix: undecided, or settled as not JSON exactly as the whole.
+    const std::size_t cut = size == 0 ? 0 : data[0] % (size + 1);
+    const message_facts early = inspect_message_body(body.substr(0, cut), false);
+    if (early.decided) {
+        FUZZ_CHECK(!facts.json && same_facts(early, message_facts{}));
+    }
     if (!facts.json) {
         FUZZ_CHECK(same_facts(facts, message_facts{}));
         return 0;
@@ -106,10 +121,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(same_facts(facts, expected_facts(doc)));
     // Spelling does not matter: the same document re-serialised, compact or
     // indented, gives the same facts.
-    FUZZ_CHECK(same_facts(inspect_message_body(doc.dump()), facts));
-    FUZZ_CHECK(same_facts(inspect_message_body(doc.dump(2)), facts));
+    // (within the inspected bound: a longer spelling is read only in part).
+    for (const std::string& spelling : {doc.dump(), doc.dump(2)}) {
+        if (spelling.size() <= max_inspected_bytes) {
+            FUZZ_CHECK(same_facts(inspect_message_body(spelling), facts));
+        }
+    }
     // A single message and a batch of just that message say the same.
-    if (doc.is_object() && depth_of(doc) < max_inspected_depth) {
+    if (doc.is_object() && depth_of(doc) < max_inspected_depth && doc.dump().size() + 2 <= max_inspected_bytes) {
         FUZZ_CHECK(same_facts(inspect_message_body("[" + doc.dump() + "]"), facts));
     }
     return 0;

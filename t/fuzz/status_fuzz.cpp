@@ -19,7 +19,7 @@ using json = nlohmann::json;
 namespace {
 
 constexpr std::size_t gauges = 6;
-constexpr std::size_t counters = 11;
+constexpr std::size_t counters = 15;
 
 // One sample line: name{zone="<escaped>"} value. Returns false when the
 // line does not have that shape.
@@ -74,7 +74,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
                              &status.counters.expired_lazily, &status.counters.expired_swept, &status.counters.evicted,
                              &status.counters.deleted, &status.counters.events_published,
                              &status.counters.events_replayed, &status.counters.lagged_notices,
-                             &status.counters.heartbeats}) {
+                             &status.counters.heartbeats, &status.counters.evicted_unused,
+                             &status.counters.evicted_established, &status.counters.rings_allocated,
+                             &status.counters.rings_freed}) {
         fields.push_back(f);
     }
     for (std::uint64_t* f : fields) {

@@ -95,6 +95,108 @@ BOOST_AUTO_TEST_CASE(a_nul_byte_makes_a_body_not_json)
     BOOST_TEST(inspect_message_body(R"({"id":"\u0000","method":"initialize"})").initialize);
 }
 
+BOOST_AUTO_TEST_CASE(the_last_duplicate_key_wins_as_in_a_dom)
+{
+    BOOST_TEST(!inspect_message_body(R"({"method":"initialize","method":"tools/list"})").initialize);
+    BOOST_TEST(inspect_message_body(R"({"method":"x","method":"initialize"})").initialize);
+    BOOST_TEST(inspect_message_body(R"({"id":"a","id":1.5,"method":"x"})").id == "null");
+    BOOST_TEST(inspect_message_body(R"({"id":1.5,"id":7})").id == "7");
+    const char* versioned = R"({"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}},"params":{}})";
+    BOOST_TEST(!inspect_message_body(versioned).meta_version);
+    const char* meta_twice = R"({"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"a"},"_meta":5}})";
+    BOOST_TEST(!inspect_message_body(meta_twice).meta_version);
+}
+
+BOOST_AUTO_TEST_CASE(only_top_level_messages_count)
+{
+    // An initialize nested in params, or a batch inside a batch, is no message.
+    BOOST_TEST(!inspect_message_body(R"({"method":"x","params":{"method":"initialize"}})").initialize);
+    BOOST_TEST(!inspect_message_body(R"([[{"method":"initialize"}]])").initialize);
+    BOOST_TEST(inspect_message_body(R"([[{"method":"initialize"}]])").json);
+    BOOST_TEST(inspect_message_body(R"([1,{"id":2,"method":"initialize"}])").id == "null");  // the first is not a message
+    BOOST_TEST(inspect_message_body(R"([{"id":18446744073709551615},{"id":2}])").id == "18446744073709551615");
+    BOOST_TEST(inspect_message_body(R"({"id":-3})").id == "-3");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_text_is_not_json)
+{
+    using namespace std::string_literals;
+    for (const std::string& body : {R"({"method":"initialize","x":"\ud800"})"s, "{\"method\":\"initialize\",\"x\":\"\xff\"}"s,
+                                   R"({"method":"initialize"} {})"s, R"({"method":"initialize",})"s}) {
+        const message_facts f = inspect_message_body(body);
+        BOOST_TEST(!f.json, body);
+        BOOST_TEST(!f.initialize);
+        BOOST_TEST(f.decided);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(nesting_exactly_at_the_limit_is_inspected)
+{
+    const auto nested = [](std::size_t depth) {
+        return R"({"method":"initialize","x":)" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+    };
+    BOOST_TEST(inspect_message_body(nested(max_inspected_depth)).initialize);
+    BOOST_TEST(!inspect_message_body(nested(max_inspected_depth + 1)).json);
+}
+
+BOOST_AUTO_TEST_CASE(long_ids_and_versions_are_not_kept)
+{
+    const std::string long_id = std::string(max_inspected_id_length, 'i');  // quoted: two bytes over
+    BOOST_TEST(inspect_message_body(R"({"id":")" + long_id + R"("})").id == "null");
+    BOOST_TEST(inspect_message_body(R"({"id":")" + long_id.substr(2) + R"("})").id == '"' + long_id.substr(2) + '"');
+    const std::string meta = R"({"params":{"_meta":{"io.modelcontextprotocol/protocolVersion":")";
+    BOOST_TEST(!inspect_message_body(meta + std::string(max_meta_version_length + 1, '2') + R"("}}})").meta_version);
+    BOOST_TEST(inspect_message_body(meta + std::string(max_meta_version_length, '2') + R"("}}})").meta_version.has_value());
+}
+
+// Only a prefix of a large body is read. What the prefix settles (a syntax
+// error, depth, a bare scalar) is decided; a clean prefix is not.
+BOOST_AUTO_TEST_CASE(a_prefix_settles_only_what_it_can)
+{
+    const std::string init = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})";
+    message_facts whole = inspect_message_body(init, true);
+    BOOST_TEST(whole.decided);
+    BOOST_TEST(whole.initialize);
+
+    message_facts cut = inspect_message_body(std::string_view(init).substr(0, 30), false);
+    BOOST_TEST(!cut.decided);
+    BOOST_TEST(cut.json);  // a clean start of an object
+    BOOST_TEST(cut.id == "1");
+    BOOST_TEST(!inspect_message_body(std::string_view(init).substr(0, 30), true).json);  // a whole body that ends early
+
+    message_facts complete_prefix = inspect_message_body(init, false);  // more follows: it could be garbage
+    BOOST_TEST(!complete_prefix.decided);
+    BOOST_TEST(complete_prefix.initialize);
+
+    for (const char* settled : {"{]", "42", "{\"a\":1}}", "nul"}) {
+        const message_facts f = inspect_message_body(settled, false);
+        BOOST_TEST((f.decided && !f.json) == (std::string(settled) != "nul"), settled);
+    }
+    const std::string deep(max_inspected_depth + 1, '[');
+    BOOST_TEST(inspect_message_body(deep, false).decided);
+}
+
+BOOST_AUTO_TEST_CASE(a_large_body_is_read_only_up_to_the_bound)
+{
+    // A batch of a million empty objects: the inspection stops at
+    // max_inspected_bytes and cannot tell what the rest holds.
+    std::string batch = "[";
+    for (int i = 0; i < 1000000; ++i) {
+        batch += i == 0 ? "{}" : ",{}";
+    }
+    batch += "]";
+    const message_facts f = inspect_message_body(batch);
+    BOOST_TEST(!f.decided);
+    BOOST_TEST(f.json);
+    BOOST_TEST(!f.initialize);
+    // An initialize beyond the bound is never seen.
+    const std::string late = batch.substr(0, batch.size() - 1) + R"(,{"method":"initialize"}])";
+    BOOST_TEST(!inspect_message_body(late).initialize);
+    // Small bodies are always decided.
+    BOOST_TEST(inspect_message_body(std::string(max_inspected_bytes - 2, ' ') + "{}").decided);
+    BOOST_TEST(!inspect_message_body(std::string(max_inspected_bytes - 1, ' ') + "{}").decided);
+}
+
 BOOST_AUTO_TEST_CASE(ids_reach_error_bodies)
 {
     BOOST_TEST(transport_error_body("x", "7").find(R"("id":7)") != std::string::npos);

@@ -132,4 +132,24 @@ BOOST_AUTO_TEST_CASE(restored_ring_counts_lost_ids_as_dropped)
     BOOST_TEST(ring.oldest() == 11u + 300 - 256);
 }
 
+// A ring given back after its stream closed held only markers (init,
+// heartbeats): a client resuming from before them has lost nothing.
+BOOST_AUTO_TEST_CASE(markers_of_a_given_back_ring_are_not_dropped_events)
+{
+    ring_window ring;
+    ring.next_id = 11;
+    ring.first_kept = 11;
+    ring.quiet_below = 11;
+    BOOST_TEST(plan_replay(3, ring).dropped == 0u);
+    ring.next_id = 13;  // two events since
+    const replay_plan plan = plan_replay(3, ring);
+    BOOST_TEST(plan.dropped == 0u);
+    BOOST_TEST(plan.first_id == 11u);
+    BOOST_TEST(plan.last_id == 12u);
+    ring.capacity = 4;
+    ring.next_id = 21;  // 11..16 pushed out of a ring of 4: those are real losses
+    BOOST_TEST(plan_replay(3, ring).dropped == 6u);
+    BOOST_TEST(plan_replay(3, ring).first_id == 17u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,6 +20,11 @@ zone_status sample()
     s.counters.created = 5;
     s.counters.deleted = 2;
     s.counters.heartbeats = 7;
+    s.counters.evicted = 4;
+    s.counters.evicted_unused = 3;
+    s.counters.evicted_established = 1;
+    s.counters.rings_allocated = 6;
+    s.counters.rings_freed = 5;
     return s;
 }
 
@@ -33,7 +38,12 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["created"] == 5);
     BOOST_TEST(body["counters"]["deleted"] == 2);
     BOOST_TEST(body["counters"]["heartbeats"] == 7);
-    BOOST_TEST(body["counters"].size() == 11u);
+    BOOST_TEST(body["counters"]["evicted"] == 4);
+    BOOST_TEST(body["counters"]["evicted_unused"] == 3);
+    BOOST_TEST(body["counters"]["evicted_established"] == 1);
+    BOOST_TEST(body["counters"]["rings_allocated"] == 6);
+    BOOST_TEST(body["counters"]["rings_freed"] == 5);
+    BOOST_TEST(body["counters"].size() == 15u);
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_has_help_type_and_zone_label)

@@ -29,7 +29,7 @@ inline constexpr std::size_t max_meta_version_length = 64;
 struct message_facts {
     bool json = false;        // a JSON object, or a batch (array) of them
     bool initialize = false;  // some message's method is "initialize"
-    std::string id = "null";  // JSON text of the first message's id, for our error bodies
+    std::string id = "null";  // JSON text of the message's id, for our error bodies (null for a batch)
     std::optional<std::string> meta_version;  // params._meta["io.modelcontextprotocol/protocolVersion"]
     // false: the body is longer than the inspected prefix and the prefix
     // did not settle it (it is a clean start of an object or batch). Then

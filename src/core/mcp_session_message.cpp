@@ -172,7 +172,6 @@ private:
         if (depth_ == 0) {
             return false;  // a bare scalar is no message
         }
-        count_element();
         return true;
     }
 
@@ -184,12 +183,6 @@ private:
         return value();
     }
 
-    void count_element()
-    {
-        if (levels_[depth_ - 1].container == place::batch) {
-            ++elements_;
-        }
-    }
 
     bool open(place at, bool object)
     {
@@ -204,11 +197,8 @@ private:
         } else if (object && (at == place::message || at == place::params || at == place::meta)) {
             container = at;
             if (at == place::message) {
-                first_ = elements_ == 0;
+                first_ = false;  // a batch's error names no single element's id
             }
-        }
-        if (depth_ > 0) {
-            count_element();
         }
         if (container == place::message) {
             message_ = message_state{};
@@ -241,7 +231,6 @@ private:
     std::size_t size_;
     std::size_t depth_ = 0;
     level levels_[max_inspected_depth];
-    std::size_t elements_ = 0;  // of the batch, so far
     bool started_ = false;
     bool first_ = false;       // the open message is the body's first
     bool in_message_ = false;

@@ -199,6 +199,16 @@ bool save(zone_conf& zone, ngx_log_t* log)
     return true;
 }
 
+// One line when a planted lock entry had to be removed first.
+void report_replaced_lock(const state_lock& lock, const zone_conf& zone, ngx_log_t* log)
+{
+    if (lock.replaced()) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "mcp_session zone \"%V\": \"%s.lock\" was not a lock file of the worker user; replaced it",
+                      &zone.name, path_of(zone));
+    }
+}
+
 void on_state_timer(ngx_event_t* ev) noexcept
 {
     auto* zone = static_cast<zone_conf*>(ev->data);
@@ -221,6 +231,7 @@ void on_state_timer(ngx_event_t* ev) noexcept
             // a process of the worker user holding it forever) skips this
             // save with one line; the next interval tries again.
             const state_lock lock(*zone->state, 1);
+            report_replaced_lock(lock, *zone, ev->log);
             if (!lock.held()) {
                 const ngx_uint_t level = lock.busy() ? NGX_LOG_WARN : NGX_LOG_ERR;
                 ngx_log_error(level, ev->log, 0,
@@ -298,6 +309,7 @@ void save_state_at_exit(ngx_cycle_t* cycle) noexcept
             // The master serves nothing any more: it may wait a little for
             // a worker of a new nginx finishing its save, never for long.
             const state_lock lock(*zone.state, 20);
+            report_replaced_lock(lock, zone, cycle->log);
             if (!lock.held()) {
                 ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "mcp_session zone \"%V\": state file \"%s\" not saved at exit: %s",
                               &zone.name, path_of(zone), lock.error().c_str());

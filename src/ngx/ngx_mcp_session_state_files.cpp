@@ -314,29 +314,51 @@ bool write_state_file(const state_files& files, const std::string& bytes, std::s
     return ok;
 }
 
+namespace {
+
+// PATH.lock as nginx makes it: a regular file of the worker user. Its
+// contents are never read; only what it is and who made it count.
+bool usable_lock(int fd, const state_files& files)
+{
+    struct stat st {};
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == files.owner;
+}
+
+int create_lock(const state_files& files, const std::string& name)
+{
+    const int fd = openat(files.dir_fd, name.c_str(), O_RDONLY | O_CREAT | O_EXCL | hostile, 0600);
+    if (fd >= 0 && !give_to_worker_user(files, fd)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
 state_lock::state_lock(const state_files& files, int attempts)
 {
     const std::string name = side_name(files, ".lock");
     fd_ = openat(files.dir_fd, name.c_str(), O_RDONLY | hostile);
-    for (int again = 0; fd_ < 0 && errno == ENOENT && again < 2; ++again) {
-        fd_ = openat(files.dir_fd, name.c_str(), O_RDONLY | O_CREAT | O_EXCL | hostile, 0600);
-        if (fd_ >= 0 && !give_to_worker_user(files, fd_)) {
-            error_ = "cannot give \"" + name + "\" to the worker user: " + strerror(errno);
-            return;
-        }
+    if (fd_ < 0 && errno == ENOENT) {
+        fd_ = create_lock(files, name);
         if (fd_ < 0 && errno == EEXIST) {
             fd_ = openat(files.dir_fd, name.c_str(), O_RDONLY | hostile);  // another process made it first
         }
     }
+    // A planted entry (symlink, FIFO, someone else's file) is removed, not
+    // used: unlinkat takes the name away without following it, and the
+    // fresh lock is made with O_EXCL. A lock of ours is never removed, so
+    // processes holding it keep excluding each other.
+    if (fd_ < 0 ? errno == ELOOP : !usable_lock(fd_, files)) {
+        if (fd_ >= 0) {
+            close(fd_);
+        }
+        replaced_ = unlinkat(files.dir_fd, name.c_str(), 0) == 0;
+        fd_ = replaced_ ? create_lock(files, name) : -1;
+    }
     if (fd_ < 0) {
         error_ = "lock file " + open_error(name);
-        return;
-    }
-    // Its contents are never read: only what it is and who made it count
-    // (a planted FIFO, or someone else's file, is not locked).
-    struct stat st {};
-    if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != files.owner) {
-        error_ = "lock file \"" + name + "\" is not a regular file of the worker user";
         return;
     }
     for (int i = 0; i < attempts; ++i) {

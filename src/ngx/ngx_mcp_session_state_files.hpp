@@ -70,13 +70,15 @@ public:
     state_lock& operator=(const state_lock&) = delete;
 
     bool held() const { return held_; }
-    bool busy() const { return busy_; }   // another process holds it
+    bool busy() const { return busy_; }          // another process holds it
+    bool replaced() const { return replaced_; }  // a planted entry was removed first
     const std::string& error() const { return error_; }
 
 private:
     int fd_ = -1;
     bool held_ = false;
     bool busy_ = false;
+    bool replaced_ = false;
     std::string error_;
 };
 

@@ -125,7 +125,7 @@ std::string key_file_flaw(int fd, state_files& files)
 // the worker user can neither read nor forge it, only delete it, which
 // makes the next start use a new key and refuse the old state file).
 // Returns false (logged) when no key could be had.
-bool load_key(state_files& files, ngx_log_t* log)
+bool load_key(state_files& files, ngx_log_t* log, const ngx_str_t& zone)
 {
     const std::string name = side_name(files, ".key");
     const std::string shown = std::string(files.path) + ".key";
@@ -142,24 +142,24 @@ bool load_key(state_files& files, ngx_log_t* log)
     }
     if (!why.empty()) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "mcp_session: state key file \"%s\" is not trustworthy (%s); replacing it, state files signed "
+                      "mcp_session zone \"%V\": state key file \"%s\" is not trustworthy (%s); replacing it, state files signed "
                       "with it will be refused",
-                      shown.c_str(), why.c_str());
+                      &zone, shown.c_str(), why.c_str());
         if (unlinkat(files.dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "mcp_session: cannot remove \"%s\"; state not saved",
-                          shown.c_str());
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "mcp_session zone \"%V\": cannot remove \"%s\"; state not saved",
+                          &zone, shown.c_str());
             return false;
         }
     }
     if (getrandom(files.key, sizeof(files.key), 0) != static_cast<ssize_t>(sizeof(files.key))) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "mcp_session: no random bytes for \"%s\"; state not saved",
-                      shown.c_str());
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "mcp_session zone \"%V\": no random bytes for \"%s\"; state not saved",
+                      &zone, shown.c_str());
         return false;
     }
     fd = openat(files.dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | hostile, 0600);
     if (fd < 0) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "mcp_session: cannot create the state key file \"%s\"; state not saved",
-                      shown.c_str());
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "mcp_session zone \"%V\": cannot create the state key file \"%s\"; state not saved",
+                      &zone, shown.c_str());
         return false;
     }
     const bool ok = write_all(fd, reinterpret_cast<const char*>(files.key), sizeof(files.key)) && fsync(fd) == 0;
@@ -167,11 +167,11 @@ bool load_key(state_files& files, ngx_log_t* log)
     close(fd);
     if (!ok) {
         unlinkat(files.dir_fd, name.c_str(), 0);
-        ngx_log_error(NGX_LOG_ERR, log, err, "mcp_session: writing the state key file \"%s\" failed; state not saved",
-                      shown.c_str());
+        ngx_log_error(NGX_LOG_ERR, log, err, "mcp_session zone \"%V\": writing the state key file \"%s\" failed; state not saved",
+                      &zone, shown.c_str());
         return false;
     }
-    ngx_log_error(NGX_LOG_NOTICE, log, 0, "mcp_session: created the state key file \"%s\"", shown.c_str());
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "mcp_session zone \"%V\": created the state key file \"%s\"", &zone, shown.c_str());
     return true;
 }
 
@@ -228,7 +228,7 @@ state_files* open_state_files(ngx_cycle_t* cycle, const zone_conf& zone) noexcep
             files->owner = geteuid();
             files->group = getegid();
         }
-        files->keyed = load_key(*files, cycle->log);
+        files->keyed = load_key(*files, cycle->log, zone.name);
         return files;
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "mcp_session zone \"%V\": opening the state directory failed: %s",

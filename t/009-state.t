@@ -35,7 +35,8 @@ sub use_session {
     return $n->request('POST', '/mcp', headers => ['Mcp-Session-Id' => $sid, 'X-User' => $user // 'alice'], body => '{}');
 }
 sub slurp { my ($path) = @_; open my $fh, '<:raw', $path or return; local $/; my $b = <$fh>; return $b }
-sub spew { my ($path, $bytes) = @_; open my $fh, '>:raw', $path or die "$path: $!"; print {$fh} $bytes; close $fh }
+# Written as nginx writes it (mode 0600): the reader refuses anything else.
+sub spew { my ($path, $bytes) = @_; open my $fh, '>:raw', $path or die "$path: $!"; print {$fh} $bytes; close $fh; chmod 0600, $path }
 
 # Saved at quit, restored at start: sessions, bindings, event ids.
 my $saved;
@@ -85,8 +86,8 @@ my $saved;
 
 # Unusable files: one error line, an empty zone, nginx still starts.
 my %bad = (
-    'not a state file'   => 'garbage' x 10,
-    'checksum mismatch'  => substr($saved, 0, length($saved) - 10) . ('x' x 10),
+    'not a state file'   => 'garbage' x 20,
+    'authentication failed' => substr($saved, 0, length($saved) - 10) . ('x' x 10),
     'truncated'          => substr($saved, 0, 20),
     'version 7'          => substr($saved, 0, 8) . "\x07" . substr($saved, 9),
     'larger than the zone' => $saved . ("\0" x (1024 * 1024)),

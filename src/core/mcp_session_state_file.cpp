@@ -1,5 +1,8 @@
 #include "mcp_session/state_file.hpp"
 
+#include "mcp_session/mac.hpp"
+
+#include <algorithm>
 #include <cstring>
 
 namespace mcp_session {
@@ -8,8 +11,8 @@ namespace {
 constexpr char magic[8] = {'M', 'C', 'P', 'S', 'T', 'A', 'T', 'E'};
 // magic, version, reserved, binding key, saved at, count
 constexpr std::size_t header_size = 8 + 4 + 4 + 8 + 8 + 8;
-constexpr std::size_t count_offset = header_size - 8;
-constexpr std::size_t checksum_size = 8;
+constexpr std::size_t saved_at_offset = header_size - 16;
+constexpr std::size_t mac_size = sizeof(sha256_digest);
 // created, last access, next event id, principal, tenant; bound, packed, id size, backend size
 constexpr std::size_t record_fixed_size = 5 * 8 + 4;
 constexpr std::size_t max_backend_id_size = 255;
@@ -33,16 +36,6 @@ void append_u64(std::string& out, std::uint64_t v) { append_le(out, v, 8); }
 
 void append_u32(std::string& out, std::uint32_t v) { append_le(out, v, 4); }
 
-// FNV-1a: catches truncation and stray edits, not tampering (the file is
-// the operator's own, mode 0600).
-std::uint64_t checksum(std::string_view bytes)
-{
-    std::uint64_t h = 1469598103934665603ULL;
-    for (const char c : bytes) {
-        h = (h ^ static_cast<std::uint8_t>(c)) * 1099511628211ULL;
-    }
-    return h;
-}
 
 class cursor {
 public:
@@ -98,7 +91,7 @@ std::size_t state_writer::record_size(std::size_t id_size, std::size_t backend_i
 
 std::size_t state_writer::max_record_size() { return record_size(max_session_id_length, max_backend_id_size); }
 
-std::size_t state_writer::framing_size() { return header_size + checksum_size; }
+std::size_t state_writer::framing_size() { return header_size + mac_size; }
 
 state_writer::state_writer(std::string& out, const state_header& header) : out_(out)
 {
@@ -107,6 +100,8 @@ state_writer::state_writer(std::string& out, const state_header& header) : out_(
     append_u32(out_, state_file_version);
     append_u32(out_, 0);
     append_u64(out_, header.binding_key);
+    saved_at_at_ = out_.size();
+    saved_at_ = header.saved_at_ms;
     append_u64(out_, static_cast<std::uint64_t>(header.saved_at_ms));
     count_at_ = out_.size();
     append_u64(out_, 0);
@@ -116,7 +111,7 @@ bool state_writer::add(const session_key& key, const session_times& times, std::
                        std::uint8_t bound, std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id)
 {
     const std::size_t size = record_size(key.size(), backend_id.size());
-    if (backend_id.size() > max_backend_id_size || out_.size() + size + checksum_size > out_.capacity()) {
+    if (backend_id.size() > max_backend_id_size || out_.size() + size + mac_size > out_.capacity()) {
         return false;
     }
     append_u64(out_, static_cast<std::uint64_t>(times.created_ms));
@@ -130,25 +125,29 @@ bool state_writer::add(const session_key& key, const session_times& times, std::
     out_.push_back(static_cast<char>(backend_id.size()));
     out_.append(reinterpret_cast<const char*>(key.data()), key.size());
     out_.append(backend_id.data(), backend_id.size());
+    saved_at_ = std::max(saved_at_, times.last_access_ms);
     ++count_;
     return true;
 }
 
-void state_writer::finish()
+void state_writer::finish(std::string_view key)
 {
+    put_le(&out_[saved_at_at_], static_cast<std::uint64_t>(saved_at_), 8);
     put_le(&out_[count_at_], count_, 8);
-    append_u64(out_, checksum(out_));
+    const sha256_digest mac = hmac_sha256(key, out_);
+    out_.append(reinterpret_cast<const char*>(mac.data()), mac.size());
 }
 
-state_contents read_state(std::string_view bytes, std::size_t max_sessions)
+state_contents read_state(std::string_view bytes, const state_limits& limits)
 {
-    if (bytes.size() < header_size + checksum_size) {
+    const std::size_t max_sessions = limits.max_sessions;
+    if (bytes.size() < header_size + mac_size) {
         return refuse("truncated: " + std::to_string(bytes.size()) + " bytes");
     }
     if (std::memcmp(bytes.data(), magic, sizeof(magic)) != 0) {
         return refuse("not a state file");
     }
-    const std::string_view body = bytes.substr(0, bytes.size() - checksum_size);
+    const std::string_view body = bytes.substr(0, bytes.size() - mac_size);
     cursor in(bytes);
     in.take(sizeof(magic));
     const std::uint32_t version = in.u32();
@@ -156,9 +155,12 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
         return refuse("version " + std::to_string(version) + ", this module reads version " +
                       std::to_string(state_file_version));
     }
-    cursor trailer(bytes.substr(body.size()));
-    if (trailer.u64() != checksum(body)) {
-        return refuse("checksum mismatch (truncated or altered)");
+    // Authenticated before anything else is believed: a file nginx did not
+    // write with this key (planted, altered or truncated) stops here.
+    const sha256_digest mac = hmac_sha256(limits.key, body);
+    if (limits.key.size() != state_key_size ||
+        !same_digest(mac.data(), reinterpret_cast<const std::uint8_t*>(bytes.data() + body.size()), mac_size)) {
+        return refuse("authentication failed (altered, truncated, or not written with this key file)");
     }
     if (in.u32() != 0) {
         return refuse("reserved header field set (written by another version)");
@@ -166,6 +168,10 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
     state_contents c;
     c.header.binding_key = in.u64();
     c.header.saved_at_ms = static_cast<unix_ms>(in.u64());
+    if (c.header.saved_at_ms < 0 || c.header.saved_at_ms > limits.now + max_state_clock_skew_ms) {
+        return refuse("saved at " + std::to_string(c.header.saved_at_ms) + " ms, in the future (now " +
+                      std::to_string(limits.now) + ")");
+    }
     const std::uint64_t count = in.u64();
     if (count > max_sessions) {
         return refuse(std::to_string(count) + " sessions, more than the zone can hold (" +
@@ -173,12 +179,12 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
     }
     // Each record takes at least its fixed part: a count that cannot fit
     // is refused before anything is reserved.
-    if (count > (in.left() - checksum_size) / record_fixed_size) {
+    if (count > (in.left() - mac_size) / record_fixed_size) {
         return refuse("truncated: fewer records than the header counts");
     }
     c.sessions.reserve(static_cast<std::size_t>(count));
     for (std::uint64_t i = 0; i < count; ++i) {
-        if (!in.has(record_fixed_size + checksum_size)) {
+        if (!in.has(record_fixed_size + mac_size)) {
             return refuse("truncated in record " + std::to_string(i));
         }
         saved_session s;
@@ -191,7 +197,7 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
         const std::uint8_t packed = in.u8();
         const std::size_t id_size = in.u8();
         const std::size_t backend_size = in.u8();
-        if (!in.has(id_size + backend_size + checksum_size)) {
+        if (!in.has(id_size + backend_size + mac_size)) {
             return refuse("truncated in record " + std::to_string(i));
         }
         const std::string_view id = in.take(id_size);
@@ -203,14 +209,23 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
         if ((packed == 1 && id_size != session_key::packed_uuid_size) || !canonical_key(s.key)) {
             return refuse("record " + std::to_string(i) + ": malformed id");
         }
-        if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend)) ||
-            s.times.created_ms < 0 || s.times.last_access_ms < s.times.created_ms) {
+        if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend))) {
             return refuse("record " + std::to_string(i) + ": malformed fields");
+        }
+        // Times the writer took from the clock: never before 1970, never
+        // after the save (a far-future creation would never expire).
+        if (s.times.created_ms < 0 || s.times.last_access_ms < s.times.created_ms ||
+            s.times.last_access_ms > c.header.saved_at_ms) {
+            return refuse("record " + std::to_string(i) + ": times out of bounds");
+        }
+        if (s.next_event_id > max_saved_event_id) {
+            return refuse("record " + std::to_string(i) + ": event id " + std::to_string(s.next_event_id) +
+                          " out of bounds");
         }
         s.backend_id.assign(backend);
         c.sessions.push_back(std::move(s));
     }
-    if (in.left() != checksum_size) {
+    if (in.left() != mac_size) {
         return refuse("trailing bytes after the last record");
     }
     c.ok = true;
@@ -219,7 +234,12 @@ state_contents read_state(std::string_view bytes, std::size_t max_sessions)
 
 bool worth_restoring(const saved_session& session, const expiry_policy& policy, unix_ms now)
 {
-    return !is_expired(session.times, policy, now);
+    return !is_expired(restored_times(session.times, now), policy, now);
+}
+
+session_times restored_times(const session_times& saved, unix_ms now)
+{
+    return {std::min(saved.created_ms, now), std::min(saved.last_access_ms, now)};
 }
 
 }  // namespace mcp_session

@@ -11,6 +11,7 @@ extern "C" ngx_module_t ngx_mcp_session_module;
 namespace mcp_ngx {
 
 struct zone_shared;
+struct state_files;
 
 // One `mcp_session_zone`, per configuration cycle. `shared` and `pool`
 // point into the shared memory and survive reloads; the rest is rebuilt
@@ -27,6 +28,7 @@ struct zone_conf {
     ngx_str_t state_path;     // state=; empty: sessions live only in memory
     mcp_session::sweep_schedule state_saves;  // state_interval=
     ngx_event_t state_timer;  // per worker; one worker saves per interval
+    state_files* state;       // the state directory and key, opened by the master each cycle
     bool made_afresh;         // this cycle created the shared memory (not a reload)
     std::uint64_t cycle;      // this cycle's number in the zone (zone_shared::cycles)
 };

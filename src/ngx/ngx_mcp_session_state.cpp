@@ -1,16 +1,13 @@
 #include "ngx_mcp_session_state.hpp"
 
+#include "ngx_mcp_session_state_files.hpp"
 #include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/state_file.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,123 +19,7 @@ using mcp_session::unix_ms;
 
 namespace {
 
-struct file_identity {
-    bool exists = false;
-    std::int64_t mtime_ns = 0;
-    std::int64_t size = 0;
-};
-
 const char* path_of(const zone_conf& zone) { return reinterpret_cast<const char*>(zone.state_path.data); }
-
-file_identity identify(const char* path)
-{
-    struct stat st {};
-    if (stat(path, &st) != 0) {
-        return {};
-    }
-    return {true, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-            static_cast<std::int64_t>(st.st_size)};
-}
-
-// Reads at most `limit` bytes; a larger file is refused before it is read.
-bool read_file(const char* path, std::size_t limit, std::string& out, std::string& error)
-{
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        error = std::string("cannot be opened: ") + strerror(errno);
-        return false;
-    }
-    struct stat st {};
-    bool ok = fstat(fd, &st) == 0;
-    if (ok && static_cast<std::size_t>(st.st_size) > limit) {
-        error = std::to_string(st.st_size) + " bytes, larger than the zone";
-        ok = false;
-    }
-    if (ok) {
-        out.resize(static_cast<std::size_t>(st.st_size));
-        std::size_t done = 0;
-        while (done < out.size()) {
-            const ssize_t n = read(fd, &out[done], out.size() - done);
-            if (n <= 0) {
-                error = n == 0 ? "shorter than its size" : std::string("read failed: ") + strerror(errno);
-                ok = false;
-                break;
-            }
-            done += static_cast<std::size_t>(n);
-        }
-    }
-    close(fd);
-    return ok;
-}
-
-// Write, flush to disk, then rename over the old file: a crash at any
-// point leaves either the old file or the new one, never half of one.
-bool write_file_atomically(const char* path, const std::string& bytes, std::string& error)
-{
-    const std::string temp = std::string(path) + ".tmp." + std::to_string(getpid());
-    const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        error = "cannot create \"" + temp + "\": " + strerror(errno);
-        return false;
-    }
-    std::size_t done = 0;
-    bool ok = true;
-    while (ok && done < bytes.size()) {
-        const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-        ok = n > 0;
-        done += ok ? static_cast<std::size_t>(n) : 0;
-    }
-    ok = ok && fsync(fd) == 0;
-    if (!ok) {
-        error = std::string("writing \"") + temp + "\" failed: " + strerror(errno);
-    }
-    close(fd);
-    if (ok && rename(temp.c_str(), path) != 0) {
-        error = std::string("rename failed: ") + strerror(errno);
-        ok = false;
-    }
-    if (!ok) {
-        unlink(temp.c_str());
-    }
-    return ok;
-}
-
-// Serialises "has another nginx saved? adopt it, then save" between the
-// processes sharing a state file (new workers and the old master during a
-// binary upgrade): without it the old master's final rename could land
-// between our check and our rename and be overwritten unread. flock on a
-// side file, because rename replaces the state file's inode.
-class state_file_lock {
-public:
-    explicit state_file_lock(const char* path)
-        : fd_(open((std::string(path) + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600))
-    {
-        while (fd_ >= 0 && flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
-        }
-    }
-    // The master runs as root: the side file it makes must stay usable by
-    // the workers (`user` directive).
-    void give_to(ngx_cycle_t* cycle)
-    {
-        auto* ccf = reinterpret_cast<ngx_core_conf_t*>(ngx_get_conf(cycle->conf_ctx, ngx_core_module));
-        if (fd_ >= 0 && geteuid() == 0 && ccf != nullptr && ccf->user != static_cast<ngx_uid_t>(NGX_CONF_UNSET_UINT)) {
-            if (fchown(fd_, ccf->user, ccf->group) != 0) {
-                // Workers then save without the lock, as before it existed.
-            }
-        }
-    }
-    ~state_file_lock()
-    {
-        if (fd_ >= 0) {
-            close(fd_);  // releases the lock
-        }
-    }
-    state_file_lock(const state_file_lock&) = delete;
-    state_file_lock& operator=(const state_file_lock&) = delete;
-
-private:
-    int fd_;  // -1 if the side file cannot be made: saving then fails with its own error
-};
 
 // Most sessions a zone of this size could hold: bounds what a file may claim.
 std::size_t zone_capacity(const zone_conf& zone) { return zone.shm_zone->shm.size / 64; }
@@ -171,7 +52,8 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
         by_access[i] = i;
     }
     std::stable_sort(by_access.begin(), by_access.end(), [&](std::size_t a, std::size_t b) {
-        return wanted[a]->times.last_access_ms < wanted[b]->times.last_access_ms;
+        return mcp_session::restored_times(wanted[a]->times, now).last_access_ms <
+               mcp_session::restored_times(wanted[b]->times, now).last_access_ms;
     });
     std::vector<session_record*> records(wanted.size(), nullptr);
 
@@ -192,7 +74,7 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
             ++result.no_room;
             continue;
         }
-        z.link_restored(record, s.times);
+        z.link_restored(record, mcp_session::restored_times(s.times, now));
         session_extras extras{};
         extras.principal = s.principal;
         extras.tenant = s.tenant;
@@ -239,15 +121,21 @@ bool file_changed_by_another(zone_conf& zone, const file_identity& file)
 void load(zone_conf& zone, ngx_log_t* log, bool fresh_zone)
 {
     const char* path = path_of(zone);
-    const file_identity file = identify(path);
+    const state_files& files = *zone.state;
+    const file_identity file = identify(files);
     if (!file.exists) {
         return;  // first start, or never saved: not an error
     }
     std::string bytes;
     std::string error;
     state_contents contents;
-    if (read_file(path, zone.shm_zone->shm.size, bytes, error)) {
-        contents = mcp_session::read_state(bytes, zone_capacity(zone));
+    const unix_ms now = now_ms();
+    const read_outcome read = read_state_file(files, zone.shm_zone->shm.size, bytes, error);
+    if (read == read_outcome::missing) {
+        return;
+    }
+    if (read == read_outcome::ok) {
+        contents = mcp_session::read_state(bytes, {zone_capacity(zone), key_of(files), now});
         error = contents.error;
     }
     remember_file(zone, file);  // an unusable file is reported once, not every interval
@@ -257,7 +145,7 @@ void load(zone_conf& zone, ngx_log_t* log, bool fresh_zone)
                       error.c_str(), fresh_zone ? "starting with an empty zone" : "ignored");
         return;
     }
-    const adoption a = adopt(zone, contents, fresh_zone, now_ms());
+    const adoption a = adopt(zone, contents, fresh_zone, now);
     ngx_log_error(NGX_LOG_NOTICE, log, 0,
                   "mcp_session zone \"%V\": %s %uz sessions from \"%s\" (%uz expired, %uz already known, %uz without room)",
                   &zone.name, fresh_zone ? "restored" : "adopted", a.restored, path, a.expired, a.known, a.no_room);
@@ -278,10 +166,11 @@ bool save(zone_conf& zone, ngx_log_t* log)
     std::string bytes;
     bytes.reserve(needed + needed / 16 + 64 * mcp_session::state_writer::max_record_size());
     std::size_t left_out = 0;
+    std::optional<mcp_session::state_writer> writer;
     {
         zone_transaction tx(zone);
         locked_zone& z = tx.zone();
-        mcp_session::state_writer writer(bytes, {z.shared().hash_seed, now_ms()});
+        writer.emplace(bytes, mcp_session::state_header{z.shared().hash_seed, now_ms()});
         z.for_each_by_creation([&](session_record* r) {
             const session_extras none{};
             const session_extras& extras = r->extras != nullptr ? *r->extras : none;
@@ -290,25 +179,35 @@ bool save(zone_conf& zone, ngx_log_t* log)
                                                       r->packed_uuid != 0);
             const std::uint64_t next_id =
                 r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
-            if (!writer.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
+            if (!writer->add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
                             extras.tenant, locked_zone::backend_id_of(r))) {
                 ++left_out;
             }
         });
-        writer.finish();
     }
+    writer->finish(key_of(*zone.state));  // the MAC is computed outside the zone lock
     std::string error;
-    if (!write_file_atomically(path_of(zone), bytes, error)) {
+    if (!write_state_file(*zone.state, bytes, error)) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session zone \"%V\": saving the state file failed: %s", &zone.name,
                       error.c_str());
         return false;
     }
-    remember_file(zone, identify(path_of(zone)));
+    remember_file(zone, identify(*zone.state));
     if (left_out > 0) {
         ngx_log_error(NGX_LOG_WARN, log, 0, "mcp_session zone \"%V\": %uz sessions created during the save were left out",
                       &zone.name, left_out);
     }
     return true;
+}
+
+// One line when a planted lock entry had to be removed first.
+void report_replaced_lock(const state_lock& lock, const zone_conf& zone, ngx_log_t* log)
+{
+    if (lock.replaced()) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "mcp_session zone \"%V\": \"%s.lock\" was not a lock file of the worker user; replaced it",
+                      &zone.name, path_of(zone));
+    }
 }
 
 void on_state_timer(ngx_event_t* ev) noexcept
@@ -329,11 +228,23 @@ void on_state_timer(ngx_event_t* ev) noexcept
             }
         }
         if (due) {
-            const state_file_lock lock(path_of(*zone));
-            if (file_changed_by_another(*zone, identify(path_of(*zone)))) {
-                load(*zone, ev->log, false);
+            // Never waits: a lock held by anyone (an old master saving, or
+            // a process of the worker user holding it forever) skips this
+            // save with one line; the next interval tries again.
+            const state_lock lock(*zone->state, 1);
+            report_replaced_lock(lock, *zone, ev->log);
+            if (!lock.held()) {
+                const ngx_uint_t level = lock.busy() ? NGX_LOG_WARN : NGX_LOG_ERR;
+                ngx_log_error(level, ev->log, 0,
+                              "mcp_session zone \"%V\": state file \"%s\" not saved: %s; skipped until the next "
+                              "state_interval",
+                              &zone->name, path_of(*zone), lock.error().c_str());
+            } else {
+                if (file_changed_by_another(*zone, identify(*zone->state))) {
+                    load(*zone, ev->log, false);
+                }
+                save(*zone, ev->log);
             }
-            save(*zone, ev->log);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, ev->log, 0, "mcp_session zone \"%V\": saving state failed: %s", &zone->name,
@@ -342,11 +253,13 @@ void on_state_timer(ngx_event_t* ev) noexcept
     ngx_add_timer(ev, static_cast<ngx_msec_t>(zone->state_saves.interval_ms));
 }
 
+// Zones whose state directory and key are usable (open_state_files logged
+// why not, once, for the others).
 template <typename Each>
 void for_each_state_zone(ngx_cycle_t* cycle, Each each)
 {
     for_each_zone(cycle, [&](zone_conf& zone) {
-        if (zone.state_path.len > 0 && zone.shared != nullptr) {
+        if (zone.state_path.len > 0 && zone.shared != nullptr && zone.state != nullptr && zone.state->keyed) {
             each(zone);
         }
     });
@@ -356,6 +269,13 @@ void for_each_state_zone(ngx_cycle_t* cycle, Each each)
 
 void restore_state(ngx_cycle_t* cycle) noexcept
 {
+    // Every cycle: the workers about to fork inherit the directory and the
+    // key from here (a reload reads the same key file again).
+    for_each_zone(cycle, [&](zone_conf& zone) {
+        if (zone.state_path.len > 0 && zone.shared != nullptr) {
+            zone.state = open_state_files(cycle, zone);
+        }
+    });
     for_each_state_zone(cycle, [&](zone_conf& zone) {
         if (!zone.made_afresh) {
             return;  // a reload keeps the zone's sessions in memory
@@ -387,9 +307,14 @@ void save_state_at_exit(ngx_cycle_t* cycle) noexcept
 {
     for_each_state_zone(cycle, [&](zone_conf& zone) {
         try {
-            state_file_lock lock(path_of(zone));
-            lock.give_to(cycle);
-            if (save(zone, cycle->log)) {
+            // The master serves nothing any more: it may wait a little for
+            // a worker of a new nginx finishing its save, never for long.
+            const state_lock lock(*zone.state, 20);
+            report_replaced_lock(lock, zone, cycle->log);
+            if (!lock.held()) {
+                ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "mcp_session zone \"%V\": state file \"%s\" not saved at exit: %s",
+                              &zone.name, path_of(zone), lock.error().c_str());
+            } else if (save(zone, cycle->log)) {
                 ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "mcp_session zone \"%V\": state saved to \"%s\"",
                               &zone.name, path_of(zone));
             }

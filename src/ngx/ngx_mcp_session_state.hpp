@@ -6,14 +6,18 @@
 
 namespace mcp_ngx {
 
-// init_module (master, once the cycle's error log is open): zones made
-// afresh load their state file. A missing file is normal; an unusable one
-// is one error line and an empty zone, never a refusal to start.
+// init_module (master, once the cycle's error log is open), every cycle:
+// opens each zone's state directory and loads its key file, both inherited
+// by the workers about to fork; then zones made afresh load their state
+// file. A missing file is normal; an unusable, unauthenticated or planted
+// one is one error line and an empty zone, never a refusal to start.
 void restore_state(ngx_cycle_t* cycle) noexcept;
 
 // init_process: one worker per zone saves every state_interval, first
 // adopting sessions from a file another nginx wrote (the old master of a
-// binary upgrade).
+// binary upgrade). Nothing in it can block indefinitely: opens are
+// O_NONBLOCK, the lock is LOCK_NB (busy: the save is skipped with a line),
+// only regular files no larger than the zone are read.
 ngx_int_t start_state_timers(ngx_cycle_t* cycle) noexcept;
 
 // exit_master (and single-process exit): the final save on quit or stop.

@@ -1,12 +1,42 @@
 #include "mcp_session/state_file.hpp"
 
+#include "mcp_session/mac.hpp"
+
 #include <boost/test/unit_test.hpp>
+
+#include <limits>
 
 using namespace mcp_session;
 
 namespace {
 
 constexpr unix_ms start = 1700000000000;
+const std::string key(state_key_size, 'k');
+
+state_limits limits(std::size_t max_sessions, unix_ms now = start + 5000)
+{
+    return {max_sessions, key, now};
+}
+
+// What an attacker who can write the file but not read the key does: edit
+// bytes, then put a MAC over them with some key of their own.
+std::string resigned(std::string bytes, std::string_view with_key)
+{
+    bytes.resize(bytes.size() - 32);
+    const sha256_digest mac = hmac_sha256(with_key, bytes);
+    return bytes.append(reinterpret_cast<const char*>(mac.data()), mac.size());
+}
+
+void put_u64(std::string& bytes, std::size_t at, std::uint64_t v)
+{
+    for (int i = 0; i < 8; ++i) {
+        bytes[at + static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+}
+
+// Offsets in a file made by file_with: the header, then the first record.
+constexpr std::size_t saved_at_offset = 24;
+constexpr std::size_t first_record = 40;
 
 session_key key_of(std::string_view id) { return *session_key::from_id(id); }
 
@@ -21,7 +51,7 @@ std::string file_with(std::size_t sessions, std::size_t reserve_records)
         w.add(key_of(id), {start + static_cast<unix_ms>(i), start + 1000}, i, static_cast<std::uint8_t>(i % 4), i * 7,
               i * 11, i % 3 ? "" : "backend-" + std::to_string(i));
     }
-    w.finish();
+    w.finish(key);
     return out;
 }
 
@@ -32,10 +62,10 @@ BOOST_AUTO_TEST_SUITE(state_file)
 BOOST_AUTO_TEST_CASE(round_trip_keeps_every_field)
 {
     const std::string bytes = file_with(5, 5);
-    const state_contents c = read_state(bytes, 100);
+    const state_contents c = read_state(bytes, limits(100));
     BOOST_TEST_REQUIRE(c.ok, c.error);
     BOOST_TEST(c.header.binding_key == 0xfeedULL);
-    BOOST_TEST(c.header.saved_at_ms == start);
+    BOOST_TEST(c.header.saved_at_ms == start + 1000);  // raised to the latest access written
     BOOST_TEST_REQUIRE(c.sessions.size() == 5u);
     const saved_session& s = c.sessions[3];
     BOOST_TEST(s.key.packed_uuid());
@@ -54,7 +84,7 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_every_field)
 
 BOOST_AUTO_TEST_CASE(empty_zone_is_a_valid_file)
 {
-    const state_contents c = read_state(file_with(0, 0), 10);
+    const state_contents c = read_state(file_with(0, 0), limits(10));
     BOOST_TEST(c.ok);
     BOOST_TEST(c.sessions.empty());
 }
@@ -69,18 +99,18 @@ BOOST_AUTO_TEST_CASE(writer_never_grows_past_its_reservation)
     for (int i = 0; i < 1000; ++i) {
         added += w.add(key_of("s" + std::to_string(i)), {start, start}, 0, 0, 0, 0, "") ? 1 : 0;
     }
-    w.finish();
+    w.finish(key);
     BOOST_TEST(out.capacity() == capacity);
     BOOST_TEST(added == w.count());
     BOOST_TEST(added >= 2u);
-    BOOST_TEST(read_state(out, 10000).sessions.size() == added);
+    BOOST_TEST(read_state(out, limits(10000)).sessions.size() == added);
 }
 
 BOOST_AUTO_TEST_CASE(every_truncation_is_refused)
 {
     const std::string bytes = file_with(4, 4);
     for (std::size_t n = 0; n < bytes.size(); ++n) {
-        BOOST_TEST(!read_state(std::string_view(bytes).substr(0, n), 100).ok, "kept " << n << " bytes");
+        BOOST_TEST(!read_state(std::string_view(bytes).substr(0, n), limits(100)).ok, "kept " << n << " bytes");
     }
 }
 
@@ -90,39 +120,114 @@ BOOST_AUTO_TEST_CASE(any_flipped_byte_is_refused)
     for (std::size_t i = 0; i < bytes.size(); ++i) {
         std::string bad = bytes;
         bad[i] = static_cast<char>(bad[i] ^ 0x20);
-        BOOST_TEST(!read_state(bad, 100).ok, "byte " << i);
+        BOOST_TEST(!read_state(bad, limits(100)).ok, "byte " << i);
     }
 }
 
 BOOST_AUTO_TEST_CASE(foreign_files_are_refused_with_a_reason)
 {
-    BOOST_TEST(read_state("", 10).error.find("truncated") == 0u);
-    BOOST_TEST(read_state(std::string(64, 'x'), 10).error == "not a state file");
+    BOOST_TEST(read_state("", limits(10)).error.find("truncated") == 0u);
+    BOOST_TEST(read_state(std::string(96, 'x'), limits(10)).error == "not a state file");
     std::string other = file_with(1, 1);
     other[8] = 9;  // version 9
-    BOOST_TEST(read_state(other, 10).error.find("version 9") == 0u);
-    BOOST_TEST(read_state(file_with(1, 1) + "x", 10).error.find("checksum") == 0u);
+    BOOST_TEST(read_state(other, limits(10)).error.find("version 9") == 0u);
+    BOOST_TEST(read_state(file_with(1, 1) + "x", limits(10)).error.find("authentication failed") == 0u);
 }
 
 // Found by t/fuzz/state_file_fuzz.cpp: the reader ignored the reserved
 // header field, so it accepted files the writer never makes.
-BOOST_AUTO_TEST_CASE(a_set_reserved_field_is_refused_even_with_a_valid_checksum)
+BOOST_AUTO_TEST_CASE(a_set_reserved_field_is_refused_even_with_a_valid_mac)
 {
     std::string bytes = file_with(1, 1);
     bytes[13] = 0x7a;
-    std::uint64_t h = 1469598103934665603ULL;
-    for (std::size_t i = 0; i < bytes.size() - 8; ++i) {
-        h = (h ^ static_cast<std::uint8_t>(bytes[i])) * 1099511628211ULL;
+    BOOST_TEST(read_state(resigned(bytes, key), limits(10)).error.find("reserved") == 0u);
+}
+
+// Issue 10 item 13: the old trailer was a public checksum, so anyone able
+// to write the directory could plant sessions. A MAC with another key (or
+// none at all) is refused before any field is believed.
+BOOST_AUTO_TEST_CASE(a_file_not_signed_with_the_key_is_refused)
+{
+    std::string planted = file_with(2, 2);
+    planted[first_record + 44] ^= 1;  // the first byte of the first session id
+    for (const std::string& other_key : {std::string(), std::string(state_key_size, 'x'), key + "k"}) {
+        const state_contents c = read_state(resigned(planted, other_key), limits(10));
+        BOOST_TEST(!c.ok);
+        BOOST_TEST(c.error.find("authentication failed") == 0u, c.error);
+        BOOST_TEST(c.sessions.empty());
     }
-    for (int i = 0; i < 8; ++i) {
-        bytes[bytes.size() - 8 + static_cast<std::size_t>(i)] = static_cast<char>((h >> (8 * i)) & 0xff);
+    BOOST_TEST(read_state(resigned(planted, key), limits(10)).ok);  // the key holder's own edit
+    // A reader without a proper key accepts nothing, not even a file made with that key.
+    std::string none;
+    none.reserve(state_writer::framing_size());
+    state_writer w(none, {});
+    w.finish("");
+    BOOST_TEST(!read_state(none, {10, "", start}).ok);
+}
+
+BOOST_AUTO_TEST_CASE(an_event_id_that_would_wrap_the_counter_is_refused)
+{
+    std::string bytes = file_with(1, 1);
+    for (const std::uint64_t id : {std::numeric_limits<std::uint64_t>::max(), max_saved_event_id + 1}) {
+        put_u64(bytes, first_record + 16, id);
+        const state_contents c = read_state(resigned(bytes, key), limits(10));
+        BOOST_TEST(c.error.find("event id") != std::string::npos, c.error);
     }
-    BOOST_TEST(read_state(bytes, 10).error.find("reserved") == 0u);
+    put_u64(bytes, first_record + 16, max_saved_event_id);
+    BOOST_TEST(read_state(resigned(bytes, key), limits(10)).ok);
+}
+
+// A creation (or access) after the save would make a session that never
+// expires and that stops the sweep walking the creation order.
+BOOST_AUTO_TEST_CASE(times_after_the_save_are_refused)
+{
+    const std::string good = file_with(1, 1);
+    std::string bytes = good;
+    put_u64(bytes, first_record, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() - 5));
+    put_u64(bytes, first_record + 8, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() - 1));
+    BOOST_TEST(read_state(resigned(bytes, key), limits(10)).error.find("times out of bounds") != std::string::npos);
+    bytes = good;
+    put_u64(bytes, first_record + 8, static_cast<std::uint64_t>(start + 1001));  // saved at start + 1000
+    BOOST_TEST(read_state(resigned(bytes, key), limits(10)).error.find("times out of bounds") != std::string::npos);
+    bytes = good;
+    put_u64(bytes, first_record, static_cast<std::uint64_t>(-1));
+    BOOST_TEST(read_state(resigned(bytes, key), limits(10)).error.find("times out of bounds") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_file_saved_in_the_future_is_refused)
+{
+    const std::string bytes = file_with(1, 1);  // saved at start + 1000 (its latest access)
+    BOOST_TEST(read_state(bytes, limits(10, start + 1000 - max_state_clock_skew_ms)).ok);
+    BOOST_TEST(read_state(bytes, limits(10, start + 999 - max_state_clock_skew_ms)).error.find("in the future") !=
+               std::string::npos);
+    std::string negative = bytes;
+    put_u64(negative, saved_at_offset, static_cast<std::uint64_t>(-5));
+    BOOST_TEST(!read_state(resigned(negative, key), limits(10)).ok);
+}
+
+BOOST_AUTO_TEST_CASE(the_save_time_covers_every_access_written)
+{
+    std::string out;
+    out.reserve(state_writer::framing_size() + state_writer::max_record_size());
+    state_writer w(out, {0, start});
+    w.add(key_of("late"), {start, start + 7}, 0, 0, 0, 0, "");  // touched by a worker whose clock ran ahead
+    w.finish(key);
+    const state_contents c = read_state(out, limits(10));
+    BOOST_TEST_REQUIRE(c.ok, c.error);
+    BOOST_TEST(c.header.saved_at_ms == start + 7);
+}
+
+BOOST_AUTO_TEST_CASE(restored_times_are_never_after_now)
+{
+    BOOST_TEST(restored_times({start, start + 10}, start + 20).created_ms == start);
+    BOOST_TEST(restored_times({start, start + 10}, start + 20).last_access_ms == start + 10);
+    BOOST_TEST(restored_times({start + 30, start + 40}, start + 20).created_ms == start + 20);
+    BOOST_TEST(restored_times({start + 30, start + 40}, start + 20).last_access_ms == start + 20);
 }
 
 BOOST_AUTO_TEST_CASE(more_sessions_than_the_zone_holds_are_refused)
 {
-    const state_contents c = read_state(file_with(5, 5), 4);
+    const state_contents c = read_state(file_with(5, 5), limits(4));
     BOOST_TEST(!c.ok);
     BOOST_TEST(c.error.find("more than the zone can hold") != std::string::npos);
 }
@@ -136,8 +241,8 @@ BOOST_AUTO_TEST_CASE(a_uuid_stored_verbatim_is_not_what_the_writer_makes)
     const session_key verbatim =
         session_key::from_stored(reinterpret_cast<const std::uint8_t*>(uuid.data()), uuid.size(), false);
     w.add(verbatim, {start, start}, 0, 0, 0, 0, "");
-    w.finish();
-    BOOST_TEST(read_state(out, 10).error.find("malformed id") != std::string::npos);
+    w.finish(key);
+    BOOST_TEST(read_state(out, limits(10)).error.find("malformed id") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(expired_sessions_are_not_restored)

@@ -18,7 +18,8 @@ sub module_path { $ENV{MCP_SESSION_MODULE} // "$repo/build/ngx_mcp_session_modul
 sub repo_root { $repo }
 
 # %args: servroot, port, workers, log_level, load_module, main_config,
-# http_config, config.
+# http_config, config, user (the `user` directive; root's runs default to
+# `user root`).
 sub new {
     my ($class, %args) = @_;
     my $self = bless {
@@ -47,7 +48,7 @@ sub config_text {
     my ($self) = @_;
     my $root = $self->{servroot};
     my $module = $self->{load_module} ? 'load_module ' . module_path() . ";\n" : '';
-    my $user = $> == 0 ? "user root;\n" : '';
+    my $user = $self->{user} ? "user $self->{user};\n" : $> == 0 ? "user root;\n" : '';
     my $reuseport = $self->{workers} > 1 ? ' reuseport' : '';
     my $main = $self->substitute($self->{main_config});
     # Under ./build.sh test-asan the sanitizer runtime must reach a new

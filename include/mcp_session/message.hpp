@@ -31,6 +31,12 @@ struct message_facts {
     bool initialize = false;  // some message's method is "initialize"
     std::string id = "null";  // JSON text of the message's id, for our error bodies (null for a batch)
     std::optional<std::string> meta_version;  // params._meta["io.modelcontextprotocol/protocolVersion"]
+    // For logs, maps and metrics (see log_label): the message's method
+    // ("batch" for a batch), and what it acts on: params.name of tools/call
+    // and prompts/get, params.uri of resources/read. Empty when absent or
+    // longer than max_method_length / max_target_length.
+    std::string method;
+    std::string target;
     // false: the body is longer than the inspected prefix and the prefix
     // did not settle it (it is a clean start of an object or batch). Then
     // `json` says only that the prefix is such a start, and the other facts
@@ -48,6 +54,13 @@ struct message_facts {
 // 3 x max_inspected_bytes (the parser's token buffers and the copied id
 // and revision), whatever the size of the body.
 message_facts inspect_message_body(std::string_view prefix, bool complete);
+
+inline constexpr std::size_t max_method_length = 128;
+inline constexpr std::size_t max_target_length = 256;
+
+// An untrusted string made safe for a log line or a header value: empty
+// when longer than `limit`, control bytes (CR, LF, NUL, ...) replaced by '?'.
+std::string log_label(std::string_view text, std::size_t limit);
 
 // The whole body in memory: inspects its first max_inspected_bytes.
 message_facts inspect_message_body(std::string_view body);

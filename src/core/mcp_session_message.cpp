@@ -50,8 +50,27 @@ json parse_body(std::string_view body)
     return json::parse(body.begin(), body.end(), nullptr, false);
 }
 
+}  // namespace
+
+std::string log_label(std::string_view text, std::size_t limit)
+{
+    if (text.size() > limit) {
+        return {};
+    }
+    std::string out(text);
+    for (char& c : out) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) {
+            c = '?';
+        }
+    }
+    return out;
+}
+
+namespace {
+
 // Where a value sits in a JSON-RPC body: only these places matter.
-enum class place : std::uint8_t { other, batch, message, method, id, params, meta, version };
+enum class place : std::uint8_t { other, batch, message, method, id, params, meta, version, name, uri };
 
 // Streams through the body once, remembering per message only what the
 // facts need. Duplicate keys: the last one wins, as in nlohmann's DOM,
@@ -72,6 +91,11 @@ public:
         const place at = value_place();
         if (at == place::method) {
             message_.initialize = v == "initialize";
+            message_.method = log_label(v, max_method_length);
+        } else if (at == place::name) {
+            message_.name = log_label(v, max_target_length);
+        } else if (at == place::uri) {
+            message_.uri = log_label(v, max_target_length);
         } else if (at == place::id) {
             // Its JSON text is at least two bytes longer: too long to keep, so never copied.
             message_.id = v.size() + 2 > max_inspected_id_length
@@ -94,6 +118,7 @@ public:
             if (k == "method") {
                 next = place::method;
                 message_.initialize = false;
+                message_.method.clear();
             } else if (k == "id") {
                 next = place::id;
                 message_.id = "null";
@@ -104,6 +129,12 @@ public:
         } else if (container == place::params && k == "_meta") {
             next = place::meta;
             message_.version.reset();
+        } else if (container == place::params && k == "name") {
+            next = place::name;
+            message_.name.clear();
+        } else if (container == place::params && k == "uri") {
+            next = place::uri;
+            message_.uri.clear();
         } else if (container == place::meta && k == "io.modelcontextprotocol/protocolVersion") {
             next = place::version;
             message_.version.reset();
@@ -153,6 +184,9 @@ private:
         bool initialize = false;
         std::string id = "null";
         std::optional<std::string> version;
+        std::string method;
+        std::string name;  // params.name (tools/call, prompts/get)
+        std::string uri;   // params.uri (resources/read)
     };
 
     place value_place()
@@ -193,6 +227,9 @@ private:
         if (depth_ == 0) {
             started_ = true;
             container = object ? place::message : place::batch;
+            if (!object) {
+                facts_.method = "batch";
+            }
             first_ = true;
         } else if (object && (at == place::message || at == place::params || at == place::meta)) {
             container = at;
@@ -216,12 +253,23 @@ private:
         return true;
     }
 
+    // What a method acts on: the tool, prompt or resource it names.
+    static std::string target_of(const message_state& m)
+    {
+        if (m.method == "tools/call" || m.method == "prompts/get") {
+            return m.name;
+        }
+        return m.method == "resources/read" ? m.uri : std::string();
+    }
+
     void commit()
     {
         in_message_ = false;
         facts_.initialize |= message_.initialize;
         if (first_) {
             facts_.id = message_.id.size() <= max_inspected_id_length ? message_.id : "null";
+            facts_.method = message_.method;
+            facts_.target = target_of(message_);
         }
         if (!facts_.meta_version && message_.version) {
             facts_.meta_version = message_.version;

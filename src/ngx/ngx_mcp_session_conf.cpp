@@ -334,6 +334,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->allowed_origins = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
     lcf->protocol_versions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
     lcf->distinct_binding_errors = NGX_CONF_UNSET;
+    lcf->inspect_body = NGX_CONF_UNSET;
     return lcf;
 }
 
@@ -383,6 +384,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
         conf->zone = nullptr;  // not a client path: no session rules, even inherited ones
     }
     ngx_conf_merge_value(conf->distinct_binding_errors, prev->distinct_binding_errors, 0);
+    ngx_conf_merge_value(conf->inspect_body, prev->inspect_body, 0);
     const bool stream_set_here = conf->stream != NGX_CONF_UNSET;
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);

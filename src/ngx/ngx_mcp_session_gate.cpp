@@ -125,6 +125,8 @@ ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state
     return NGX_DECLINED;
 }
 
+ngx_int_t read_body_first(ngx_http_request_t* r, request_state* state);
+
 ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_state* state, ngx_table_elt_t* header)
 {
     session_store store(*state->zone);
@@ -166,7 +168,11 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    return route_stream(r, lcf, state);
+    const ngx_int_t routed = route_stream(r, lcf, state);
+    if (routed == NGX_DECLINED && !state->streamed && lcf->inspect_body && r->method == NGX_HTTP_POST) {
+        return read_body_first(r, state);  // for $mcp_method, $mcp_tool, $mcp_rpc_id
+    }
+    return routed;
 }
 
 // Issue mode: nginx makes the session before the backend sees initialize.
@@ -205,6 +211,11 @@ ngx_int_t decide_on_body(ngx_http_request_t* r, request_state* state)
     const bool complete = collect_body(r, mcp_session::max_inspected_bytes, &prefix);  // reads no further
     const mcp_session::message_facts facts = mcp_session::inspect_message_body(prefix, complete);
     state->request_id = pool_copy(r, facts.id);
+    state->method = pool_copy(r, facts.method);
+    state->target = pool_copy(r, facts.target);
+    if (!state->deciding) {
+        return NGX_DECLINED;  // read for $mcp_method and friends only
+    }
     // An initialize method seen in the prefix is enough, even when a later
     // duplicate key could change it: the session nginx makes then fails at
     // the backend (non-2xx drops it) or serves a stateless one, and no
@@ -300,11 +311,15 @@ ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* 
         return validate_session(r, lcf, state, header.first);
     }
     if (lcf->mode == mode_issue && r->method == NGX_HTTP_POST) {
+        state->deciding = true;
         return read_body_first(r, state);  // an initialize, or modern traffic?
     }
-    // Learn mode reads no body: a modern POST passes, and the header filter
-    // still learns any session the backend makes for it.
+    // Learn mode judges no body: a modern POST passes, and the header
+    // filter still learns any session the backend makes for it.
     state->passthrough = state->modern && r->method == NGX_HTTP_POST;
+    if (lcf->inspect_body && r->method == NGX_HTTP_POST) {
+        return read_body_first(r, state);
+    }
     return NGX_DECLINED;
 }
 

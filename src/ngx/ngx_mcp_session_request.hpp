@@ -35,7 +35,10 @@ struct request_state {
     bool ending_on_error;          // a backend 404 ends the session if its body is a JSON-RPC error
     ngx_str_t answer_body;         // the start of that 404's body (answer_body_limit bytes at most)
     ngx_str_t protocol_version;    // $mcp_protocol_version
-    ngx_str_t request_id;          // JSON text of the body's id, for our errors ("null")
+    ngx_str_t request_id;          // JSON text of the body's id, for our errors ("null"): $mcp_rpc_id
+    ngx_str_t method;              // $mcp_method, where the body was read
+    ngx_str_t target;              // $mcp_tool: the tool, prompt or resource it names
+    bool deciding;                 // the body decides the session (issue mode, sessionless)
     mcp_session::unix_ms created_ms;          // $mcp_session_age
     mcp_session::unix_ms previous_access_ms;  // $mcp_session_idle: before this request
 };

@@ -52,6 +52,21 @@ ngx_int_t protocol_version_variable(ngx_http_request_t* r, ngx_http_variable_val
     return NGX_OK;
 }
 
+// A string the body inspection found (already capped and cleaned by
+// mcp_session::log_label); `offset` selects the request_state member.
+ngx_int_t body_label_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t offset) noexcept
+{
+    request_state* state = state_of(r);
+    const ngx_str_t* text =
+        state == nullptr ? nullptr : reinterpret_cast<const ngx_str_t*>(reinterpret_cast<const char*>(state) + offset);
+    if (text == nullptr || text->len == 0 || (text->len == 4 && ngx_strncmp(text->data, "null", 4) == 0)) {
+        v->not_found = 1;  // no body read, or nothing there
+        return NGX_OK;
+    }
+    set_value(v, text->data, text->len);
+    return NGX_OK;
+}
+
 // Whole seconds, for log_format; only once the request named or made a session.
 ngx_int_t seconds_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t data) noexcept
 {
@@ -84,15 +99,19 @@ ngx_int_t idle_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uin
 struct variable_spec {
     const char* name;
     ngx_http_get_variable_pt get;
+    uintptr_t data;
 };
 
 // The status changes during the request (valid -> new), so neither is cached.
 constexpr variable_spec variables[] = {
-    {"mcp_session_id", session_id_variable},
-    {"mcp_session_status", session_status_variable},
-    {"mcp_protocol_version", protocol_version_variable},
-    {"mcp_session_age", age_variable},
-    {"mcp_session_idle", idle_variable},
+    {"mcp_session_id", session_id_variable, 0},
+    {"mcp_session_status", session_status_variable, 0},
+    {"mcp_protocol_version", protocol_version_variable, 0},
+    {"mcp_session_age", age_variable, 0},
+    {"mcp_session_idle", idle_variable, 0},
+    {"mcp_method", body_label_variable, offsetof(request_state, method)},
+    {"mcp_tool", body_label_variable, offsetof(request_state, target)},
+    {"mcp_rpc_id", body_label_variable, offsetof(request_state, request_id)},
 };
 
 }  // namespace
@@ -108,7 +127,7 @@ ngx_int_t add_variables(ngx_conf_t* cf) noexcept
             return NGX_ERROR;
         }
         var->get_handler = spec.get;
-        var->data = 0;
+        var->data = spec.data;
     }
     return NGX_OK;
 }

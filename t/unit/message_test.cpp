@@ -222,3 +222,45 @@ BOOST_AUTO_TEST_CASE(binding_digests_are_keyed_and_distinct)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(message_labels)
+
+BOOST_AUTO_TEST_CASE(method_and_target_are_read)
+{
+    const message_facts call = inspect_message_body(
+        R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get_weather","arguments":{"name":"x"}}})");
+    BOOST_TEST(call.method == "tools/call");
+    BOOST_TEST(call.target == "get_weather");  // the arguments' own "name" is not the tool's
+    const message_facts read =
+        inspect_message_body(R"({"jsonrpc":"2.0","id":5,"method":"resources/read","params":{"uri":"file:///a.txt"}})");
+    BOOST_TEST(read.target == "file:///a.txt");
+    const message_facts prompt =
+        inspect_message_body(R"({"params":{"name":"review"},"method":"prompts/get","jsonrpc":"2.0","id":6})");
+    BOOST_TEST(prompt.target == "review");  // key order does not matter
+    const message_facts list = inspect_message_body(R"({"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"name":"x"}})");
+    BOOST_TEST(list.method == "tools/list");
+    BOOST_TEST(list.target.empty());  // only three methods name a target
+}
+
+BOOST_AUTO_TEST_CASE(batches_and_duplicates)
+{
+    BOOST_TEST(inspect_message_body(R"([{"method":"tools/call","params":{"name":"a"}}])").method == "batch");
+    BOOST_TEST(inspect_message_body(R"([{"method":"tools/call","params":{"name":"a"}}])").target.empty());
+    const message_facts dup =
+        inspect_message_body(R"({"method":"tools/call","params":{"name":"a","name":"b"},"method":"tools/call"})");
+    BOOST_TEST(dup.target == "b");  // the last duplicate wins, as everywhere
+}
+
+BOOST_AUTO_TEST_CASE(labels_are_safe_for_logs_and_headers)
+{
+    const message_facts evil = inspect_message_body(
+        R"({"method":"tools/call","params":{"name":"a\r\nX-Injected: 1\u0000"}})");
+    BOOST_TEST(evil.target == "a??X-Injected: 1?");
+    const std::string long_name(max_target_length + 1, 'n');
+    BOOST_TEST(inspect_message_body(R"({"method":"tools/call","params":{"name":")" + long_name + "\"}}").target.empty());
+    BOOST_TEST(log_label("ok", 2) == "ok");
+    BOOST_TEST(log_label("abc", 2).empty());
+    BOOST_TEST(log_label("\x7f", 4) == "?");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -16,9 +16,7 @@ my $uuid_v7 = qr/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
 my $initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}';
 
 my $files = tempdir(CLEANUP => 1);
-open my $pw, '>', "$files/htpasswd" or die "htpasswd: $!\n";
-print {$pw} "carol:{PLAIN}secret\n";
-close $pw;
+my $htpasswd = htpasswd_file($files, carol => 'secret');
 
 my $backend = 'proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT';
 my $locations = <<"CONF";
@@ -60,13 +58,13 @@ location /open { mcp_session zone=mcp; add_header X-Session-Status \$mcp_session
 location /denied { deny all; mcp_session zone=mcp; $backend/backend; }
 location /idenied { deny all; mcp_session zone=mcp; mcp_session_mode issue; $backend/ibackend; }
 location /basic {
-    auth_basic "mcp"; auth_basic_user_file $files/htpasswd;
+    auth_basic "mcp"; auth_basic_user_file $htpasswd;
     mcp_session zone=mcp;
     $backend/backend;
 }
 location /any {
     satisfy any; allow 127.0.0.1; deny all;
-    auth_basic "mcp"; auth_basic_user_file $files/htpasswd;
+    auth_basic "mcp"; auth_basic_user_file $htpasswd;
     mcp_session zone=mcp;
     add_header X-Session-Status \$mcp_session_status always;
     $backend/backend;

@@ -14,13 +14,9 @@ use File::Temp qw(tempdir);
 my $uuid_v7 = qr/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 my $initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}';
 
-my $probe = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1) or die "$!\n";
-my $h2 = $probe->sockport;
-close $probe;
+my $h2 = free_port();
 my $files = tempdir(CLEANUP => 1);
-open my $pw, '>', "$files/htpasswd" or die "htpasswd: $!\n";
-print {$pw} "carol:{PLAIN}secret\n";
-close $pw;
+my $htpasswd = htpasswd_file($files, carol => 'secret');
 
 my $backend = 'proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT';
 my $http = <<"CONF";
@@ -43,7 +39,7 @@ server {
         $backend/ibackend;
     }
     location \@retry { mcp_session zone=mcp; mcp_session_mode issue; rewrite ^ /ibackend-retry break; proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT; }
-    location /basic { auth_basic "mcp"; auth_basic_user_file $files/htpasswd; mcp_session zone=mcp; $backend/backend; }
+    location /basic { auth_basic "mcp"; auth_basic_user_file $htpasswd; mcp_session zone=mcp; $backend/backend; }
     location = /publish { mcp_session_publish zone=mcp; }
 }
 CONF

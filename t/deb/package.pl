@@ -12,6 +12,7 @@ use IO::Socket::INET;
 use File::Spec;
 use McpSession::Http;
 use McpSession::Nginx;
+use McpSession::TestNginx ();
 
 my $deb = $ENV{DEB_FILE} or plan skip_all => 'DEB_FILE is not set (run ./build.sh test-deb)';
 $deb = File::Spec->rel2abs($deb);  # apt-get takes a package file only as a path
@@ -26,12 +27,6 @@ my $pidfile = '/run/nginx.pid';
 
 # Runs a command (arguments quoted for the shell); returns (exit code, output).
 sub run { my $cmd = join ' ', map { quotemeta } @_; my $out = `$cmd 2>&1`; return ($? >> 8, $out) }
-sub free_port {
-    my $probe = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1) or die "$!\n";
-    my $port = $probe->sockport;
-    close $probe;
-    return $port;
-}
 sub port_taken {
     my ($port) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 1);
@@ -69,7 +64,7 @@ my @owned = grep { m{^/} && -f $_ } split /\n/, $files;
 ok(scalar(@owned) >= 4, 'dpkg knows the package\'s files (' . scalar(@owned) . ')');
 
 # ---- a site that uses the module, through /etc/nginx
-my $port = free_port();
+my $port = McpSession::TestNginx::free_port();
 open my $fh, '>', $site or die "$site: $!\n";
 print {$fh} <<"CONF";
 mcp_session_zone zone=mcp_package_test:1m;

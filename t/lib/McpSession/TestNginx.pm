@@ -13,7 +13,8 @@ use McpSession::Http;
 use McpSession::Nginx;
 use McpSession::Stream;
 
-our @EXPORT = qw(workers log_level no_module run_tests start_nginx open_stream server_port poll_until);
+our @EXPORT = qw(workers log_level no_module run_tests start_nginx open_stream server_port poll_until free_port
+                 htpasswd_file);
 
 sub poll_until { McpSession::Nginx::poll_until(@_) }
 
@@ -24,16 +25,29 @@ sub workers   { $file_settings{workers} = shift }
 sub log_level { $file_settings{log_level} = shift }
 sub no_module { $file_settings{load_module} = 0 }
 
+# A loopback port nothing listens on right now.
+sub free_port {
+    my $probe = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
+        or die "no free port: $!\n";
+    my $free = $probe->sockport;
+    close $probe;
+    return $free;
+}
+
+# An auth_basic_user_file in $dir with one user (nginx's {PLAIN} scheme).
+sub htpasswd_file {
+    my ($dir, $user, $password) = @_;
+    my $file = "$dir/htpasswd";
+    open my $fh, '>', $file or die "$file: $!\n";
+    print {$fh} "$user:{PLAIN}$password\n";
+    close $fh;
+    return $file;
+}
+
 # One free port per test file, unless TEST_NGINX_SERVER_PORT fixes it.
 sub server_port {
     return $port if $port;
-    $port = $ENV{TEST_NGINX_SERVER_PORT};
-    if (!$port) {
-        my $probe = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
-            or die "no free port: $!\n";
-        $port = $probe->sockport;
-        close $probe;
-    }
+    $port = $ENV{TEST_NGINX_SERVER_PORT} || free_port();
     $ENV{TEST_NGINX_SERVER_PORT} = $port;
     return $port;
 }

@@ -39,11 +39,16 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
         outcome.result = publish_result::expired;
         return outcome;
     }
-    session_stream* stream = zone.stream_of(record);
-    std::size_t evicted = 0;
-    void* data = stream == nullptr ? nullptr : zone.allocate_or_evict(payload.size() + 1, record, &evicted);
-    zone.shared().evictions_unlogged += evicted;
+    // An event takes expired memory or its own session's oldest events,
+    // never another live session's place; the init marker is part of
+    // opening the session's own stream (mcp_session/room.hpp).
+    const mcp_session::room_purpose purpose = mcp_session::room_purpose_of(kind);
+    room_report room;
+    session_stream* stream = zone.stream_of(record, purpose, now, room);
+    void* data = stream == nullptr ? nullptr : zone.allocate_with_room(payload.size() + 1, purpose, record, &now, room);
     if (data == nullptr) {
+        const bool marker = kind == event_kind::init || kind == event_kind::heartbeat;
+        ++(marker ? zone.shared().counters.markers_no_room : zone.shared().counters.publish_no_room);
         outcome.result = publish_result::no_memory;
         return outcome;
     }
@@ -80,8 +85,11 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
         gone.session_gone = true;  // ended (e.g. DELETE in another worker) since validation
         return gone;
     }
-    session_stream* stream = zone.stream_of(record);
+    // The session's own stream may push out a few sessions nobody used.
+    room_report room;
+    session_stream* stream = zone.stream_of(record, mcp_session::room_purpose::stream, now_ms(), room);
     if (stream == nullptr) {
+        ++zone.shared().counters.streams_no_room;
         return {};
     }
     if (stream->subscriber != 0) {

@@ -23,12 +23,16 @@ bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 
 }  // namespace
 
-publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now)
+publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now,
+                                     std::string_view or_backend_id)
 {
     publish_outcome outcome;
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
+    if (record == nullptr && !or_backend_id.empty()) {
+        record = zone.find_by_backend_id(or_backend_id);
+    }
     if (record == nullptr) {
         outcome.result = publish_result::unknown;
         return outcome;

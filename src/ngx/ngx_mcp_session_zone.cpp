@@ -31,8 +31,7 @@ ngx_rbtree_node_t* node_of(session_record* record)
 
 u_char* id_bytes(session_record* record) { return reinterpret_cast<u_char*>(record + 1); }
 
-// Equal hashes are ordered by their stored bytes, so lookup and insert
-// agree on where a colliding id sits.
+// Orders two sessions' ids in their stored form.
 int compare_stored(session_record* a, session_record* b)
 {
     if (a->packed_uuid != b->packed_uuid) {
@@ -56,14 +55,17 @@ int compare_key(const session_key& key, session_record* record)
     return std::memcmp(key.data(), id_bytes(record), key.size());
 }
 
-void insert_session_node(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
+// Equal hashes are ordered by `compare` on the ids, so lookup and insert
+// agree on where a colliding id sits.
+template <int (*compare)(ngx_rbtree_node_t*, ngx_rbtree_node_t*)>
+void insert_by_hash(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
 {
     ngx_rbtree_node_t** link;
     for (;;) {
         if (node->key != temp->key) {
             link = (node->key < temp->key) ? &temp->left : &temp->right;
         } else {
-            link = compare_stored(record_of(node), record_of(temp)) < 0 ? &temp->left : &temp->right;
+            link = compare(node, temp) < 0 ? &temp->left : &temp->right;
         }
         if (*link == sentinel) {
             break;
@@ -75,6 +77,11 @@ void insert_session_node(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_r
     node->left = sentinel;
     node->right = sentinel;
     ngx_rbt_red(node);
+}
+
+int compare_session_nodes(ngx_rbtree_node_t* a, ngx_rbtree_node_t* b)
+{
+    return compare_stored(record_of(a), record_of(b));
 }
 
 // Adapts one of the zone's two orders for mcp_session::sweep_expired.
@@ -152,26 +159,9 @@ std::string_view stored_backend_id(ngx_rbtree_node_t* node)
     return locked_zone::backend_id_of(entry->owner);
 }
 
-// Equal hashes are ordered by the id bytes, as in the session tree.
-void insert_backend_node(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
+int compare_backend_nodes(ngx_rbtree_node_t* a, ngx_rbtree_node_t* b)
 {
-    ngx_rbtree_node_t** link;
-    for (;;) {
-        if (node->key != temp->key) {
-            link = (node->key < temp->key) ? &temp->left : &temp->right;
-        } else {
-            link = stored_backend_id(node).compare(stored_backend_id(temp)) < 0 ? &temp->left : &temp->right;
-        }
-        if (*link == sentinel) {
-            break;
-        }
-        temp = *link;
-    }
-    *link = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    return stored_backend_id(a).compare(stored_backend_id(b));
 }
 
 order creation_order(locked_zone& zone)
@@ -668,8 +658,8 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     sh->layout = layout_version;
     std::random_device os_random;
     sh->hash_seed = (static_cast<std::uint64_t>(os_random()) << 32) | os_random();
-    ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_session_node);
-    ngx_rbtree_init(&sh->backend_ids, &sh->backend_sentinel, insert_backend_node);
+    ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_by_hash<compare_session_nodes>);
+    ngx_rbtree_init(&sh->backend_ids, &sh->backend_sentinel, insert_by_hash<compare_backend_nodes>);
     ngx_queue_init(&sh->by_last_access);
     ngx_queue_init(&sh->unused_by_last_access);
     ngx_queue_init(&sh->by_creation);

@@ -15,7 +15,7 @@ use List::Util qw(shuffle);
 my $n = start_nginx(
     workers     => 2,
     log_level   => 'notice',
-    http_config => 'mcp_session_zone zone=mcp:1m;',
+    http_config => "mcp_session_zone zone=mcp:1m;\nmcp_session_zone zone=small:256k;",
     config      => <<'CONF');
 location /mcp {
     mcp_session zone=mcp;
@@ -24,6 +24,9 @@ location /mcp {
 location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "backend\n"; }
 location = /publish { mcp_session_publish zone=mcp; mcp_session_event_max_size 64k; }
 location = /status { mcp_session_status zone=mcp; }
+location /small { mcp_session zone=small; proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend; }
+location = /publish-small { mcp_session_publish zone=small; mcp_session_event_max_size 64k; }
+location = /status-small { mcp_session_status zone=small; }
 CONF
 
 sub status { return decode_json($n->request('GET', '/status')->{body}) }
@@ -88,6 +91,20 @@ for my $i (1 .. 50) {
 is($errors, 0, '50 new sessions in the full zone are stored and valid');
 cmp_ok($worst, '<=', 16, "one new session evicted at most 16 (worst: $worst)");
 cmp_ok(status()->{counters}{evicted}, '>', $later->{counters}{evicted}, 'idle sessions made room for them');
+
+# A small zone, two sessions: one session's big events make room by
+# dropping its own oldest ones, never by evicting the other session.
+is($n->request('POST', "/small?sid=$_", body => '{}')->{status}, 200, "small zone: $_ created") for qw(busy quiet);
+is($n->request('POST', '/small', headers => ['Mcp-Session-Id' => 'busy'], body => '{}')->{status}, 200, 'small zone: busy is in use');
+my $event = '{"jsonrpc":"2.0","method":"m","params":{"data":"' . ('y' x 20000) . '"}}';
+my %small;
+$small{ $n->request('POST', '/publish-small', headers => ['Mcp-Session-Id' => 'busy'], body => $event)->{status} }++ for 1 .. 20;
+is($small{202} // 0, 20, 'small zone: twenty 20 KB events (more than the zone holds) for one session, all accepted (' . join(', ', map { "$_ x$small{$_}" } sort keys %small) . ')');
+my $small_status = decode_json($n->request('GET', '/status-small')->{body});
+is($small_status->{counters}{evicted}, 0, 'small zone: nobody was evicted');
+cmp_ok($small_status->{counters}{events_published}, "==", 20, "small zone: all twenty are counted");
+is($n->request('POST', '/small', headers => ['Mcp-Session-Id' => 'quiet'], body => '{}')->{status}, 200,
+   'small zone: the other session, least recently used, is still valid');
 
 unlike($n->error_log, qr/AddressSanitizer|runtime error|exited on signal|\[(alert|crit|emerg)\]/, 'no crash or alert');
 $n->stop;

@@ -23,6 +23,10 @@ struct zone_counters {
     std::uint64_t heartbeats = 0;
     std::uint64_t rings_allocated = 0;  // event rings made (a session's first event or stream)
     std::uint64_t rings_freed = 0;      // rings given back: session ended, or its stream closed holding no message
+    std::uint64_t sessions_no_room = 0;  // sessions not stored: no room after a bounded few evictions
+    std::uint64_t streams_no_room = 0;   // stream GETs answered 503: no room for the session's ring
+    std::uint64_t publish_no_room = 0;   // published messages answered 503: no room without evicting a live session
+    std::uint64_t markers_no_room = 0;   // init and heartbeat markers not buffered for want of room
 };
 
 struct zone_status {

@@ -30,6 +30,12 @@ constexpr counter_field counter_fields[] = {
     {"rings_allocated", &zone_counters::rings_allocated, "Event rings allocated in the zone."},
     {"rings_freed", &zone_counters::rings_freed,
      "Event rings given back (the session ended, or its stream closed with no message buffered)."},
+    {"sessions_no_room", &zone_counters::sessions_no_room,
+     "Sessions not stored because a bounded few evictions found no room."},
+    {"streams_no_room", &zone_counters::streams_no_room, "Stream requests answered 503: no room for the event ring."},
+    {"publish_no_room", &zone_counters::publish_no_room,
+     "Published messages answered 503: no room without evicting another live session."},
+    {"markers_no_room", &zone_counters::markers_no_room, "Init and heartbeat markers not buffered for want of room."},
 };
 
 struct gauge_field {

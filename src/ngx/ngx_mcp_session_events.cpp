@@ -23,12 +23,16 @@ bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 
 }  // namespace
 
-publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now)
+publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now,
+                                     std::string_view or_backend_id)
 {
     publish_outcome outcome;
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
+    if (record == nullptr && !or_backend_id.empty()) {
+        record = zone.find_by_backend_id(or_backend_id);
+    }
     if (record == nullptr) {
         outcome.result = publish_result::unknown;
         return outcome;
@@ -39,11 +43,16 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
         outcome.result = publish_result::expired;
         return outcome;
     }
-    session_stream* stream = zone.stream_of(record);
-    std::size_t evicted = 0;
-    void* data = stream == nullptr ? nullptr : zone.allocate_or_evict(payload.size() + 1, record, &evicted);
-    zone.shared().evictions_unlogged += evicted;
+    // An event takes expired memory or its own session's oldest events,
+    // never another live session's place; the init marker is part of
+    // opening the session's own stream (mcp_session/room.hpp).
+    const mcp_session::room_purpose purpose = mcp_session::room_purpose_of(kind);
+    room_report room;
+    session_stream* stream = zone.stream_of(record, purpose, now, room);
+    void* data = stream == nullptr ? nullptr : zone.allocate_with_room(payload.size() + 1, purpose, record, &now, room);
     if (data == nullptr) {
+        const bool marker = kind == event_kind::init || kind == event_kind::heartbeat;
+        ++(marker ? zone.shared().counters.markers_no_room : zone.shared().counters.publish_no_room);
         outcome.result = publish_result::no_memory;
         return outcome;
     }
@@ -80,8 +89,11 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
         gone.session_gone = true;  // ended (e.g. DELETE in another worker) since validation
         return gone;
     }
-    session_stream* stream = zone.stream_of(record);
+    // The session's own stream may push out a few sessions nobody used.
+    room_report room;
+    session_stream* stream = zone.stream_of(record, mcp_session::room_purpose::stream, now_ms(), room);
     if (stream == nullptr) {
+        ++zone.shared().counters.streams_no_room;
         return {};
     }
     if (stream->subscriber != 0) {

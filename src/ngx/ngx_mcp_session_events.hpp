@@ -43,8 +43,10 @@ class event_store {
 public:
     explicit event_store(zone_conf& zone) : zone_(zone) {}
 
+    // `or_backend_id`: when no session has nginx's id `key`, the session
+    // whose backend (issue mode) knows it by this id (nginx's ids win).
     publish_outcome publish(const mcp_session::session_key& key, mcp_session::event_kind kind,
-                            std::string_view payload, mcp_session::unix_ms now);
+                            std::string_view payload, mcp_session::unix_ms now, std::string_view or_backend_id = {});
 
     // Makes `worker` the session's only listener; a previous listener is
     // woken to find itself taken over. A zero token: the session is gone

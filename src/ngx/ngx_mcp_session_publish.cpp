@@ -1,5 +1,6 @@
-// The publish endpoint: POST one JSON-RPC message for a session; it joins
-// the session's ring and reaches its stream in whichever worker holds it.
+// The publish endpoint: POST one JSON-RPC message for a session, named by
+// nginx's id or (issue mode) by the backend's own; it joins the session's
+// ring and reaches its stream in whichever worker holds it.
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_events.hpp"
@@ -39,7 +40,9 @@ ngx_int_t publish_body(ngx_http_request_t* r)
     }
 
     const std::int64_t now = now_ms();
-    const publish_outcome outcome = event_store(*state->zone).publish(state->key, state->publish_kind, *payload, now);
+    // The header may carry nginx's id or, in issue mode, the backend's own.
+    const publish_outcome outcome =
+        event_store(*state->zone).publish(state->key, state->publish_kind, *payload, now, to_view(state->id));
     switch (outcome.result) {
     case publish_result::published:
         return send_json(r, NGX_HTTP_ACCEPTED, "{\"id\":" + std::to_string(outcome.id) + "}");

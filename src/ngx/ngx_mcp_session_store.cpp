@@ -102,17 +102,19 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     }
 
     zone.remove_expired(now, expire_before_insert);
-    session_record* fresh = zone.allocate(key);
-    while (fresh == nullptr && zone.evict_least_recently_used()) {
-        ++outcome.evicted;
-        fresh = zone.allocate(key);
-    }
-    outcome.evictions_to_log = zone.note_evictions(outcome.evicted, now);
-    if (fresh == nullptr) {
-        return outcome;
-    }
-    if (!zone.set_extras(fresh, extras_for(binding), {})) {
-        ngx_slab_free_locked(zone_.pool, reinterpret_cast<u_char*>(fresh) - offsetof(ngx_rbtree_node_t, color));
+    // A bounded few sessions may make room (mcp_session/room.hpp); every
+    // allocation adds its evictions to the zone's unlogged count.
+    const std::uint64_t evicted_before = zone.shared().counters.evicted;
+    room_report room;
+    session_record* fresh = zone.allocate(key, now, room);
+    const bool bound = fresh != nullptr && zone.set_extras(fresh, extras_for(binding), {});
+    outcome.evicted = static_cast<std::size_t>(zone.shared().counters.evicted - evicted_before);
+    outcome.evictions_to_log = zone.note_evictions(0, now);
+    if (!bound) {
+        if (fresh != nullptr) {
+            ngx_slab_free_locked(zone_.pool, reinterpret_cast<u_char*>(fresh) - offsetof(ngx_rbtree_node_t, color));
+        }
+        ++zone.shared().counters.sessions_no_room;
         return outcome;
     }
     zone.link(fresh, now);

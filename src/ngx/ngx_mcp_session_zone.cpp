@@ -31,8 +31,7 @@ ngx_rbtree_node_t* node_of(session_record* record)
 
 u_char* id_bytes(session_record* record) { return reinterpret_cast<u_char*>(record + 1); }
 
-// Equal hashes are ordered by their stored bytes, so lookup and insert
-// agree on where a colliding id sits.
+// Orders two sessions' ids in their stored form.
 int compare_stored(session_record* a, session_record* b)
 {
     if (a->packed_uuid != b->packed_uuid) {
@@ -56,14 +55,17 @@ int compare_key(const session_key& key, session_record* record)
     return std::memcmp(key.data(), id_bytes(record), key.size());
 }
 
-void insert_session_node(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
+// Equal hashes are ordered by `compare` on the ids, so lookup and insert
+// agree on where a colliding id sits.
+template <int (*compare)(ngx_rbtree_node_t*, ngx_rbtree_node_t*)>
+void insert_by_hash(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
 {
     ngx_rbtree_node_t** link;
     for (;;) {
         if (node->key != temp->key) {
             link = (node->key < temp->key) ? &temp->left : &temp->right;
         } else {
-            link = compare_stored(record_of(node), record_of(temp)) < 0 ? &temp->left : &temp->right;
+            link = compare(node, temp) < 0 ? &temp->left : &temp->right;
         }
         if (*link == sentinel) {
             break;
@@ -75,6 +77,11 @@ void insert_session_node(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_r
     node->left = sentinel;
     node->right = sentinel;
     ngx_rbt_red(node);
+}
+
+int compare_session_nodes(ngx_rbtree_node_t* a, ngx_rbtree_node_t* b)
+{
+    return compare_stored(record_of(a), record_of(b));
 }
 
 // Adapts one of the zone's two orders for mcp_session::sweep_expired.
@@ -137,6 +144,24 @@ bool holds_messages(session_stream* stream)
         }
     }
     return false;
+}
+
+// The backend id index entry that follows extras with a backend id.
+backend_index_entry* entry_of(session_extras* extras)
+{
+    return extras != nullptr && extras->backend_id_size > 0 ? reinterpret_cast<backend_index_entry*>(extras + 1)
+                                                            : nullptr;
+}
+
+std::string_view stored_backend_id(ngx_rbtree_node_t* node)
+{
+    auto* entry = reinterpret_cast<backend_index_entry*>(node);
+    return locked_zone::backend_id_of(entry->owner);
+}
+
+int compare_backend_nodes(ngx_rbtree_node_t* a, ngx_rbtree_node_t* b)
+{
+    return stored_backend_id(a).compare(stored_backend_id(b));
 }
 
 order creation_order(locked_zone& zone)
@@ -203,7 +228,11 @@ void locked_zone::remove(session_record* record)
 
 session_record* locked_zone::allocate(const session_key& key)
 {
-    auto* node = static_cast<ngx_rbtree_node_t*>(ngx_slab_alloc_locked(zone_.pool, node_size(key.size())));
+    return fill(static_cast<ngx_rbtree_node_t*>(ngx_slab_alloc_locked(zone_.pool, node_size(key.size()))), key);
+}
+
+session_record* locked_zone::fill(ngx_rbtree_node_t* node, const session_key& key)
+{
     if (node == nullptr) {
         return nullptr;
     }
@@ -217,6 +246,13 @@ session_record* locked_zone::allocate(const session_key& key)
     record->next_event_id = 1;
     std::memcpy(id_bytes(record), key.data(), key.size());
     return record;
+}
+
+session_record* locked_zone::allocate(const session_key& key, unix_ms now, room_report& report)
+{
+    return fill(static_cast<ngx_rbtree_node_t*>(allocate_with_room(
+                    node_size(key.size()), mcp_session::room_purpose::session, nullptr, &now, report)),
+                key);
 }
 
 void locked_zone::link(session_record* record, unix_ms now)
@@ -258,16 +294,11 @@ std::size_t locked_zone::remove_expired(unix_ms now, std::size_t budget)
     return removed;
 }
 
-// Sessions never used since their creating request go first, least
-// recently used first; established ones only when no unused one is left.
-// The session being served is never its own victim.
-bool locked_zone::evict_least_recently_used(const session_record* spare)
+// One victim of a class, least recently used first; the session being
+// served is never its own victim.
+bool locked_zone::evict_oldest(ngx_queue_t* queue, const session_record* spare, bool established)
 {
-    session_record* victim = oldest_in(&sh_.unused_by_last_access, spare);
-    const bool established = victim == nullptr;
-    if (established) {
-        victim = oldest_in(&sh_.by_last_access, spare);
-    }
+    session_record* victim = oldest_in(queue, spare);
     if (victim == nullptr) {
         return false;
     }
@@ -289,13 +320,68 @@ std::size_t locked_zone::note_evictions(std::size_t evicted, unix_ms now)
     return due;
 }
 
-void* locked_zone::allocate_or_evict(std::size_t size, const session_record* spare, std::size_t* evicted)
+// Frees the owner's oldest retained event, unless what its events hold
+// could not add up to `wanted` bytes anyway (then nothing is lost for
+// nothing). Clients that missed it get a lagged notice (first_kept moves).
+bool locked_zone::drop_oldest_own_event(session_record* owner, std::size_t wanted)
+{
+    session_stream* stream = owner != nullptr ? owner->stream : nullptr;
+    if (stream == nullptr) {
+        return false;
+    }
+    const mcp_session::ring_window window = window_of(stream);
+    event_slot* slots = slots_of(stream);
+    std::size_t held = 0;
+    for (std::uint64_t id = window.oldest(); id < window.next_id; ++id) {
+        held += slots[window.slot(id)].size + 1;
+    }
+    if (held < wanted || window.retained() == 0) {
+        return false;
+    }
+    drop_event(slots[window.slot(window.oldest())]);
+    stream->first_kept = window.oldest() + 1;
+    return true;
+}
+
+void* locked_zone::allocate_with_room(std::size_t size, mcp_session::room_purpose purpose, session_record* owner,
+                                      const unix_ms* now, room_report& report)
 {
     void* memory = ngx_slab_alloc_locked(zone_.pool, size);
-    while (memory == nullptr && evict_least_recently_used(spare)) {
-        ++*evicted;
+    if (memory != nullptr) {
+        return memory;
+    }
+    const mcp_session::room_policy policy = mcp_session::room_policy_for(purpose);
+    // An owner past its expiry could be swept from under its caller: no expiry then.
+    if (now != nullptr && (owner == nullptr || !mcp_session::is_expired(times_of(owner), zone_.policy, *now))) {
+        for (std::size_t i = 0; i < policy.expire && memory == nullptr; ++i) {
+            if (remove_expired(*now, 1) == 0) {
+                break;
+            }
+            ++report.expired;
+            memory = ngx_slab_alloc_locked(zone_.pool, size);
+        }
+    }
+    for (std::size_t i = 0; i < policy.evict_unused && memory == nullptr; ++i) {
+        if (!evict_oldest(&sh_.unused_by_last_access, owner, false)) {
+            break;
+        }
+        ++report.evicted;
         memory = ngx_slab_alloc_locked(zone_.pool, size);
     }
+    // Established sessions only once no unused one is left.
+    const bool unused_left = oldest_in(&sh_.unused_by_last_access, owner) != nullptr;
+    for (std::size_t i = 0; i < policy.evict_established && memory == nullptr && !unused_left; ++i) {
+        if (!evict_oldest(&sh_.by_last_access, owner, true)) {
+            break;
+        }
+        ++report.evicted;
+        memory = ngx_slab_alloc_locked(zone_.pool, size);
+    }
+    while (policy.drop_own_events && memory == nullptr && drop_oldest_own_event(owner, size)) {
+        ++report.own_events_dropped;
+        memory = ngx_slab_alloc_locked(zone_.pool, size);
+    }
+    sh_.evictions_unlogged += report.evicted;
     return memory;
 }
 
@@ -313,14 +399,20 @@ mcp_session::ring_window locked_zone::window_of(const session_stream* stream)
 
 session_stream* locked_zone::stream_of(session_record* record)
 {
+    room_report none;
+    return stream_of(record, mcp_session::room_purpose::event, 0, none);
+}
+
+session_stream* locked_zone::stream_of(session_record* record, mcp_session::room_purpose purpose, unix_ms now,
+                                       room_report& report)
+{
     if (record->stream != nullptr) {
         return record->stream;
     }
     const std::uint32_t capacity = zone_.ring_capacity;
-    std::size_t evicted = 0;
+    const std::size_t size = sizeof(session_stream) + capacity * sizeof(event_slot);
     auto* stream = static_cast<session_stream*>(
-        allocate_or_evict(sizeof(session_stream) + capacity * sizeof(event_slot), record, &evicted));
-    sh_.evictions_unlogged += evicted;
+        now == 0 ? ngx_slab_alloc_locked(zone_.pool, size) : allocate_with_room(size, purpose, record, &now, report));
     if (stream == nullptr) {
         return nullptr;
     }
@@ -383,10 +475,16 @@ void locked_zone::free_stream(session_record* record)
 
 void locked_zone::free_extras(session_record* record)
 {
-    if (record->extras != nullptr) {
-        ngx_slab_free_locked(zone_.pool, record->extras);
-        record->extras = nullptr;
+    session_extras* extras = record->extras;
+    if (extras == nullptr) {
+        return;
     }
+    backend_index_entry* entry = entry_of(extras);
+    if (entry != nullptr && entry->indexed) {
+        ngx_rbtree_delete(&sh_.backend_ids, &entry->node);
+    }
+    ngx_slab_free_locked(zone_.pool, extras);
+    record->extras = nullptr;
 }
 
 bool locked_zone::set_extras(session_record* record, const session_extras& fields, std::string_view backend_id)
@@ -395,29 +493,72 @@ bool locked_zone::set_extras(session_record* record, const session_extras& field
         free_extras(record);
         return true;
     }
-    std::size_t evicted = 0;
+    const std::size_t size =
+        sizeof(session_extras) + (backend_id.empty() ? 0 : sizeof(backend_index_entry) + backend_id.size());
+    room_report report;
     auto* extras = static_cast<session_extras*>(
-        allocate_or_evict(sizeof(session_extras) + backend_id.size(), record, &evicted));
-    sh_.evictions_unlogged += evicted;
+        allocate_with_room(size, mcp_session::room_purpose::session, record, nullptr, report));
     if (extras == nullptr) {
         return false;
     }
     *extras = fields;
     extras->backend_id_size = static_cast<std::uint8_t>(backend_id.size());
-    if (!backend_id.empty()) {  // an empty view's data() may be null, which memcpy must not get
-        std::memcpy(extras + 1, backend_id.data(), backend_id.size());
-    }
     free_extras(record);
     record->extras = extras;
+    if (backend_id.empty()) {
+        return true;
+    }
+    backend_index_entry* entry = entry_of(extras);
+    std::memset(entry, 0, sizeof(*entry));
+    entry->owner = record;
+    std::memcpy(entry + 1, backend_id.data(), backend_id.size());
+    const auto key = session_key::from_id(backend_id);
+    if (!key) {
+        return true;  // could never be presented in Mcp-Session-Id: nothing to find it by
+    }
+    entry->node.key = key->hash(sh_.hash_seed);
+    // The newest holder of an id is the one found.
+    if (session_record* previous = find_by_backend_id(backend_id)) {
+        backend_index_entry* old = entry_of(previous->extras);
+        ngx_rbtree_delete(&sh_.backend_ids, &old->node);
+        old->indexed = 0;
+    }
+    ngx_rbtree_insert(&sh_.backend_ids, &entry->node);
+    entry->indexed = 1;
     return true;
 }
 
 std::string_view locked_zone::backend_id_of(const session_record* record)
 {
-    if (record->extras == nullptr) {
+    if (record->extras == nullptr || record->extras->backend_id_size == 0) {
         return {};
     }
-    return std::string_view(reinterpret_cast<const char*>(record->extras + 1), record->extras->backend_id_size);
+    const auto* entry = reinterpret_cast<const backend_index_entry*>(record->extras + 1);
+    return std::string_view(reinterpret_cast<const char*>(entry + 1), record->extras->backend_id_size);
+}
+
+session_record* locked_zone::find_by_backend_id(std::string_view backend_id)
+{
+    const auto key = session_key::from_id(backend_id);
+    if (!key) {
+        return nullptr;
+    }
+    const ngx_rbtree_key_t hash = key->hash(sh_.hash_seed);
+    ngx_rbtree_node_t* node = sh_.backend_ids.root;
+    ngx_rbtree_node_t* sentinel = sh_.backend_ids.sentinel;
+    while (node != sentinel) {
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+        auto* entry = reinterpret_cast<backend_index_entry*>(node);
+        const int order = backend_id.compare(backend_id_of(entry->owner));
+        if (order == 0) {
+            return entry->owner;
+        }
+        node = order < 0 ? node->left : node->right;
+    }
+    return nullptr;
 }
 
 void locked_zone::notify(std::int32_t worker, std::uint64_t token)
@@ -517,7 +658,8 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     sh->layout = layout_version;
     std::random_device os_random;
     sh->hash_seed = (static_cast<std::uint64_t>(os_random()) << 32) | os_random();
-    ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_session_node);
+    ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_by_hash<compare_session_nodes>);
+    ngx_rbtree_init(&sh->backend_ids, &sh->backend_sentinel, insert_by_hash<compare_backend_nodes>);
     ngx_queue_init(&sh->by_last_access);
     ngx_queue_init(&sh->unused_by_last_access);
     ngx_queue_init(&sh->by_creation);

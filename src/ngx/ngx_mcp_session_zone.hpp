@@ -7,6 +7,7 @@
 
 #include "mcp_session/event.hpp"
 #include "mcp_session/replay.hpp"
+#include "mcp_session/room.hpp"
 #include "mcp_session/session_key.hpp"
 #include "mcp_session/status.hpp"
 
@@ -20,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 8;
+constexpr std::uint32_t layout_version = 9;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -50,6 +51,8 @@ struct zone_shared {
     std::uint64_t hash_seed;
     ngx_rbtree_t tree;
     ngx_rbtree_node_t sentinel;
+    ngx_rbtree_t backend_ids;  // issue mode: sessions by the backend's own id (see backend_index_entry)
+    ngx_rbtree_node_t backend_sentinel;
     ngx_queue_t by_last_access;  // established sessions; head: least recently used
     ngx_queue_t unused_by_last_access;  // sessions never named since their creating request; evicted first
     ngx_queue_t by_creation;     // head: oldest
@@ -95,7 +98,16 @@ struct session_extras {
     std::uint64_t tenant;
     std::uint8_t bound;       // bit 0: principal, bit 1: tenant
     std::uint8_t backend_id_size;
-    // backend_id_size bytes of the backend's session id follow
+    // if backend_id_size > 0: a backend_index_entry, then the backend's id bytes
+};
+
+// Finds a session by the id its backend knows (issue mode), so a backend
+// can publish with it. When two sessions carry the same backend id, the
+// one that set it last is indexed (the other keeps forwarding it).
+struct backend_index_entry {
+    ngx_rbtree_node_t node;  // key: the backend id's hash (zone seed)
+    struct session_record* owner;
+    std::uint8_t indexed;    // 1 while in zone_shared::backend_ids
 };
 
 inline constexpr std::uint8_t bound_principal = 1;
@@ -125,9 +137,17 @@ inline constexpr std::uint32_t record_established = 1;
 static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
 static_assert(std::is_standard_layout_v<session_extras> && std::is_trivially_copyable_v<session_extras>);
+static_assert(std::is_standard_layout_v<backend_index_entry> && std::is_trivially_copyable_v<backend_index_entry>);
 static_assert(std::is_standard_layout_v<event_slot> && std::is_trivially_copyable_v<event_slot>);
 static_assert(std::is_standard_layout_v<worker_inbox> && std::is_trivially_copyable_v<worker_inbox>);
 static_assert(std::is_standard_layout_v<zone_shared> && std::is_trivially_copyable_v<zone_shared>);
+
+// What one allocation cost other sessions (see mcp_session/room.hpp).
+struct room_report {
+    std::size_t expired = 0;
+    std::size_t evicted = 0;
+    std::size_t own_events_dropped = 0;
+};
 
 // Workers whose doorbell must ring once the lock is released.
 using worker_set = std::bitset<NGX_MAX_PROCESSES>;
@@ -139,22 +159,28 @@ public:
     explicit locked_zone(zone_conf& zone) : zone_(zone), sh_(*zone.shared) {}
 
     session_record* find(const mcp_session::session_key& key);
+    // The session whose backend id is `backend_id` (issue mode), or null.
+    session_record* find_by_backend_id(std::string_view backend_id);
     void touch(session_record* record, mcp_session::unix_ms now);
     // Moves a session into the established class (evicted after every unused one).
     void establish(session_record* record);
     void remove(session_record* record);
-    session_record* allocate(const mcp_session::session_key& key);
+    session_record* allocate(const mcp_session::session_key& key);  // no room is made
+    session_record* allocate(const mcp_session::session_key& key, mcp_session::unix_ms now, room_report& report);
     void link(session_record* record, mcp_session::unix_ms now);
     // Links a restored session with its saved times, kept out of the LRU
     // order until link_by_last_access (restores come in creation order).
     void link_restored(session_record* record, const mcp_session::session_times& times);
     void link_by_last_access(session_record* record);
     std::size_t remove_expired(mcp_session::unix_ms now, std::size_t budget);
-    bool evict_least_recently_used(const session_record* spare = nullptr);
     std::size_t note_evictions(std::size_t evicted, mcp_session::unix_ms now);
 
     // Streams and rings.
-    session_stream* stream_of(session_record* record);  // allocates on first use; nullptr if no memory
+    // Allocates the ring on first use; nullptr if no memory. Without a
+    // purpose no room is made (restore); with one, as room_policy_for says.
+    session_stream* stream_of(session_record* record);
+    session_stream* stream_of(session_record* record, mcp_session::room_purpose purpose, mcp_session::unix_ms now,
+                              room_report& report);
     // Gives the ring back when it holds no message (only init and heartbeat
     // markers) and nobody listens: a client that opens a stream and leaves
     // costs the zone nothing afterwards. Ids go on where they stopped.
@@ -162,9 +188,15 @@ public:
     static mcp_session::ring_window window_of(const session_stream* stream);
     static event_slot* slots_of(session_stream* stream);
     void drop_event(event_slot& slot);
-    void* allocate_or_evict(std::size_t size, const session_record* spare, std::size_t* evicted);
+    // Bounded: tries the slab, then does what room_policy_for(purpose)
+    // allows, retrying after each step; `owner` (may be null) is never a
+    // victim. Expiry only with `now`.
+    void* allocate_with_room(std::size_t size, mcp_session::room_purpose purpose, session_record* owner,
+                             const mcp_session::unix_ms* now, room_report& report);
 
-    // Replaces the session's extras (bindings, backend id); false if no memory.
+    // Replaces the session's extras (bindings, backend id) and its entry
+    // in the backend id index; false if no memory (a few idle sessions may
+    // make room, room_purpose::session).
     bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id);
     static std::string_view backend_id_of(const session_record* record);
 
@@ -198,6 +230,9 @@ public:
     worker_set& to_wake() { return wake_; }
 
 private:
+    session_record* fill(ngx_rbtree_node_t* node, const mcp_session::session_key& key);
+    bool evict_oldest(ngx_queue_t* queue, const session_record* spare, bool established);
+    bool drop_oldest_own_event(session_record* owner, std::size_t wanted);
     void free_stream(session_record* record);
     void free_extras(session_record* record);
 

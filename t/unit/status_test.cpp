@@ -43,7 +43,11 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["evicted_established"] == 1);
     BOOST_TEST(body["counters"]["rings_allocated"] == 6);
     BOOST_TEST(body["counters"]["rings_freed"] == 5);
-    BOOST_TEST(body["counters"].size() == 15u);
+    BOOST_TEST(body["counters"]["publish_no_room"] == 0);
+    BOOST_TEST(body["counters"]["sessions_no_room"] == 0);
+    BOOST_TEST(body["counters"]["streams_no_room"] == 0);
+    BOOST_TEST(body["counters"]["markers_no_room"] == 0);
+    BOOST_TEST(body["counters"].size() == 19u);
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_has_help_type_and_zone_label)

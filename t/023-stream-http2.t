@@ -49,6 +49,8 @@ sub h2_status {
     my @cmd = ('curl', '-s', '-X', $method, '-o', '/dev/null', '-w', '%{http_code}', '--http2-prior-knowledge',
         '--max-time', '10');
     push @cmd, '-H', $_ for @headers;
+    local $ENV{LD_PRELOAD};  # a sanitizer run preloads ASan for nginx, not for curl
+    delete $ENV{LD_PRELOAD};
     open my $fh, '-|', @cmd, "http://127.0.0.1:$h2$path" or die "curl: $!\n";
     local $/;
     my $code = <$fh>;
@@ -74,6 +76,7 @@ sub h2_stream {
     push @headers, '-H', "Last-Event-ID: $last" if defined $last;
     my $pid = fork // die "fork: $!\n";
     if ($pid == 0) {
+        delete $ENV{LD_PRELOAD};  # a sanitizer run preloads ASan for nginx, not for curl
         exec('curl', '-s', '-N', '-i', '--http2-prior-knowledge', '--max-time', '30', @headers, '-o', $out,
             "http://127.0.0.1:$h2/mcp") or exit 127;
     }

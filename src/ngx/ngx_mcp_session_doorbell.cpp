@@ -12,6 +12,7 @@ namespace {
 int* doorbell_fds = nullptr;
 ngx_uint_t doorbell_count = 0;
 void (*ring_handler)() = nullptr;
+void (*exit_handler)() = nullptr;
 
 void close_doorbells(void* data) noexcept
 {
@@ -29,6 +30,10 @@ void on_doorbell(ngx_event_t* ev) noexcept
     std::uint64_t rings = 0;
     // Non-blocking read drains the counter: many rings, one wake-up.
     while (read(c->fd, &rings, sizeof(rings)) == static_cast<ssize_t>(sizeof(rings))) {
+    }
+    if (c->close && exit_handler != nullptr) {
+        exit_handler();  // the worker is leaving: ngx_close_idle_connections called us
+        return;
     }
     if (ring_handler != nullptr) {
         ring_handler();
@@ -71,7 +76,7 @@ ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept
     return NGX_OK;
 }
 
-ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)()) noexcept
+ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)(), void (*on_exit)()) noexcept
 {
     const auto slot = static_cast<ngx_uint_t>(ngx_worker);
     if (doorbell_fds == nullptr || slot >= doorbell_count) {
@@ -85,7 +90,13 @@ ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)()) noexcept
     c->read->channel = 1;  // like nginx's own channel: not a leaked socket at exit
     c->read->log = cycle->log;
     c->data = nullptr;
+    // When the worker starts exiting, ngx_close_idle_connections runs the
+    // read handler of every idle connection with c->close set: the one
+    // moment the worker learns it is leaving. The connection stays open
+    // (a channel is no leaked socket at exit).
+    c->idle = 1;
     ring_handler = on_ring;
+    exit_handler = on_exit;
     if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
         return NGX_ERROR;
     }

@@ -17,8 +17,9 @@ ngx_uint_t worker_slots(ngx_cycle_t* cycle) noexcept;
 ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept;
 
 // init_process: listen on this worker's doorbell; `on_ring` runs in the
-// event loop after one or more rings.
-ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)()) noexcept;
+// event loop after one or more rings, `on_exit` once the worker starts
+// exiting (reload, quit), before it waits for its connections to close.
+ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)(), void (*on_exit)()) noexcept;
 
 void ring_doorbell(ngx_int_t worker) noexcept;
 

@@ -221,6 +221,9 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
     for (std::uint64_t id = plan.first_id; plan.has_events() && id <= plan.last_id; ++id) {
         const event_slot& slot = slots[window.slot(id)];
         if (out.size() + slot.size + sse_overhead > out.capacity()) {
+            if (outcome.events == 0) {
+                outcome.needed = out.size() + slot.size + sse_overhead;  // larger than a batch: grow, read again
+            }
             break;  // the rest waits until this batch is written
         }
         mcp_session::append_sse_event(out, slot.id,

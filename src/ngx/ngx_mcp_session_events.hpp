@@ -28,6 +28,7 @@ struct read_outcome {
     std::uint64_t first_id = 0;    // first event appended to the output
     std::uint64_t last_id = 0;     // cursor after this read
     std::size_t events = 0;
+    std::size_t needed = 0;        // > 0: the next event alone needs an output this large
 };
 
 struct subscription {

@@ -17,7 +17,9 @@
 #include <exception>
 #include <new>
 #include <string>
+#include <functional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace mcp_ngx {
@@ -31,7 +33,7 @@ struct stream_ctx {
     std::uint64_t token = 0;
     std::uint64_t cursor = 0;
     std::uint64_t replay_until = 0;  // the newest event when the stream opened
-    std::string out;  // one batch; reused, never grown past its reservation
+    std::string out;  // one batch; grows only to fit one event larger than a batch
     ngx_buf_t buf{};
     ngx_chain_t chain{};
     bool writing = false;
@@ -52,7 +54,21 @@ namespace {
 constexpr std::size_t batch_bytes = 256 * 1024;
 
 ngx_queue_t local_streams;  // this worker's open streams
-std::unordered_map<std::uint64_t, stream_ctx*> streams_by_token;
+
+// Tokens are numbered per zone: two zones' streams may share one, so the
+// registry keys by both.
+struct stream_id {
+    const zone_conf* zone;
+    std::uint64_t token;
+    bool operator==(const stream_id& other) const { return zone == other.zone && token == other.token; }
+};
+struct stream_id_hash {
+    std::size_t operator()(const stream_id& id) const noexcept
+    {
+        return std::hash<const void*>()(id.zone) ^ (std::hash<std::uint64_t>()(id.token) * 0x9e3779b97f4a7c15ULL);
+    }
+};
+std::unordered_map<stream_id, stream_ctx*, stream_id_hash> streams_by_token;
 std::vector<std::uint64_t> pending_tokens;  // reserved once: filled under the zone lock
 
 // Batch buffers of ended streams, kept for the next ones: a fresh 256 KB
@@ -76,7 +92,9 @@ std::string take_batch_buffer()
 
 void give_back_batch_buffer(std::string& buffer) noexcept
 {
-    if (spare_batches.size() < spare_batches_kept && buffer.capacity() >= batch_bytes) {
+    // A buffer grown for one large event is not kept: spares stay batch-sized.
+    if (spare_batches.size() < spare_batches_kept && buffer.capacity() >= batch_bytes &&
+        buffer.capacity() < 2 * batch_bytes) {
         spare_batches.push_back(std::move(buffer));  // no allocation: capacity was reserved
     }
 }
@@ -99,6 +117,10 @@ stream_fate finish(stream_ctx* s, bool clean)
         return stream_fate::ended;
     }
     s->finished = true;
+    if (s->link.queue.next != nullptr) {
+        ngx_queue_remove(&s->link.queue);  // local_streams holds open streams only
+        s->link.queue.next = nullptr;
+    }
     ngx_http_request_t* r = s->r;
     ngx_int_t rc = NGX_ERROR;
     if (clean && !r->connection->error) {
@@ -125,20 +147,32 @@ stream_fate wait_for_writable(stream_ctx* s)
     ngx_http_request_t* r = s->r;
     auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
     s->writing = true;
-    if (!r->connection->write->timer_set) {
-        ngx_add_timer(r->connection->write, clcf->send_timeout);
-    }
+    // Called after bytes moved (a write, or a write event): send_timeout
+    // measures time without progress, as ngx_http_writer does.
+    ngx_add_timer(r->connection->write, clcf->send_timeout);
     if (ngx_handle_write_event(r->connection->write, clcf->send_lowat) != NGX_OK) {
         return finish(s, false);
     }
     return stream_fate::alive;
 }
 
-// One batch of what the ring holds beyond the cursor, into s->out.
+// One batch of what the ring holds beyond the cursor, into s->out. An
+// event larger than the batch grows the buffer (outside the zone lock) to
+// fit it alone; the next batch goes back to a batch-sized buffer.
 read_outcome read_batch(stream_ctx* s)
 {
+    if (s->out.capacity() >= 2 * batch_bytes) {
+        std::string().swap(s->out);
+        s->out = take_batch_buffer();
+    }
     s->out.clear();
-    return event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->out);
+    read_outcome got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->out);
+    if (got.state == stream_state::open && got.needed > s->out.capacity()) {
+        s->out.reserve(got.needed);
+        s->out.clear();
+        got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->out);
+    }
+    return got;
 }
 
 // Sends what the ring holds beyond the cursor, batch by batch, until the
@@ -192,6 +226,7 @@ void on_stream_write(ngx_http_request_t* r) noexcept
     }
     ngx_event_t* wev = r->connection->write;
     if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT, "client timed out");
         r->connection->timedout = 1;
         (void)finish(s, false);  // a reader that stopped reading for send_timeout
         return;
@@ -298,7 +333,7 @@ void cleanup_stream(void* data) noexcept
         ngx_del_timer(&s->deadline);
     }
     if (s->token != 0) {
-        streams_by_token.erase(s->token);
+        streams_by_token.erase(stream_id{s->zone, s->token});
         try {
             event_store(*s->zone).unsubscribe(s->key, s->token);
         } catch (...) {
@@ -409,18 +444,17 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     }
     r->read_event_handler = ngx_http_test_reading;  // notices a client that leaves
     r->write_event_handler = on_stream_write;
-    // A worker shutting down (reload) closes idle connections: marking the
-    // stream idle ends it then, so the client reconnects to a new worker.
-    r->connection->idle = 1;
     s->link.owner = s;
     ngx_queue_insert_tail(&local_streams, &s->link.queue);
-    streams_by_token[s->token] = s;
+    streams_by_token[stream_id{s->zone, s->token}] = s;
 
     // The extra reference keeps the request (and `s`) alive through this
     // pump even when it ends the stream: the content phase's NGX_DONE
     // then drops the last reference.
     r->main->count++;
-    (void)pump(s);
+    if (pump(s) == stream_fate::alive && ngx_exiting) {
+        (void)finish(s, true);  // opened on an HTTP/2 connection of a worker that is leaving
+    }
     return NGX_DONE;
 }
 
@@ -444,28 +478,45 @@ void deliver_to_local_streams() noexcept
     // A worker of an older cycle (reload) shares its number, and so its
     // inbox, with its successor: it must not take the successor's tokens.
     bool everything = ngx_exiting || ngx_quit;
-    pending_tokens.clear();
     try {
         for_each_zone(ngx_cycle, [&](zone_conf& zone) {
-            if (!everything) {
-                everything |= event_store(zone).drain(ngx_worker, pending_tokens);
+            if (everything) {
+                return;
+            }
+            pending_tokens.clear();
+            everything |= event_store(zone).drain(ngx_worker, pending_tokens);
+            everything |= pending_tokens.size() == pending_tokens.capacity();
+            if (everything) {
+                return;
+            }
+            // A token is a stream of this zone only. It may be queued twice:
+            // a stream ended by the first pump has left the registry (its
+            // pool cleanup erased it) before the second.
+            for (const std::uint64_t token : pending_tokens) {
+                const auto found = streams_by_token.find(stream_id{&zone, token});
+                if (found != streams_by_token.end()) {
+                    (void)pump(found->second);
+                }
             }
         });
     } catch (const std::exception& e) {
         log_failure(ngx_cycle->log, "stream delivery", &e);
         everything = true;
     }
-    if (everything || pending_tokens.size() == pending_tokens.capacity()) {
+    if (everything) {
         pump_all_local_streams();
-        return;
     }
-    // A token may be queued twice: a stream ended by the first pump has
-    // left the registry (its pool cleanup erased it) before the second.
-    for (const std::uint64_t token : pending_tokens) {
-        const auto found = streams_by_token.find(token);
-        if (found != streams_by_token.end()) {
-            (void)pump(found->second);
-        }
+}
+
+// The worker is leaving (reload, quit): every stream ends cleanly (final
+// chunk, or END_STREAM over HTTP/2) so its client reconnects to a new
+// worker and replays from the ring. finish() unlinks the stream before
+// it may free anything, and a stream freed along with another unlinks
+// itself in its cleanup, so the head is always a live stream.
+void finish_all_local_streams() noexcept
+{
+    while (!ngx_queue_empty(&local_streams)) {
+        (void)finish(reinterpret_cast<decltype(stream_ctx::link)*>(ngx_queue_head(&local_streams))->owner, true);
     }
 }
 
@@ -517,7 +568,7 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
                           &zone.name, ngx_worker, dead, released);
         }
     });
-    return listen_doorbell(cycle, deliver_to_local_streams);
+    return listen_doorbell(cycle, deliver_to_local_streams, finish_all_local_streams);
 }
 
 }  // namespace mcp_ngx

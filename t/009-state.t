@@ -64,6 +64,8 @@ my $saved;
     is(use_session($n, 'keep-1', 'mallory')->{status}, 404, 'restart: the principal binding survived (another principal: 404)');
     is(use_session($n, 'never')->{status}, 404, 'restart: unknown ids are still refused');
 
+    like($n->request('GET', '/status')->{body}, qr/"sessions":4,"sessions_with_ring":0,/,
+        'restart: the event ids were restored without allocating a ring');
     my $s = open_stream($n, 'GET', '/mcp',
         headers => ['Mcp-Session-Id' => 'streamy', 'X-User' => 'alice', 'Accept' => 'text/event-stream', 'Last-Event-ID' => '1']);
     my $text = $s->read_until(qr/event: init\n.*\n\n/, 5);
@@ -155,6 +157,31 @@ for my $reason (sort keys %bad) {
         skip 'every session happened to land in the new nginx', 1 unless $made_by_old;
         like($n->error_log, qr/adopted \d+ sessions from "\Q$state\E"/, "upgrade: $made_by_old made by the old nginx were adopted");
     }
+    $n->stop;
+}
+
+# A reload that changes the zone's size makes the zone afresh: it starts
+# empty, as documented, rather than restoring a file up to state_interval
+# old (a session deleted since would come back); its first periodic save
+# does not adopt that file either.
+{
+    unlink $state;
+    my $n = start_nginx(workers => 2, http_config => zone_line('state_interval=1h'), config => $locations);
+    create($n, $_) for qw(stays deleted-since);
+    $n->restart;  # the exit save holds both
+    like(slurp($state) // '', qr/deleted-since/, 'resize: the state file holds deleted-since');
+    is($n->request('DELETE', '/mcp', headers => ['Mcp-Session-Id' => 'deleted-since', 'X-User' => 'alice'])->{status}, 200,
+        'resize: deleted-since deleted after the save');
+    ok($n->reload(http_config => "mcp_session_zone zone=mcp:2m state=$state state_interval=300ms;"), 'resize: reloaded with 2m');
+    like($n->error_log, qr/mcp_session zone "mcp": resized by a reload; starting with an empty zone/, 'resize: one notice');
+    is(use_session($n, 'deleted-since')->{status}, 404, 'resize: the deleted session did not come back');
+    is(use_session($n, 'stays')->{status}, 404, 'resize: the zone started empty');
+    create($n, 'after-resize');
+    my $content = '';
+    poll_until(10, sub { ($content = slurp($state) // '') =~ /after-resize/ });
+    like($content, qr/after-resize/, 'resize: the resized zone is saved');
+    unlike($content, qr/deleted-since|stays/, 'resize: and its save did not adopt the old file');
+    is(use_session($n, 'deleted-since')->{status}, 404, 'resize: deleted-since still gone after the first save');
     $n->stop;
 }
 

@@ -6,6 +6,7 @@
 #include "mcp_session/state_file.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <string>
@@ -31,6 +32,37 @@ struct adoption {
     std::size_t no_room = 0;
 };
 
+// The records just appended to `queue` (the `order` entries of `records`
+// not null, ascending by `time_of`) are moved back among the queue's
+// older members so the whole queue ascends: one backward walk, a merge.
+template <typename TimeOf>
+void sink_into_order(ngx_queue_t* queue, const std::vector<session_record*>& records,
+                     const std::vector<std::size_t>& order, std::size_t link_offset, TimeOf time_of)
+{
+    const auto link_of = [&](session_record* r) {
+        return reinterpret_cast<ngx_queue_t*>(reinterpret_cast<u_char*>(r) + link_offset);
+    };
+    const auto record_of = [&](ngx_queue_t* q) {
+        return reinterpret_cast<const session_record*>(reinterpret_cast<u_char*>(q) - link_offset);
+    };
+    for (const std::size_t i : order) {
+        if (records[i] != nullptr) {
+            ngx_queue_remove(link_of(records[i]));
+        }
+    }
+    ngx_queue_t* cursor = ngx_queue_last(queue);
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        session_record* record = records[*it];
+        if (record == nullptr) {
+            continue;
+        }
+        while (cursor != ngx_queue_sentinel(queue) && time_of(record_of(cursor)) > time_of(record)) {
+            cursor = ngx_queue_prev(cursor);
+        }
+        ngx_queue_insert_after(cursor, link_of(record));
+    }
+}
+
 // Puts the file's sessions into the zone. A fresh zone takes the file's
 // binding key, so saved principal/tenant digests still compare; a zone
 // with a key of its own skips bound sessions it could not check.
@@ -46,15 +78,22 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
             ++result.expired;
         }
     }
-    // Restored in creation order; the LRU order is rebuilt from saved times.
-    std::vector<std::size_t> by_access(wanted.size());
-    for (std::size_t i = 0; i < by_access.size(); ++i) {
-        by_access[i] = i;
-    }
-    std::stable_sort(by_access.begin(), by_access.end(), [&](std::size_t a, std::size_t b) {
-        return mcp_session::restored_times(wanted[a]->times, now).last_access_ms <
-               mcp_session::restored_times(wanted[b]->times, now).last_access_ms;
-    });
+    // Both queues are merged in order (a zone adopting a newer file already
+    // holds sessions of its own): the sweep and eviction walk them from the
+    // oldest end and rely on that order.
+    auto order_by = [&](auto time_of) {
+        std::vector<std::size_t> order(wanted.size());
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            order[i] = i;
+        }
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return time_of(*wanted[a]) < time_of(*wanted[b]); });
+        return order;
+    };
+    const std::vector<std::size_t> by_creation =
+        order_by([&](const saved_session& s) { return mcp_session::restored_times(s.times, now).created_ms; });
+    const std::vector<std::size_t> by_access =
+        order_by([&](const saved_session& s) { return mcp_session::restored_times(s.times, now).last_access_ms; });
     std::vector<session_record*> records(wanted.size(), nullptr);
 
     zone_transaction tx(zone);
@@ -63,7 +102,7 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
         z.shared().hash_seed = contents.header.binding_key;
     }
     const bool same_key = z.shared().hash_seed == contents.header.binding_key;
-    for (std::size_t i = 0; i < wanted.size(); ++i) {
+    for (const std::size_t i : by_creation) {
         const saved_session& s = *wanted[i];
         if (z.find(s.key) != nullptr || (s.bound != 0 && !same_key)) {
             ++result.known;
@@ -84,22 +123,21 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
             ++result.no_room;
             continue;
         }
-        if (s.next_event_id > 1) {
-            // Ids keep increasing; the events themselves were not saved.
-            session_stream* stream = z.stream_of(record);
-            if (stream != nullptr) {
-                stream->next_id = s.next_event_id;
-                stream->first_kept = s.next_event_id;
-            }
-        }
+        // Ids keep increasing; the events themselves were not saved, so a
+        // ring made later announces the ids below as lost (no ring now).
+        z.restore_event_ids(record, s.next_event_id);
         records[i] = record;
         ++result.restored;
     }
+    sink_into_order(&z.shared().by_creation, records, by_creation, offsetof(session_record, by_creation),
+                    [](const session_record* r) { return r->created_ms; });
     for (const std::size_t i : by_access) {
         if (records[i] != nullptr) {
             z.link_by_last_access(records[i]);
         }
     }
+    sink_into_order(&z.shared().by_last_access, records, by_access, offsetof(session_record, by_last_access),
+                    [](const session_record* r) { return r->last_access_ms; });
     return result;
 }
 
@@ -265,6 +303,29 @@ void for_each_state_zone(ngx_cycle_t* cycle, Each each)
     });
 }
 
+// A zone made afresh by a reload whose previous configuration had a zone
+// of this name: its size changed (nginx keeps a zone of unchanged size).
+// A first start and a binary upgrade's new master come from the init cycle.
+bool resized_by_reload(const ngx_cycle_t* cycle, const zone_conf& zone)
+{
+    const ngx_cycle_t* old = cycle->old_cycle;
+    if (old == nullptr || ngx_is_init_cycle(old)) {
+        return false;
+    }
+    const ngx_list_part_t* part = &old->shared_memory.part;
+    for (; part != nullptr; part = part->next) {
+        const auto* zones = static_cast<const ngx_shm_zone_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            const ngx_str_t& name = zones[i].shm.name;
+            if (zones[i].tag == zone.shm_zone->tag && name.len == zone.name.len &&
+                ngx_strncmp(name.data, zone.name.data, name.len) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 }  // namespace
 
 void restore_state(ngx_cycle_t* cycle) noexcept
@@ -281,6 +342,17 @@ void restore_state(ngx_cycle_t* cycle) noexcept
             return;  // a reload keeps the zone's sessions in memory
         }
         try {
+            if (resized_by_reload(cycle, zone)) {
+                // The file is up to state_interval old: sessions deleted
+                // since would come back. Marked as seen, so the first
+                // periodic save does not adopt it either.
+                remember_file(zone, identify(*zone.state));
+                ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                              "mcp_session zone \"%V\": resized by a reload; starting with an empty zone, "
+                              "\"%s\" not restored",
+                              &zone.name, path_of(zone));
+                return;
+            }
             load(zone, cycle->log, true);
         } catch (const std::exception& e) {
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0,

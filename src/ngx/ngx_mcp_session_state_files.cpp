@@ -310,8 +310,14 @@ bool write_state_file(const state_files& files, const std::string& bytes, std::s
     }
     if (!ok) {
         unlinkat(files.dir_fd, temp.c_str(), 0);
+        return false;
     }
-    return ok;
+    // The rename itself reaches the disk only with the directory's entry.
+    if (fsync(files.dir_fd) != 0) {
+        error = std::string("syncing the state directory after the rename failed: ") + strerror(errno);
+        return false;
+    }
+    return true;
 }
 
 namespace {

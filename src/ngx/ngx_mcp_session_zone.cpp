@@ -420,7 +420,7 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
     // are nothing a client missed.
     stream->next_id = record->next_event_id;
     stream->first_kept = record->next_event_id;
-    stream->quiet_below = record->next_event_id;
+    stream->quiet_below = (record->flags & record_ids_lost) != 0 ? 1 : record->next_event_id;
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
     stream->capacity = capacity;
@@ -441,6 +441,14 @@ bool locked_zone::release_idle_ring(session_record* record)
     free_stream(record);
     record->next_event_id = next_id;
     return true;
+}
+
+void locked_zone::restore_event_ids(session_record* record, std::uint64_t next_id)
+{
+    if (next_id > 1 && record->stream == nullptr) {
+        record->next_event_id = next_id;
+        record->flags |= record_ids_lost;
+    }
 }
 
 void locked_zone::drop_event(event_slot& slot)

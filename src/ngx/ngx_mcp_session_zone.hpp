@@ -133,6 +133,9 @@ struct session_record {
 
 // The session has been named by a request since the one that created it.
 inline constexpr std::uint32_t record_established = 1;
+// The ids below next_event_id were lost in a restart (not only markers of
+// a ring given back): a ring made for the session announces them.
+inline constexpr std::uint32_t record_ids_lost = 2;
 
 static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
@@ -185,6 +188,9 @@ public:
     // markers) and nobody listens: a client that opens a stream and leaves
     // costs the zone nothing afterwards. Ids go on where they stopped.
     bool release_idle_ring(session_record* record);
+    // A restored session's id counter, without a ring: the ring made at
+    // its next event or stream starts there and counts the ids below as lost.
+    static void restore_event_ids(session_record* record, std::uint64_t next_id);
     static mcp_session::ring_window window_of(const session_stream* stream);
     static event_slot* slots_of(session_stream* stream);
     void drop_event(event_slot& slot);

@@ -7,8 +7,8 @@ use strict;
 use warnings;
 use lib 't/lib';
 use McpSession::TestNginx;
+use McpSession::Http2;
 use Test::More;
-use IO::Socket::INET;
 use File::Temp qw(tempdir);
 
 my $uuid_v7 = qr/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -54,31 +54,7 @@ location /ibackend { if ($arg_busy) { return 503; } add_header Mcp-Session-Id ba
 location = /ibackend-retry { add_header Mcp-Session-Id backend-7; return 200 "retried\n"; }
 CONF
 
-# curl runs without the sanitizer runtime that ./build.sh test-asan preloads
-# for nginx: preloaded into curl, it hangs.
-my @curl = ('env', '-u', 'LD_PRELOAD', 'curl');
-
-# One HTTP/2 exchange through curl: (status, {lowercased header => [values]}, body).
-# Requests that nginx answers itself are sent without a body: nginx ends such
-# a stream with RST_STREAM(NO_ERROR) before the client's DATA, which curl
-# 7.88 reports as an error (exit 92), as it does for a plain `return 404`.
-sub h2_request {
-    my ($method, $path, $body, @headers) = @_;
-    my @cmd = (@curl, '-s', '-i', '--http2-prior-knowledge', '--max-time', '10', '-X', $method);
-    push @cmd, '-H', $_ for @headers;
-    push @cmd, '--data-binary', $body if defined $body;
-    push @cmd, "http://127.0.0.1:$h2$path";
-    open my $fh, '-|', @cmd or die "curl: $!\n";
-    local $/;
-    my $raw = <$fh> // '';
-    close $fh;
-    my ($head, $rest) = split /\r\n\r\n/, $raw, 2;
-    my ($status_line, @lines) = split /\r\n/, $head // '';
-    my ($version, $status) = ($status_line // '') =~ m{^(HTTP/\S+) (\d+)};
-    my %h;
-    for (@lines) { my ($k, $v) = /^([^:]+):\s*(.*)$/ or next; push @{ $h{lc $k} }, $v }
-    return { version => $version // '', status => $status // 0, headers => \%h, body => $rest // '' };
-}
+sub h2_request { return McpSession::Http2::h2_request($h2, @_) }
 sub h { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
 
 my $n = start_nginx(workers => 2, log_level => 'info', http_config => $http, config => $locations);
@@ -116,8 +92,7 @@ is(join(',', @{ $use->{headers}{'mcp-session-id'} // [] }), $sid, 'h2: ... and s
 # A stream over HTTP/2: replay, live delivery, and its end when the session ends.
 h2_request('POST', '/publish', '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":1}}', 'Mcp-Session-Id: h2-s');
 my $out = "$files/stream.out";
-my $pid = open(my $stream, '-|', @curl, '-s', '-N', '-i', '--http2-prior-knowledge', '--max-time', '20',
-    '-H', 'Mcp-Session-Id: h2-s', '-H', 'Accept: text/event-stream', '-o', $out, "http://127.0.0.1:$h2/mcp") or die "curl: $!\n";
+my $pid = McpSession::Http2::h2_stream_to($h2, '/mcp', $out, 'Mcp-Session-Id: h2-s', 'Accept: text/event-stream');
 my $slurp = sub { open my $fh, '<', $out or return ''; local $/; my $t = <$fh>; return $t // '' };
 ok(poll_until(10, sub { $slurp->() =~ /"n":1/ }), 'h2 stream: the published event is replayed');
 h2_request('POST', '/publish', '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":2}}', 'Mcp-Session-Id: h2-s');

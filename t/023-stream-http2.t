@@ -7,14 +7,12 @@ use strict;
 use warnings;
 use lib 't/lib';
 use McpSession::TestNginx;
+use McpSession::Http2;
 use Test::More;
-use IO::Socket::INET;
 use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 
-my $probe = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1) or die "$!\n";
-my $h2 = $probe->sockport;
-close $probe;
+my $h2 = free_port();
 my $files = tempdir(CLEANUP => 1);
 
 my $http = <<"CONF";
@@ -43,19 +41,10 @@ CONF
 
 my $n = start_nginx(workers => 2, log_level => 'info', http_config => $http, config => $locations);
 
-# One HTTP/2 request through curl, without a body (see t/019): its status.
+# One HTTP/2 request, without a body (see McpSession::Http2): its status.
 sub h2_status {
     my ($method, $path, @headers) = @_;
-    my @cmd = ('curl', '-s', '-X', $method, '-o', '/dev/null', '-w', '%{http_code}', '--http2-prior-knowledge',
-        '--max-time', '10');
-    push @cmd, '-H', $_ for @headers;
-    local $ENV{LD_PRELOAD};  # a sanitizer run preloads ASan for nginx, not for curl
-    delete $ENV{LD_PRELOAD};
-    open my $fh, '-|', @cmd, "http://127.0.0.1:$h2$path" or die "curl: $!\n";
-    local $/;
-    my $code = <$fh>;
-    close $fh;
-    return $code // 0;
+    return McpSession::Http2::h2_request($h2, $method, $path, undef, @headers)->{status};
 }
 
 # Publishes over HTTP/1.1 (either worker); returns the pid that took it.
@@ -72,14 +61,9 @@ my $seq = 0;
 sub h2_stream {
     my ($sid, $last) = @_;
     my $out = "$files/stream-" . ++$seq;
-    my @headers = ('-H', "Mcp-Session-Id: $sid", '-H', 'Accept: text/event-stream');
-    push @headers, '-H', "Last-Event-ID: $last" if defined $last;
-    my $pid = fork // die "fork: $!\n";
-    if ($pid == 0) {
-        delete $ENV{LD_PRELOAD};  # a sanitizer run preloads ASan for nginx, not for curl
-        exec('curl', '-s', '-N', '-i', '--http2-prior-knowledge', '--max-time', '30', @headers, '-o', $out,
-            "http://127.0.0.1:$h2/mcp") or exit 127;
-    }
+    my @headers = ("Mcp-Session-Id: $sid", 'Accept: text/event-stream');
+    push @headers, "Last-Event-ID: $last" if defined $last;
+    my $pid = McpSession::Http2::h2_stream_to($h2, '/mcp', $out, @headers);
     return { pid => $pid, out => $out };
 }
 sub text_of { my ($s) = @_; open my $fh, '<', $s->{out} or return ''; local $/; my $t = <$fh>; return $t // '' }

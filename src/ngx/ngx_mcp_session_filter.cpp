@@ -81,23 +81,14 @@ void show_only_nginx_id(ngx_http_request_t* r, request_state* state)
     const bool carries_ours = (state->issued && state->status == session_status::created) ||
                               state->status == session_status::valid;
     bool shown = false;
-    for (ngx_list_part_t* part = &r->headers_out.headers.part; part != nullptr; part = part->next) {
-        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
-        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
-            ngx_table_elt_t& h = fields[i];
-            if (h.hash == 0 || h.key.len != session_header.size() ||
-                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(session_header.data())),
-                                session_header.size()) != 0) {
-                continue;
-            }
-            if (carries_ours && !shown) {
-                h.value = state->id;
-                shown = true;
-            } else {
-                h.hash = 0;  // removed, as nginx's own filters remove headers
-            }
+    for_each_header(r->headers_out.headers, session_header, [&](ngx_table_elt_t& h) {
+        if (carries_ours && !shown) {
+            h.value = state->id;
+            shown = true;
+        } else {
+            h.hash = 0;  // removed, as nginx's own filters remove headers
         }
-    }
+    });
     // A new session is announced even when the backend keeps no id itself.
     if (carries_ours && !shown && state->issued) {
         auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));

@@ -79,18 +79,11 @@ ngx_int_t refuse_version(ngx_http_request_t* r, request_state* state, const mcp_
 // Any Accept header that admits the stream type (HTTP/2 may split one).
 bool accepts_event_stream(ngx_http_request_t* r)
 {
-    for (ngx_list_part_t* part = &r->headers_in.headers.part; part != nullptr; part = part->next) {
-        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
-        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
-            const ngx_table_elt_t& h = fields[i];
-            if (h.hash != 0 && h.key.len == 6 &&
-                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>("Accept")), 6) == 0 &&
-                mcp_session::accepts_event_stream(to_view(h.value))) {
-                return true;
-            }
-        }
-    }
-    return false;
+    bool accepted = false;
+    for_each_header(r->headers_in.headers, "Accept", [&](ngx_table_elt_t& h) {
+        accepted |= mcp_session::accepts_event_stream(to_view(h.value));
+    });
+    return accepted;
 }
 
 // With mcp_session_stream on, a session's GET stream is nginx's to serve

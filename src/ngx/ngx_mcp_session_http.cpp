@@ -8,22 +8,12 @@ namespace mcp_ngx {
 header_match find_header(ngx_list_t& headers, std::string_view name)
 {
     header_match match;
-    for (ngx_list_part_t* part = &headers.part; part != nullptr; part = part->next) {
-        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
-        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
-            ngx_table_elt_t& h = fields[i];
-            // hash 0 marks a header another module has removed.
-            if (h.hash == 0 || h.key.len != name.size() ||
-                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(name.data())),
-                                name.size()) != 0) {
-                continue;
-            }
-            if (match.first == nullptr) {
-                match.first = &h;
-            }
-            ++match.count;
+    for_each_header(headers, name, [&](ngx_table_elt_t& h) {
+        if (match.first == nullptr) {
+            match.first = &h;
         }
-    }
+        ++match.count;
+    });
     return match;
 }
 

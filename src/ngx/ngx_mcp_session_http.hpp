@@ -13,6 +13,24 @@ struct header_match {
     ngx_uint_t count = 0;
 };
 
+// Calls visit(ngx_table_elt_t&) for every live header of that name
+// (case-insensitive; hash 0 marks one another module removed).
+template <typename Visit>
+void for_each_header(ngx_list_t& headers, std::string_view name, Visit visit)
+{
+    for (ngx_list_part_t* part = &headers.part; part != nullptr; part = part->next) {
+        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            ngx_table_elt_t& h = fields[i];
+            if (h.hash != 0 && h.key.len == name.size() &&
+                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(name.data())),
+                                name.size()) == 0) {
+                visit(h);
+            }
+        }
+    }
+}
+
 // Case-insensitive; counts repeats so callers can refuse ambiguous input.
 header_match find_header(ngx_list_t& headers, std::string_view name);
 

@@ -214,7 +214,7 @@ bool save(zone_conf& zone, ngx_log_t* log)
             const session_extras& extras = r->extras != nullptr ? *r->extras : none;
             const mcp_session::session_key key =
                 mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
-                                                      r->packed_uuid != 0);
+                                                      static_cast<mcp_session::id_form>(r->id_form));
             const std::uint64_t next_id =
                 r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
             if (!writer->add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,

@@ -30,16 +30,16 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     return NGX_OK;
 }
 
-// Master, every cycle, before workers fork: their doorbells and inboxes,
-// and the sessions of zones made afresh from their state files.
+// Master, every cycle, before workers fork: the doorbells the zones'
+// init made, and the sessions of zones made afresh from their state files.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
 {
     if (ngx_test_config) {
         return NGX_OK;  // nginx -t opens no descriptors and leaves state files alone
     }
-    if (create_doorbells(cycle) != NGX_OK || prepare_worker_streams(cycle, worker_slots(cycle)) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    // Nothing here may fail: nginx exits on an init_module error, even on a
+    // reload. What can fail was done by the zones' init (ngx_mcp_session_cycle.cpp).
+    commit_doorbells(cycle);
     restore_state(cycle);
     return NGX_OK;
 }

@@ -94,6 +94,7 @@ char* add_zone(ngx_conf_t* cf, main_conf* mcf, ngx_str_t name, ssize_t size, con
     }
     auto* zone = new (memory) zone_conf(parsed);
     zone->shm_zone = shm_zone;
+    zone->conf_cycle = cf->cycle;
     zone->name = shm_zone->shm.name;
     shm_zone->init = init_zone;
     shm_zone->data = zone;

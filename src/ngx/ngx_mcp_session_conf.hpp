@@ -31,6 +31,7 @@ struct zone_conf {
     state_files* state;       // the state directory and key, opened by the master each cycle
     bool made_afresh;         // this cycle created the shared memory (not a reload)
     std::uint64_t cycle;      // this cycle's number in the zone (zone_shared::cycles)
+    ngx_cycle_t* conf_cycle;  // the cycle this configuration belongs to
 };
 
 // Where a location named a zone, so an undeclared one can be reported

@@ -82,6 +82,7 @@ struct loc_conf {
     ngx_http_complex_value_t* tenant;      // mcp_session_tenant
     ngx_flag_t distinct_binding_errors;    // 401/409 for a mismatch instead of 404
     ngx_flag_t inspect_body;               // read POST bodies' first bytes for $mcp_method etc.
+    ngx_flag_t cors;                       // CORS headers on nginx's own answers (mcp_session_cors)
     location_policy* policy;               // derived in merge
 };
 

@@ -28,6 +28,9 @@ my $n = start_nginx(
     workers     => 2,
     http_config => <<"CONF",
 mcp_session_zone zone=mcp:1m;
+# The README's recipe: CORS on proxied answers only (no upstream: empty, not added).
+map \$upstream_status \$backend_cors_origin { "" ""; default \$http_origin; }
+map \$upstream_status \$backend_cors_expose { "" ""; default "Mcp-Session-Id, MCP-Protocol-Version"; }
 server {
     listen 127.0.0.1:$h2 http2;
 $locations
@@ -55,6 +58,22 @@ CONF
         proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/nocors;
     }
     location /nocors { add_header Mcp-Session-Id $arg_sid; return 200 "ok\n"; }
+    # The README's recipe for a backend without CORS.
+    location /recipe {
+        mcp_session zone=mcp;
+        mcp_session_stream on;
+        mcp_session_heartbeat off;
+        if ($request_method = OPTIONS) {
+            add_header Access-Control-Allow-Origin $http_origin always;
+            add_header Access-Control-Allow-Methods "GET, POST, DELETE" always;
+            add_header Access-Control-Allow-Headers "Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Authorization" always;
+            add_header Access-Control-Max-Age 600 always;
+            return 204;
+        }
+        add_header Access-Control-Allow-Origin $backend_cors_origin;
+        add_header Access-Control-Expose-Headers $backend_cors_expose;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/nocors;
+    }
     location /quiet {
         mcp_session zone=mcp;
         mcp_session_cors off;
@@ -114,6 +133,21 @@ $res = $n->request('OPTIONS', '/mcp', headers => ['Origin' => $page, 'Access-Con
 is($res->{status}, 204, 'a preflight passes to the backend');
 is(one($res, 'X-Answered-By'), 'backend', '... which answers it');
 is(one($res, 'Access-Control-Allow-Origin'), '*', '... with its own CORS only');
+
+# The README's recipe for a backend without CORS: one of each header everywhere.
+$res = $n->request('OPTIONS', '/recipe', headers => ['Origin' => $page, 'Access-Control-Request-Method' => 'POST']);
+is($res->{status}, 204, 'recipe: nginx answers the preflight');
+is(one($res, 'Access-Control-Allow-Origin'), $page, 'recipe: preflight allows the origin, once');
+$res = $n->request('POST', '/recipe?sid=r-1', headers => ['Origin' => $page], body => $initialize);
+is(one($res, 'Access-Control-Allow-Origin'), $page, 'recipe: a proxied answer has it once');
+$res = post('/recipe', 'Origin' => $page, 'Mcp-Session-Id' => 'gone');
+is($res->{status}, 404, 'recipe: 404');
+is(one($res, 'Access-Control-Allow-Origin'), $page, "recipe: nginx's 404 has it once");
+my $rs = open_stream($n, 'GET', '/recipe', headers => ['Mcp-Session-Id' => 'r-1', 'Accept' => 'text/event-stream', 'Origin' => $page]);
+my $rhead = $rs->read_until(qr/\r\n\r\n/, 5);
+is(scalar(() = $rhead =~ /\r\nAccess-Control-Allow-Origin:/gi), 1, "recipe: nginx's stream 200 has it once");
+is(scalar(() = $rhead =~ /\r\nAccess-Control-Expose-Headers:/gi), 1, 'recipe: and one Expose-Headers');
+$rs->close;
 
 # The stream's 200 and 406 are nginx's.
 my $s = open_stream($n, 'GET', '/mcp', headers => ['Mcp-Session-Id' => 's-1', 'Accept' => 'text/event-stream', 'Origin' => $page]);

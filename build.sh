@@ -200,10 +200,12 @@ run_unit_asan_tests() {
 
 # The browser e2e test drives Debian's Chromium headless (playwright-core).
 BROWSER_PACKAGES=(chromium)
+# t/034 checks the metrics scrape with promtool (Debian's prometheus package).
+METRICS_PACKAGES=(prometheus)
 
 cmd_test() {
     local started=$SECONDS
-    APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian "${BROWSER_PACKAGES[@]}")
+    APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian "${BROWSER_PACKAGES[@]}" "${METRICS_PACKAGES[@]}")
     install_packages
     build_module
     UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1 DEB_RC=1

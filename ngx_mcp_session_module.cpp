@@ -4,6 +4,7 @@
 #include "src/ngx/ngx_mcp_session_doorbell.hpp"
 #include "src/ngx/ngx_mcp_session_phases.hpp"
 #include "src/ngx/ngx_mcp_session_state.hpp"
+#include "src/ngx/ngx_mcp_session_traffic.hpp"
 
 namespace {
 
@@ -26,6 +27,11 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
         return NGX_ERROR;
     }
     *handler = session_handler;
+    auto* logger = static_cast<ngx_http_handler_pt*>(ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers));
+    if (logger == nullptr) {
+        return NGX_ERROR;
+    }
+    *logger = record_traffic;
     install_filters();
     return NGX_OK;
 }

@@ -42,6 +42,9 @@ struct zone_status {
 
 std::string status_json(const zone_status& status);
 
+// A label value escaped for the exposition format (backslash, quote, newline).
+std::string prometheus_label_value(std::string_view raw);
+
 // Prometheus text exposition 0.0.4, one `zone` label per sample.
 std::string status_prometheus(const zone_status& status);
 

@@ -53,8 +53,10 @@ constexpr gauge_field gauge_fields[] = {
     {"open_streams", &zone_status::open_streams, "Open SSE streams, all workers."},
 };
 
+}  // namespace
+
 // Label values escape backslash, quote and newline (exposition format).
-std::string label_value(std::string_view raw)
+std::string prometheus_label_value(std::string_view raw)
 {
     std::string out;
     for (const char c : raw) {
@@ -69,8 +71,6 @@ std::string label_value(std::string_view raw)
     }
     return out;
 }
-
-}  // namespace
 
 std::string status_json(const zone_status& status)
 {
@@ -92,7 +92,7 @@ std::string status_json(const zone_status& status)
 
 std::string status_prometheus(const zone_status& status)
 {
-    const std::string label = "{zone=\"" + label_value(status.zone) + "\"} ";
+    const std::string label = "{zone=\"" + prometheus_label_value(status.zone) + "\"} ";
     std::string out;
     for (const gauge_field& g : gauge_fields) {
         const std::string name = std::string("mcp_session_zone_") + g.name;

@@ -4,6 +4,8 @@
 
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_store.hpp"
+#include "ngx_mcp_session_traffic.hpp"
+#include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/error_body.hpp"
 #include "mcp_session/status.hpp"
@@ -33,10 +35,15 @@ ngx_int_t report(ngx_http_request_t* r)
         return send_json(r, NGX_HTTP_NOT_ALLOWED, mcp_session::transport_error_body("Method Not Allowed: use GET"));
     }
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
-    session_store store(*static_cast<zone_conf*>(lcf->status_zone->data));
+    auto& zone = *static_cast<zone_conf*>(lcf->status_zone->data);
+    session_store store(zone);
     const mcp_session::zone_status status = store.status();
     if (wants_prometheus(r)) {
-        return send_body(r, NGX_HTTP_OK, mcp_session::prometheus_content_type, mcp_session::status_prometheus(status));
+        std::string text = mcp_session::status_prometheus(status);
+        if (zone.shared->traffic != nullptr) {
+            text += mcp_session::traffic_prometheus(status.zone, read_traffic(*zone.shared->traffic));
+        }
+        return send_body(r, NGX_HTTP_OK, mcp_session::prometheus_content_type, text);
     }
     return send_json(r, NGX_HTTP_OK, mcp_session::status_json(status));
 }

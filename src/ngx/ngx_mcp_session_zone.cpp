@@ -1,6 +1,7 @@
 #include "ngx_mcp_session_zone.hpp"
 
 #include "ngx_mcp_session_phases.hpp"
+#include "ngx_mcp_session_traffic.hpp"
 
 #include "ngx_mcp_session_doorbell.hpp"
 
@@ -680,6 +681,8 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     ngx_queue_init(&sh->by_creation);
     zone->pool->data = sh;
     zone->shared = sh;
+    // Counters of the traffic; a zone too small for them works without.
+    sh->traffic = static_cast<traffic_table*>(ngx_slab_calloc(zone->pool, sizeof(traffic_table)));
 
     // Names the zone in the slab allocator's own messages; running out of
     // memory is handled (eviction), so the allocator need not log it.

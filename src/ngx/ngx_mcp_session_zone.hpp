@@ -70,6 +70,7 @@ struct zone_shared {
     std::int64_t state_file_size;
     std::uint64_t cycles;                    // configuration cycles that used the zone
     worker_tenant tenants[inbox_workers];    // by worker number
+    struct traffic_table* traffic;           // MCP traffic counters (ngx_mcp_session_traffic.hpp); may be null
 };
 
 struct event_slot {

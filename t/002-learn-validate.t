@@ -268,7 +268,7 @@ location /backend { add_header Mcp-Session-Id "has spaces in it"; return 200 "ok
 --- response_headers eval
 ["X-Session-Status: none", "X-Session-Status: unknown"]
 --- error_log
-backend session id of 16 bytes is not tracked (ids must be 1-128 visible ASCII bytes)
+backend session id of 16 bytes is not tracked (ids must be 1-8192 visible ASCII bytes)
 
 === TEST 13: mcp_session off in a nested location; inherited from server
 --- http_config
@@ -288,6 +288,9 @@ Mcp-Session-Id: nobody
 === TEST 14: the longest storable id works, one byte more cannot be a session
 --- http_config
 mcp_session_zone zone=mcp:1m;
+large_client_header_buffers 4 32k;
+proxy_buffer_size 32k;
+proxy_buffers 4 32k;
 --- config
 location /mcp {
     mcp_session zone=mcp;
@@ -296,12 +299,12 @@ location /mcp {
 }
 location /backend { add_header Mcp-Session-Id $arg_sid; return 200 "ok\n"; }
 --- request eval
-["POST /mcp?sid=" . ("L" x 128) . "\n{}", "POST /mcp\n{}", "POST /mcp?sid=" . ("M" x 129) . "\n{}", "POST /mcp\n{}"]
+["POST /mcp?sid=" . ("L" x 8192) . "\n{}", "POST /mcp\n{}", "POST /mcp?sid=" . ("M" x 8193) . "\n{}", "POST /mcp\n{}", "POST /mcp?sid=" . ("N" x 129) . "\n{}", "POST /mcp\n{}"]
 --- more_headers eval
-["", "Mcp-Session-Id: " . ("L" x 128), "", "Mcp-Session-Id: " . ("M" x 129)]
+["", "Mcp-Session-Id: " . ("L" x 8192), "", "Mcp-Session-Id: " . ("M" x 8193), "", "Mcp-Session-Id: " . ("N" x 129)]
 --- error_code eval
-[200, 200, 200, 404]
+[200, 200, 200, 404, 200, 200]
 --- response_headers eval
-["X-Session-Status: new", "X-Session-Status: valid", "X-Session-Status: none", "X-Session-Status: unknown"]
+["X-Session-Status: new", "X-Session-Status: valid", "X-Session-Status: none", "X-Session-Status: unknown", "X-Session-Status: new", "X-Session-Status: valid"]
 --- error_log
-backend session id of 129 bytes is not tracked
+backend session id of 8193 bytes is not tracked

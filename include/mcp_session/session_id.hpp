@@ -10,9 +10,11 @@
 
 namespace mcp_session {
 
-// Longest id the store keeps (bytes). The spec bounds only the alphabet;
-// 128 covers UUIDs, JWT-free opaque tokens and every SDK we know of.
-inline constexpr std::size_t max_session_id_length = 128;
+// Longest id the store tracks (bytes). The spec bounds only the alphabet;
+// JWT-style ids run to a few KB, and nginx's default client header line
+// (large_client_header_buffers 8k) cannot carry more than this anyway.
+// Ids over 128 bytes are kept as a digest (see session_key).
+inline constexpr std::size_t max_session_id_length = 8192;
 
 // 16 bytes from a cryptographically secure source, drawn per call.
 using random_bits = std::array<std::uint8_t, 16>;

@@ -15,9 +15,13 @@
 
 namespace mcp_session {
 
-// Bumped whenever the layout changes; a file of another version is refused.
+// Bumped whenever the layout changes; a file of a version this module
+// cannot read is refused.
 // Version 1 had a public checksum anyone could recompute: refused now.
-inline constexpr std::uint32_t state_file_version = 2;
+inline constexpr std::uint32_t state_file_version = 3;
+// Version 2 differs only in its one-byte backend id size and two id forms
+// (verbatim, UUID); files of it are still read, so an upgrade keeps sessions.
+inline constexpr std::uint32_t oldest_state_file_version = 2;
 
 // The key authenticating the file (read from the key file by the glue).
 inline constexpr std::size_t state_key_size = 32;

@@ -55,12 +55,19 @@ public:
     state_snapshot(const state_snapshot&) = delete;
     state_snapshot& operator=(const state_snapshot&) = delete;
 
-    // Outside the lock: room for `sessions` more of the largest kind.
+    // Outside the lock: room for `sessions` more of the usual size, and
+    // one of the largest kind.
     void make_room(std::size_t sessions);
 
-    // Under the lock. False (nothing written, counted) without room.
-    bool add(const session_key& key, const session_times& times, std::uint64_t next_event_id, std::uint8_t bound,
-             std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id);
+    enum class added {
+        yes,
+        no_room,   // the room made is used up: end the slice, make room, go on
+        left_out,  // the file would outgrow its bound: counted, never written
+    };
+
+    // Under the lock; writes nothing unless `yes`.
+    added add(const session_key& key, const session_times& times, std::uint64_t next_event_id, std::uint8_t bound,
+              std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id);
 
     // The finished file (count, save time and MAC written): done once,
     // off the event loop, since the MAC reads every byte.

@@ -1,5 +1,7 @@
 #include "mcp_session/session_key.hpp"
 
+#include "mcp_session/mac.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -7,6 +9,7 @@ namespace mcp_session {
 namespace {
 
 constexpr std::size_t uuid_text_size = 36;
+constexpr char hex_digits[] = "0123456789abcdef";
 
 bool is_dash_position(std::size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
 
@@ -21,22 +24,18 @@ int lower_hex_value(char c)
     return -1;
 }
 
-// Only the exact canonical spelling packs, so unpacking gives back the
-// same bytes the client sent (an uppercase UUID stays verbatim).
-bool pack_canonical_uuid(std::string_view id, std::uint8_t* out)
+// Packs the lowercase hex digits of `text` two to a byte, skipping the
+// characters `skip` names. Only lowercase packs, so unpacking gives back
+// the bytes the client sent (an uppercase id stays verbatim).
+template <typename Skip>
+bool pack_lower_hex(std::string_view text, std::uint8_t* out, Skip skip)
 {
-    if (id.size() != uuid_text_size) {
-        return false;
-    }
     std::size_t nibble = 0;
-    for (std::size_t i = 0; i < uuid_text_size; ++i) {
-        if (is_dash_position(i)) {
-            if (id[i] != '-') {
-                return false;
-            }
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (skip(i)) {
             continue;
         }
-        const int value = lower_hex_value(id[i]);
+        const int value = lower_hex_value(text[i]);
         if (value < 0) {
             return false;
         }
@@ -50,6 +49,30 @@ bool pack_canonical_uuid(std::string_view id, std::uint8_t* out)
     return true;
 }
 
+bool pack_canonical_uuid(std::string_view id, std::uint8_t* out)
+{
+    if (id.size() != uuid_text_size) {
+        return false;
+    }
+    for (std::size_t i = 0; i < uuid_text_size; ++i) {
+        if (is_dash_position(i) && id[i] != '-') {
+            return false;
+        }
+    }
+    return pack_lower_hex(id, out, is_dash_position);
+}
+
+bool pack_even_hex(std::string_view id, std::uint8_t* out)
+{
+    return id.size() % 2 == 0 && pack_lower_hex(id, out, [](std::size_t) { return false; });
+}
+
+void append_hex(std::string& text, std::uint8_t byte)
+{
+    text.push_back(hex_digits[byte >> 4]);
+    text.push_back(hex_digits[byte & 0x0F]);
+}
+
 }  // namespace
 
 std::optional<session_key> session_key::from_id(std::string_view id)
@@ -58,32 +81,65 @@ std::optional<session_key> session_key::from_id(std::string_view id)
         return std::nullopt;
     }
     session_key key;
-    if (pack_canonical_uuid(id, key.bytes_.data())) {
+    if (id.size() > max_verbatim_id_length) {
+        const sha256_digest digest = sha256(id);
+        std::memcpy(key.bytes_.data(), digest.data(), digest.size());
+        key.size_ = digest_size;
+        key.form_ = id_form::digest;
+    } else if (pack_canonical_uuid(id, key.bytes_.data())) {
         key.size_ = packed_uuid_size;
-        key.packed_uuid_ = true;
-        return key;
+        key.form_ = id_form::uuid;
+    } else if (pack_even_hex(id, key.bytes_.data())) {
+        key.size_ = static_cast<std::uint8_t>(id.size() / 2);
+        key.form_ = id_form::lower_hex;
+    } else {
+        std::memcpy(key.bytes_.data(), id.data(), id.size());
+        key.size_ = static_cast<std::uint8_t>(id.size());
+        key.form_ = id_form::verbatim;
     }
-    std::memcpy(key.bytes_.data(), id.data(), id.size());
-    key.size_ = static_cast<std::uint8_t>(id.size());
     return key;
 }
 
-session_key session_key::from_stored(const std::uint8_t* bytes, std::size_t size, bool packed_uuid)
+session_key session_key::from_stored(const std::uint8_t* bytes, std::size_t size, id_form form)
 {
     session_key key;
     const std::size_t kept = std::min(size, key.bytes_.size());
     std::memcpy(key.bytes_.data(), bytes, kept);
     key.size_ = static_cast<std::uint8_t>(kept);
-    key.packed_uuid_ = packed_uuid;
+    key.form_ = form;
     return key;
+}
+
+bool session_key::is_canonical(const std::uint8_t* bytes, std::size_t size, std::uint8_t form)
+{
+    if (size == 0 || size > max_stored_size) {
+        return false;
+    }
+    switch (static_cast<id_form>(form)) {
+    case id_form::digest:
+        return size == digest_size;  // any 32 bytes can be a digest
+    case id_form::uuid:
+        if (size != packed_uuid_size) {
+            return false;
+        }
+        break;
+    case id_form::lower_hex:
+    case id_form::verbatim:
+        break;
+    default:
+        return false;
+    }
+    const session_key key = from_stored(bytes, size, static_cast<id_form>(form));
+    const std::optional<session_key> again = from_id(*key.to_id());
+    return again && again->equals(bytes, size, key.form());
 }
 
 std::uint64_t session_key::hash(std::uint64_t seed) const
 {
     // FNV-1a over the stored bytes, then a 64-bit finaliser so the rbtree
-    // key uses all bits; the packed flag is mixed in to keep forms apart.
+    // key uses all bits; the form is mixed in to keep forms apart.
     std::uint64_t h = 0xcbf29ce484222325ull ^ seed;
-    h = (h ^ static_cast<std::uint64_t>(packed_uuid_)) * 0x100000001b3ull;
+    h = (h ^ static_cast<std::uint64_t>(form_)) * 0x100000001b3ull;
     for (std::size_t i = 0; i < size_; ++i) {
         h = (h ^ bytes_[i]) * 0x100000001b3ull;
     }
@@ -93,27 +149,36 @@ std::uint64_t session_key::hash(std::uint64_t seed) const
     return h;
 }
 
-bool session_key::equals(const std::uint8_t* bytes, std::size_t size, bool packed_uuid) const
+bool session_key::equals(const std::uint8_t* bytes, std::size_t size, id_form form) const
 {
-    return packed_uuid == packed_uuid_ && size == size_ && std::memcmp(bytes, bytes_.data(), size) == 0;
+    return form == form_ && size == size_ && std::memcmp(bytes, bytes_.data(), size) == 0;
 }
 
-std::string session_key::to_id() const
+std::optional<std::string> session_key::to_id() const
 {
-    if (!packed_uuid_) {
-        return std::string(reinterpret_cast<const char*>(bytes_.data()), size_);
-    }
-    static constexpr char digits[] = "0123456789abcdef";
     std::string text;
-    text.reserve(uuid_text_size);
-    for (std::size_t i = 0; i < packed_uuid_size; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) {
-            text.push_back('-');
+    switch (form_) {
+    case id_form::verbatim:
+        return std::string(reinterpret_cast<const char*>(bytes_.data()), size_);
+    case id_form::digest:
+        return std::nullopt;
+    case id_form::uuid:
+        text.reserve(uuid_text_size);
+        for (std::size_t i = 0; i < packed_uuid_size; ++i) {
+            if (i == 4 || i == 6 || i == 8 || i == 10) {
+                text.push_back('-');
+            }
+            append_hex(text, bytes_[i]);
         }
-        text.push_back(digits[bytes_[i] >> 4]);
-        text.push_back(digits[bytes_[i] & 0x0F]);
+        return text;
+    case id_form::lower_hex:
+        text.reserve(2 * size_);
+        for (std::size_t i = 0; i < size_; ++i) {
+            append_hex(text, bytes_[i]);
+        }
+        return text;
     }
-    return text;
+    return std::nullopt;
 }
 
 }  // namespace mcp_session

@@ -13,9 +13,10 @@ constexpr char magic[8] = {'M', 'C', 'P', 'S', 'T', 'A', 'T', 'E'};
 constexpr std::size_t header_size = 8 + 4 + 4 + 8 + 8 + 8;
 constexpr std::size_t saved_at_offset = header_size - 16;
 constexpr std::size_t mac_size = sizeof(sha256_digest);
-// created, last access, next event id, principal, tenant; bound, packed, id size, backend size
-constexpr std::size_t record_fixed_size = 5 * 8 + 4;
-constexpr std::size_t max_backend_id_size = 255;
+// created, last access, next event id, principal, tenant; bound, id form, id size, backend size (2 bytes)
+constexpr std::size_t record_fixed_size = 5 * 8 + 5;
+constexpr std::size_t version_2_record_fixed_size = 5 * 8 + 4;  // backend size in 1 byte
+constexpr std::size_t max_backend_id_size = max_session_id_length;
 
 // Every number in the file is little-endian, `size` bytes wide.
 void put_le(char* at, std::uint64_t v, int size)
@@ -43,6 +44,7 @@ public:
     bool has(std::size_t n) const { return bytes_.size() - at_ >= n; }
     std::uint64_t u64() { return little_endian(8); }
     std::uint32_t u32() { return static_cast<std::uint32_t>(little_endian(4)); }
+    std::uint16_t u16() { return static_cast<std::uint16_t>(little_endian(2)); }
     std::uint8_t u8() { return static_cast<std::uint8_t>(bytes_[at_++]); }
     std::string_view take(std::size_t n)
     {
@@ -67,14 +69,6 @@ private:
     std::size_t at_ = 0;
 };
 
-// The stored form the zone would give this id itself: canonical UUIDs
-// packed, everything else verbatim and storable.
-bool canonical_key(const session_key& key)
-{
-    const std::optional<session_key> again = session_key::from_id(key.to_id());
-    return again && again->equals(key.data(), key.size(), key.packed_uuid());
-}
-
 state_contents refuse(std::string why)
 {
     state_contents c;
@@ -89,7 +83,7 @@ std::size_t state_writer::record_size(std::size_t id_size, std::size_t backend_i
     return record_fixed_size + id_size + backend_id_size;
 }
 
-std::size_t state_writer::max_record_size() { return record_size(max_session_id_length, max_backend_id_size); }
+std::size_t state_writer::max_record_size() { return record_size(session_key::max_stored_size, max_backend_id_size); }
 
 std::size_t state_writer::framing_size() { return header_size + mac_size; }
 
@@ -120,9 +114,9 @@ bool state_writer::add(const session_key& key, const session_times& times, std::
     append_u64(out_, principal);
     append_u64(out_, tenant);
     out_.push_back(static_cast<char>(bound));
-    out_.push_back(static_cast<char>(key.packed_uuid() ? 1 : 0));
+    out_.push_back(static_cast<char>(key.form()));
     out_.push_back(static_cast<char>(key.size()));
-    out_.push_back(static_cast<char>(backend_id.size()));
+    append_le(out_, backend_id.size(), 2);
     out_.append(reinterpret_cast<const char*>(key.data()), key.size());
     out_.append(backend_id.data(), backend_id.size());
     saved_at_ = std::max(saved_at_, times.last_access_ms);
@@ -151,7 +145,7 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
     cursor in(bytes);
     in.take(sizeof(magic));
     const std::uint32_t version = in.u32();
-    if (version != state_file_version) {
+    if (version < oldest_state_file_version || version > state_file_version) {
         return refuse("version " + std::to_string(version) + ", this module reads version " +
                       std::to_string(state_file_version));
     }
@@ -179,12 +173,13 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
     }
     // Each record takes at least its fixed part: a count that cannot fit
     // is refused before anything is reserved.
-    if (count > (in.left() - mac_size) / record_fixed_size) {
+    const std::size_t fixed_size = version == 2 ? version_2_record_fixed_size : record_fixed_size;
+    if (count > (in.left() - mac_size) / fixed_size) {
         return refuse("truncated: fewer records than the header counts");
     }
     c.sessions.reserve(static_cast<std::size_t>(count));
     for (std::uint64_t i = 0; i < count; ++i) {
-        if (!in.has(record_fixed_size + mac_size)) {
+        if (!in.has(fixed_size + mac_size)) {
             return refuse("truncated in record " + std::to_string(i));
         }
         saved_session s;
@@ -194,20 +189,27 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
         s.principal = in.u64();
         s.tenant = in.u64();
         s.bound = in.u8();
-        const std::uint8_t packed = in.u8();
+        const std::uint8_t form = in.u8();
         const std::size_t id_size = in.u8();
-        const std::size_t backend_size = in.u8();
+        const std::size_t backend_size = version == 2 ? in.u8() : in.u16();
         if (!in.has(id_size + backend_size + mac_size)) {
             return refuse("truncated in record " + std::to_string(i));
         }
         const std::string_view id = in.take(id_size);
         const std::string_view backend = in.take(backend_size);
-        if (packed > 1 || id_size == 0 || id_size > max_session_id_length) {
+        // Only the form the zone itself would give the id (version 2 knew
+        // two forms, and packed no hex id, so such records are re-packed).
+        const auto* id_bytes = reinterpret_cast<const std::uint8_t*>(id.data());
+        if (version == 2 && form == 0 && id_size > 0) {
+            const auto repacked = session_key::from_id(id);
+            if (!repacked) {
+                return refuse("record " + std::to_string(i) + ": malformed id");
+            }
+            s.key = *repacked;
+        } else if ((version == 2 && form > 1) || !session_key::is_canonical(id_bytes, id_size, form)) {
             return refuse("record " + std::to_string(i) + ": malformed id");
-        }
-        s.key = session_key::from_stored(reinterpret_cast<const std::uint8_t*>(id.data()), id_size, packed == 1);
-        if ((packed == 1 && id_size != session_key::packed_uuid_size) || !canonical_key(s.key)) {
-            return refuse("record " + std::to_string(i) + ": malformed id");
+        } else {
+            s.key = session_key::from_stored(id_bytes, id_size, static_cast<id_form>(form));
         }
         if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend))) {
             return refuse("record " + std::to_string(i) + ": malformed fields");

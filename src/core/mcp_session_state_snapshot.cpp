@@ -23,22 +23,25 @@ state_snapshot::state_snapshot(const state_header& header, std::size_t max_bytes
 
 void state_snapshot::make_room(std::size_t sessions)
 {
-    const std::size_t wanted = std::min(bytes_.size() + sessions * state_writer::max_record_size() + mac_size, max_bytes_);
+    const std::size_t wanted = std::min(bytes_.size() + sessions * typical_saved_session_size() +
+                                            state_writer::max_record_size() + mac_size,
+                                        max_bytes_);
     if (wanted > bytes_.capacity()) {
-        bytes_.reserve(std::min(std::max(wanted, bytes_.capacity() * 2), max_bytes_));
+        bytes_.reserve(std::min(std::max(wanted, bytes_.capacity() + bytes_.capacity() / 2), max_bytes_));
     }
 }
 
-bool state_snapshot::add(const session_key& key, const session_times& times, std::uint64_t next_event_id,
-                         std::uint8_t bound, std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id)
+state_snapshot::added state_snapshot::add(const session_key& key, const session_times& times,
+                                          std::uint64_t next_event_id, std::uint8_t bound, std::uint64_t principal,
+                                          std::uint64_t tenant, std::string_view backend_id)
 {
     const std::size_t size = state_writer::record_size(key.size(), backend_id.size());
-    if (bytes_.size() + size + mac_size > max_bytes_ ||
-        !writer_->add(key, times, next_event_id, bound, principal, tenant, backend_id)) {
+    if (bytes_.size() + size + mac_size > max_bytes_) {
         ++left_out_;
-        return false;
+        return added::left_out;
     }
-    return true;
+    return writer_->add(key, times, next_event_id, bound, principal, tenant, backend_id) ? added::yes
+                                                                                          : added::no_room;
 }
 
 const std::string& state_snapshot::finish(std::string_view key)

@@ -200,17 +200,17 @@ void load(zone_conf& zone, ngx_log_t* log, bool fresh_zone)
 constexpr std::size_t slice_sessions = 1024;
 
 // Appends one session to the snapshot (under the lock, no allocation).
-void add_record(mcp_session::state_snapshot& snapshot, session_record* r)
+mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snapshot, session_record* r)
 {
     const session_extras none{};
     const session_extras& extras = r->extras != nullptr ? *r->extras : none;
     const mcp_session::session_key key =
         mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
-                                              r->packed_uuid != 0);
+                                              static_cast<mcp_session::id_form>(r->id_form));
     const std::uint64_t next_id =
         r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
-    snapshot.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal, extras.tenant,
-                 locked_zone::backend_id_of(r));
+    return snapshot.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
+                        extras.tenant, locked_zone::backend_id_of(r));
 }
 
 // The first node of the tree whose hash is still ahead of the cursor.
@@ -253,7 +253,13 @@ slice_outcome copy_slice(zone_conf& zone, mcp_session::save_cursor& cursor, mcp_
     std::size_t copied = 0;
     ngx_rbtree_node_t* node = first_ahead(tree, cursor);
     while (node != nullptr && !cursor.may_stop_before(node->key, copied, slice_sessions)) {
-        add_record(snapshot, record_of(node));
+        // Out of room: the slice ends here and the next one goes on from
+        // this session, after room was made outside the lock (unless it
+        // collides with the last one copied: then it is left out).
+        if (add_record(snapshot, record_of(node)) == mcp_session::state_snapshot::added::no_room &&
+            cursor.may_stop_before(node->key, slice_sessions, slice_sessions)) {
+            break;
+        }
         cursor.passed(node->key);
         ++copied;
         node = ngx_rbtree_next(&tree, node);

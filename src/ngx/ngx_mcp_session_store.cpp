@@ -81,8 +81,10 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
         zone.establish(record);  // named after its creation: evicted after every unused session
     }
     const std::string_view backend_id = locked_zone::backend_id_of(record);
-    outcome.backend_id_size = std::min(backend_id.size(), sizeof(outcome.backend_id));
-    if (!backend_id.empty()) {  // an empty view's data() may be null, which memcpy must not get
+    if (backend_id.size() > sizeof(outcome.backend_id)) {
+        outcome.long_backend_id.assign(backend_id);  // may throw: the transaction unlocks on unwind
+    } else if (!backend_id.empty()) {  // an empty view's data() may be null, which memcpy must not get
+        outcome.backend_id_size = backend_id.size();
         std::memcpy(outcome.backend_id, backend_id.data(), outcome.backend_id_size);
     }
     return outcome;

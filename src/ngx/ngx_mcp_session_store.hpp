@@ -8,6 +8,7 @@
 #include "mcp_session/status.hpp"
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace mcp_ngx {
@@ -25,11 +26,16 @@ struct presented_binding {
 
 struct lookup_outcome {
     lookup_result result = lookup_result::unknown;
-    // The backend's own id for this session (issue mode), copied out.
+    // The backend's own id for this session (issue mode), copied out:
+    // in place when short (the usual UUID), else into long_backend_id.
     std::size_t backend_id_size = 0;
-    char backend_id[mcp_session::max_session_id_length] = {};
+    char backend_id[mcp_session::max_verbatim_id_length] = {};
+    std::string long_backend_id;
 
-    std::string_view backend_id_view() const { return {backend_id, backend_id_size}; }
+    std::string_view backend_id_view() const
+    {
+        return long_backend_id.empty() ? std::string_view{backend_id, backend_id_size} : long_backend_id;
+    }
 
     mcp_session::unix_ms created_ms = 0;          // for $mcp_session_age
     mcp_session::unix_ms previous_access_ms = 0;  // for $mcp_session_idle

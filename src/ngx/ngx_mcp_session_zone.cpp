@@ -21,8 +21,11 @@ static_assert(record_offset % alignof(session_record) == 0);
 
 constexpr std::size_t node_size(std::size_t id_size) { return record_offset + sizeof(session_record) + id_size; }
 
-// An idle session with a packed UUID fits the slab's 128-byte class.
+// An idle session with a packed UUID or 32-digit hex id fits the slab's
+// 128-byte class.
 static_assert(node_size(session_key::packed_uuid_size) <= 128);
+static_assert(session_key::max_stored_size <= UINT8_MAX);
+static_assert(mcp_session::max_session_id_length <= UINT16_MAX);
 
 ngx_rbtree_node_t* node_of(session_record* record)
 {
@@ -34,8 +37,8 @@ u_char* id_bytes(session_record* record) { return reinterpret_cast<u_char*>(reco
 // Orders two sessions' ids in their stored form.
 int compare_stored(session_record* a, session_record* b)
 {
-    if (a->packed_uuid != b->packed_uuid) {
-        return a->packed_uuid < b->packed_uuid ? -1 : 1;
+    if (a->id_form != b->id_form) {
+        return a->id_form < b->id_form ? -1 : 1;
     }
     if (a->id_size != b->id_size) {
         return a->id_size < b->id_size ? -1 : 1;
@@ -45,9 +48,9 @@ int compare_stored(session_record* a, session_record* b)
 
 int compare_key(const session_key& key, session_record* record)
 {
-    const auto packed = static_cast<std::uint8_t>(key.packed_uuid());
-    if (packed != record->packed_uuid) {
-        return packed < record->packed_uuid ? -1 : 1;
+    const auto form = static_cast<std::uint8_t>(key.form());
+    if (form != record->id_form) {
+        return form < record->id_form ? -1 : 1;
     }
     if (key.size() != record->id_size) {
         return key.size() < record->id_size ? -1 : 1;
@@ -239,7 +242,7 @@ session_record* locked_zone::fill(ngx_rbtree_node_t* node, const session_key& ke
     node->key = key.hash(sh_.hash_seed);
     session_record* record = record_of(node);
     record->id_size = static_cast<std::uint8_t>(key.size());
-    record->packed_uuid = static_cast<std::uint8_t>(key.packed_uuid());
+    record->id_form = static_cast<std::uint8_t>(key.form());
     record->flags = 0;
     record->stream = nullptr;
     record->extras = nullptr;
@@ -510,7 +513,7 @@ bool locked_zone::set_extras(session_record* record, const session_extras& field
         return false;
     }
     *extras = fields;
-    extras->backend_id_size = static_cast<std::uint8_t>(backend_id.size());
+    extras->backend_id_size = static_cast<std::uint16_t>(backend_id.size());
     free_extras(record);
     record->extras = extras;
     if (backend_id.empty()) {

@@ -21,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 9;
+constexpr std::uint32_t layout_version = 10;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -97,7 +97,7 @@ struct session_extras {
     std::uint64_t principal;  // keyed digests: no raw credential in the zone
     std::uint64_t tenant;
     std::uint8_t bound;       // bit 0: principal, bit 1: tenant
-    std::uint8_t backend_id_size;
+    std::uint16_t backend_id_size;  // up to max_session_id_length
     // if backend_id_size > 0: a backend_index_entry, then the backend's id bytes
 };
 
@@ -120,7 +120,7 @@ struct session_record {
     u_char color;  // ngx_rbtree_node_t::color
     u_char data;   // ngx_rbtree_node_t::data
     std::uint8_t id_size;
-    std::uint8_t packed_uuid;
+    std::uint8_t id_form;  // mcp_session::id_form
     std::uint32_t flags;  // record_established
     ngx_queue_t by_last_access;  // in unused_by_last_access until established, then by_last_access
     ngx_queue_t by_creation;

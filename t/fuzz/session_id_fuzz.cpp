@@ -54,6 +54,45 @@ bool canonical_uuid_reference(std::string_view id)
     return true;
 }
 
+bool even_lower_hex_reference(std::string_view id)
+{
+    if (id.size() % 2 != 0) {
+        return false;
+    }
+    for (const char c : id) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+id_form form_reference(std::string_view id)
+{
+    if (id.size() > max_verbatim_id_length) {
+        return id_form::digest;
+    }
+    if (canonical_uuid_reference(id)) {
+        return id_form::uuid;
+    }
+    return even_lower_hex_reference(id) ? id_form::lower_hex : id_form::verbatim;
+}
+
+std::size_t stored_size_reference(std::string_view id)
+{
+    switch (form_reference(id)) {
+    case id_form::digest:
+        return session_key::digest_size;
+    case id_form::uuid:
+        return session_key::packed_uuid_size;
+    case id_form::lower_hex:
+        return id.size() / 2;
+    case id_form::verbatim:
+        break;
+    }
+    return id.size();
+}
+
 int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
 
 void check_header(std::string_view raw)
@@ -82,15 +121,16 @@ void check_key(std::string_view id)
     if (!key) {
         return;
     }
-    FUZZ_CHECK(key->packed_uuid() == canonical_uuid_reference(id));
-    FUZZ_CHECK(key->size() == (key->packed_uuid() ? session_key::packed_uuid_size : id.size()));
-    FUZZ_CHECK(key->size() <= max_session_id_length);
-    FUZZ_CHECK(key->to_id() == id);
+    FUZZ_CHECK(key->form() == form_reference(id));
+    FUZZ_CHECK(key->size() == stored_size_reference(id));
+    FUZZ_CHECK(key->size() <= session_key::max_stored_size);
+    FUZZ_CHECK(key->form() == id_form::digest ? !key->to_id() : key->to_id() == id);
+    FUZZ_CHECK(session_key::is_canonical(key->data(), key->size(), static_cast<std::uint8_t>(key->form())));
     // What a worker rebuilds from shared memory is the same key.
-    const session_key stored = session_key::from_stored(key->data(), key->size(), key->packed_uuid());
-    FUZZ_CHECK(stored.equals(key->data(), key->size(), key->packed_uuid()));
-    FUZZ_CHECK(key->equals(stored.data(), stored.size(), stored.packed_uuid()));
-    FUZZ_CHECK(stored.to_id() == id);
+    const session_key stored = session_key::from_stored(key->data(), key->size(), key->form());
+    FUZZ_CHECK(stored.equals(key->data(), key->size(), key->form()));
+    FUZZ_CHECK(key->equals(stored.data(), stored.size(), stored.form()));
+    FUZZ_CHECK(stored.to_id() == key->to_id());
     for (const std::uint64_t seed : {0ull, 1ull, 0x9e3779b97f4a7c15ull}) {
         FUZZ_CHECK(stored.hash(seed) == key->hash(seed));
     }
@@ -104,9 +144,9 @@ void check_key_pair(std::string_view a, std::string_view b)
     if (!ka || !kb) {
         return;
     }
-    const bool same = ka->equals(kb->data(), kb->size(), kb->packed_uuid());
+    const bool same = ka->equals(kb->data(), kb->size(), kb->form());
     FUZZ_CHECK(same == (a == b));
-    FUZZ_CHECK(same == kb->equals(ka->data(), ka->size(), ka->packed_uuid()));
+    FUZZ_CHECK(same == kb->equals(ka->data(), ka->size(), ka->form()));
     if (same) {
         FUZZ_CHECK(ka->hash(7) == kb->hash(7));
     }
@@ -143,7 +183,7 @@ void check_v7(const std::uint8_t* data)
     FUZZ_CHECK(std::memcmp(bytes + 9, entropy.data() + 9, 7) == 0);
 
     const std::optional<session_key> key = session_key::from_id(id);
-    FUZZ_CHECK(key && key->packed_uuid() && key->to_id() == id);
+    FUZZ_CHECK(key && key->form() == id_form::uuid && key->to_id() == id);
 }
 
 }  // namespace

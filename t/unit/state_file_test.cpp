@@ -68,8 +68,8 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_every_field)
     BOOST_TEST(c.header.saved_at_ms == start + 1000);  // raised to the latest access written
     BOOST_TEST_REQUIRE(c.sessions.size() == 5u);
     const saved_session& s = c.sessions[3];
-    BOOST_TEST(s.key.packed_uuid());
-    BOOST_TEST(s.key.to_id() == "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4013");
+    BOOST_TEST((s.key.form() == id_form::uuid));
+    BOOST_TEST(s.key.to_id().value() == "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4013");
     BOOST_TEST(s.times.created_ms == start + 3);
     BOOST_TEST(s.times.last_access_ms == start + 1000);
     BOOST_TEST(s.next_event_id == 3u);
@@ -77,8 +77,8 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_every_field)
     BOOST_TEST(s.principal == 21u);
     BOOST_TEST(s.tenant == 33u);
     BOOST_TEST(s.backend_id == "backend-3");
-    BOOST_TEST(c.sessions[0].key.to_id() == "opaque-0");
-    BOOST_TEST(!c.sessions[0].key.packed_uuid());
+    BOOST_TEST(c.sessions[0].key.to_id().value() == "opaque-0");
+    BOOST_TEST((c.sessions[0].key.form() == id_form::verbatim));
     BOOST_TEST(c.sessions[1].backend_id.empty());
 }
 
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(a_set_reserved_field_is_refused_even_with_a_valid_mac)
 BOOST_AUTO_TEST_CASE(a_file_not_signed_with_the_key_is_refused)
 {
     std::string planted = file_with(2, 2);
-    planted[first_record + 44] ^= 1;  // the first byte of the first session id
+    planted[first_record + 45] ^= 1;  // the first byte of the first session id
     for (const std::string& other_key : {std::string(), std::string(state_key_size, 'x'), key + "k"}) {
         const state_contents c = read_state(resigned(planted, other_key), limits(10));
         BOOST_TEST(!c.ok);
@@ -239,10 +239,74 @@ BOOST_AUTO_TEST_CASE(a_uuid_stored_verbatim_is_not_what_the_writer_makes)
     state_writer w(out, {});
     const std::string uuid = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4012";
     const session_key verbatim =
-        session_key::from_stored(reinterpret_cast<const std::uint8_t*>(uuid.data()), uuid.size(), false);
+        session_key::from_stored(reinterpret_cast<const std::uint8_t*>(uuid.data()), uuid.size(), id_form::verbatim);
     w.add(verbatim, {start, start}, 0, 0, 0, 0, "");
     w.finish(key);
     BOOST_TEST(read_state(out, limits(10)).error.find("malformed id") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(hex_digest_and_long_backend_ids_round_trip)
+{
+    std::string out;
+    out.reserve(state_writer::framing_size() + 3 * state_writer::max_record_size());
+    state_writer w(out, {});
+    const std::string hex = "0190a1b2c3d47e5f8a9b0123456789ab";
+    const std::string jwt = "eyJ" + std::string(3000, 'q');
+    const std::string long_backend(5000, 'b');
+    BOOST_TEST(w.add(key_of(hex), {start, start}, 0, 0, 0, 0, long_backend));
+    BOOST_TEST(w.add(key_of(jwt), {start, start}, 0, 0, 0, 0, ""));
+    BOOST_TEST(!w.add(key_of("x"), {start, start}, 0, 0, 0, 0, std::string(max_session_id_length + 1, 'b')));
+    w.finish(key);
+    const state_contents c = read_state(out, limits(10));
+    BOOST_TEST_REQUIRE(c.ok, c.error);
+    BOOST_TEST_REQUIRE(c.sessions.size() == 2u);
+    BOOST_TEST((c.sessions[0].key.form() == id_form::lower_hex));
+    BOOST_TEST(c.sessions[0].key.to_id().value() == hex);
+    BOOST_TEST(c.sessions[0].backend_id == long_backend);
+    const session_key digest = key_of(jwt);
+    BOOST_TEST(c.sessions[1].key.equals(digest.data(), digest.size(), id_form::digest));
+}
+
+// A file as version 2 wrote it: one-byte backend id size, ids packed only
+// when they were canonical UUIDs.
+std::string version_2_file(std::string_view id, std::string_view backend)
+{
+    std::string out("MCPSTATE", 8);
+    auto le = [&out](std::uint64_t v, int size) {
+        for (int i = 0; i < size; ++i) {
+            out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+        }
+    };
+    le(2, 4);
+    le(0, 4);
+    le(0xfeed, 8);
+    le(static_cast<std::uint64_t>(start), 8);
+    le(1, 8);
+    le(static_cast<std::uint64_t>(start), 8);
+    le(static_cast<std::uint64_t>(start), 8);
+    le(5, 8);
+    le(0, 8);
+    le(0, 8);
+    out.push_back(0);  // bound
+    out.push_back(0);  // verbatim
+    out.push_back(static_cast<char>(id.size()));
+    out.push_back(static_cast<char>(backend.size()));
+    out.append(id).append(backend);
+    const sha256_digest mac = hmac_sha256(key, out);
+    return out.append(reinterpret_cast<const char*>(mac.data()), mac.size());
+}
+
+BOOST_AUTO_TEST_CASE(version_2_files_are_read_and_hex_ids_repacked)
+{
+    const state_contents c = read_state(version_2_file("0190a1b2c3d47e5f8a9b0123456789ab", "backend-1"), limits(10));
+    BOOST_TEST_REQUIRE(c.ok, c.error);
+    BOOST_TEST_REQUIRE(c.sessions.size() == 1u);
+    BOOST_TEST((c.sessions[0].key.form() == id_form::lower_hex));
+    BOOST_TEST(c.sessions[0].key.to_id().value() == "0190a1b2c3d47e5f8a9b0123456789ab");
+    BOOST_TEST(c.sessions[0].backend_id == "backend-1");
+    BOOST_TEST(c.sessions[0].next_event_id == 5u);
+    BOOST_TEST(read_state(version_2_file("opaque", ""), limits(10)).ok);
+    BOOST_TEST(!read_state(version_2_file("has space", ""), limits(10)).ok);
 }
 
 BOOST_AUTO_TEST_CASE(expired_sessions_are_not_restored)

@@ -194,10 +194,12 @@ void load(zone_conf& zone, ngx_log_t* log, bool fresh_zone)
                   &zone.name, fresh_zone ? "restored" : "adopted", a.restored, path, a.expired, a.known, a.no_room);
 }
 
-// Sessions copied per hold of the zone lock: a fraction of a millisecond,
-// so a save of a million sessions never stalls the other workers'
-// validations for longer than one slice.
-constexpr std::size_t slice_sessions = 1024;
+// Sessions copied per hold of the zone lock (a fraction of a millisecond
+// for a zone of a million), and the pause between two holds: the other
+// workers get the lock between slices however busy the saving worker is,
+// and a save of a million sessions takes a few seconds.
+constexpr std::size_t slice_sessions = 512;
+constexpr ngx_msec_t slice_pause_ms = 1;
 
 // Appends one session to the snapshot (under the lock, no allocation).
 mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snapshot, session_record* r)
@@ -327,11 +329,11 @@ void report_replaced_lock(const state_lock& lock, const zone_conf& zone, ngx_log
 }
 
 // A worker's periodic save of one zone: slices copied in the event loop,
-// one per turn of it, then the file written by the writer. Process memory;
+// one per timer tick, then the file written by the writer. Process memory;
 // one save at a time per zone.
 struct worker_save {
     zone_conf* zone = nullptr;
-    ngx_event_t slice_event{};  // posted for the next turn of the event loop
+    ngx_event_t slice_event{};  // the next slice's timer (cancelable: it never delays an exit)
     std::unique_ptr<state_file_writer> writer;
     std::unique_ptr<mcp_session::state_snapshot> snapshot;  // while slicing
     std::unique_ptr<state_lock> lock;                        // held from the start to the written file
@@ -409,7 +411,7 @@ void on_slice(ngx_event_t* ev) noexcept
         ++save.slices;
         save.longest_hold_ns = std::max(save.longest_hold_ns, slice.held_ns);
         if (!slice.done) {
-            ngx_post_event(ev, &ngx_posted_next_events);  // requests first, then the next slice
+            ngx_add_timer(ev, slice_pause_ms);
             return;
         }
         save.left_out = save.snapshot->left_out();
@@ -450,7 +452,7 @@ void start_save(worker_save& save, ngx_log_t* log)
     save.slices = 0;
     save.longest_hold_ns = 0;
     save.left_out = 0;
-    ngx_post_event(&save.slice_event, &ngx_posted_next_events);
+    ngx_add_timer(&save.slice_event, slice_pause_ms);
 }
 
 void on_state_timer(ngx_event_t* ev) noexcept
@@ -571,6 +573,7 @@ ngx_int_t start_state_timers(ngx_cycle_t* cycle) noexcept
             save->slice_event.handler = on_slice;
             save->slice_event.data = save;
             save->slice_event.log = cycle->log;
+            save->slice_event.cancelable = 1;
             worker_saves().push_back(save);
             ngx_event_t* ev = &zone.state_timer;
             ev->handler = on_state_timer;

@@ -19,7 +19,7 @@ ngx_int_t prepare_state_saves(ngx_conf_t* cf) noexcept;
 // init_process: one worker per zone saves every state_interval, first
 // adopting sessions from a file another nginx wrote (the old master of a
 // binary upgrade). The zone is copied in slices, one lock hold and one
-// turn of the event loop each; the file is written by a thread of the
+// timer tick each; the file is written by a thread of the
 // pool. Nothing in it can block indefinitely: opens are O_NONBLOCK, the
 // lock is LOCK_NB (busy: the save is skipped with a line), only regular
 // files no larger than the zone are read.

@@ -34,7 +34,7 @@ sub saves {
     my ($n) = @_;
     my @saves;
     my $log = $n->error_log;
-    while ($log =~ /state saved to "\Q$state\E": (\d+) sessions, \d+ bytes, (\d+) slices \(longest lock hold \d+ us\), written by thread pool "default"/g) {
+    while ($log =~ /state saved to "\Q$state\E": (\d+) sessions, \d+ bytes, (\d+) slices \(longest lock hold \d+ us, mean \d+ us\), written by thread pool "default"/g) {
         push @saves, [$1, $2];
     }
     return @saves;

@@ -340,6 +340,7 @@ struct worker_save {
     mcp_session::save_cursor cursor;
     std::size_t slices = 0;
     std::int64_t longest_hold_ns = 0;
+    std::int64_t total_hold_ns = 0;
     std::size_t left_out = 0;
 
     bool slicing() const { return snapshot != nullptr; }
@@ -380,9 +381,12 @@ void on_written(void* data, state_write_result& result)
             remember_file(zone, result.written);
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "mcp_session zone \"%V\": state saved to \"%s\": %uL sessions, %uz bytes, %uz slices "
-                          "(longest lock hold %uL us), written %s",
+                          "(longest lock hold %uL us, mean %uL us), written %s",
                           &zone.name, path_of(zone), result.sessions, result.bytes, save.slices,
-                          static_cast<std::uint64_t>(save.longest_hold_ns / 1000), save.writer->where());
+                          static_cast<std::uint64_t>(save.longest_hold_ns / 1000),
+                          static_cast<std::uint64_t>(save.total_hold_ns / 1000 /
+                                                     static_cast<std::int64_t>(std::max<std::size_t>(save.slices, 1))),
+                          save.writer->where());
             report_left_out(zone, save.left_out, log);
         } else {
             ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session zone \"%V\": saving the state file failed: %s", &zone.name,
@@ -410,6 +414,7 @@ void on_slice(ngx_event_t* ev) noexcept
         const slice_outcome slice = copy_slice(*save.zone, save.cursor, *save.snapshot);
         ++save.slices;
         save.longest_hold_ns = std::max(save.longest_hold_ns, slice.held_ns);
+        save.total_hold_ns += slice.held_ns;
         if (!slice.done) {
             ngx_add_timer(ev, slice_pause_ms);
             return;
@@ -451,6 +456,7 @@ void start_save(worker_save& save, ngx_log_t* log)
     save.cursor = {};
     save.slices = 0;
     save.longest_hold_ns = 0;
+    save.total_hold_ns = 0;
     save.left_out = 0;
     ngx_add_timer(&save.slice_event, slice_pause_ms);
 }

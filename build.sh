@@ -198,9 +198,12 @@ run_unit_asan_tests() {
     UNIT_ASAN_FAILED=$(sed -n 's/.* \([0-9][0-9]*\) test cases\{0,1\} out of [0-9]* failed.*/\1/p' "$report" | head -1)
 }
 
+# The browser e2e test drives Debian's Chromium headless (playwright-core).
+BROWSER_PACKAGES=(chromium)
+
 cmd_test() {
     local started=$SECONDS
-    APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian)
+    APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian "${BROWSER_PACKAGES[@]}")
     install_packages
     build_module
     UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1 DEB_RC=1

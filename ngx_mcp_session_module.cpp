@@ -30,16 +30,16 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     return prepare_state_saves(cf);
 }
 
-// Master, every cycle, before workers fork: their doorbells and inboxes,
-// and the sessions of zones made afresh from their state files.
+// Master, every cycle, before workers fork: the doorbells the zones'
+// init made, and the sessions of zones made afresh from their state files.
 ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
 {
     if (ngx_test_config) {
         return NGX_OK;  // nginx -t opens no descriptors and leaves state files alone
     }
-    if (create_doorbells(cycle) != NGX_OK || prepare_worker_streams(cycle, worker_slots(cycle)) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    // Nothing here may fail: nginx exits on an init_module error, even on a
+    // reload. What can fail was done by the zones' init (ngx_mcp_session_cycle.cpp).
+    commit_doorbells(cycle);
     restore_state(cycle);
     return NGX_OK;
 }
@@ -93,6 +93,8 @@ ngx_command_t commands[] = {
     {ngx_string("mcp_session_inspect_body"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, inspect_body), nullptr},
+    {ngx_string("mcp_session_cors"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, cors), nullptr},
     {ngx_string("mcp_session_publish"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_publish_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("mcp_session_status"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_status_directive,

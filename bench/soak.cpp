@@ -156,7 +156,7 @@ void drive(const options& opt, int index, totals& t, std::atomic<bool>& stop, st
         if (opt.streams > 0 && roll < 10) {
             // Publish to a long-lived stream's session; each 202 must arrive.
             const int h = static_cast<int>(random() % static_cast<unsigned>(opt.streams));
-            if (c.exchange(post("/mcp/publish", "hold-" + std::to_string(h), "{\"soak\":1}")) == 202) {
+            if (c.exchange(post("/mcp/publish", "hold-" + std::to_string(h), "{\"jsonrpc\":\"2.0\",\"method\":\"soak\"}")) == 202) {
                 ++sent_to_hold[static_cast<std::size_t>(h)];
             }
             continue;

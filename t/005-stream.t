@@ -66,7 +66,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
         is($res->{status}, 202, "replay: publish $i accepted");
         is($res->{body}, qq({"id":$i}), "replay: publish $i got id $i");
     }
-    is(publish($n, 's1', '{"p":1}', 'progress')->{body}, '{"id":4}', 'replay: progress events share the id space');
+    is(publish($n, 's1', '{"jsonrpc":"2.0","method":"notifications/message","params":{"p":1}}', 'progress')->{body}, '{"id":4}', 'replay: progress events share the id space');
 
     my $s = stream($n, 's1', 'Last-Event-ID' => '2');
     my $text = $s->read_until(qr/event: init\n.*\n\n/, 5);
@@ -82,7 +82,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     is($events[2][1], 'init', 'replay: init on connect');
     like($events[2][2], qr/^\{"session_id":"s1","connected_at":\d+\}$/, 'replay: init payload');
 
-    is(publish($n, 's1', '{"live":true}')->{status}, 202, 'live: published while streaming');
+    is(publish($n, 's1', '{"jsonrpc":"2.0","method":"notifications/message","params":{"live":true}}')->{status}, 202, 'live: published while streaming');
     $text = $s->read_until(qr/id: 6\n[^\n]*\n[^\n]*\n\n/, 5);
     is(ids_of(events_in($text)), '3,4,5,6', 'live: the new event follows, exactly once');
     $s->close;
@@ -98,7 +98,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
 {
     my $n = nginx_with(zone => 'mcp_session_zone zone=mcp:1m buffer=4;');
     create($n, 'lagging');
-    publish($n, 'lagging', qq({"n":$_})) for 1 .. 10;  # ring keeps 7..10
+    publish($n, 'lagging', qq({"jsonrpc":"2.0","method":"notifications/message","params":{"n":$_}})) for 1 .. 10;  # ring keeps 7..10
     my $s = stream($n, 'lagging', 'Last-Event-ID' => '2');
     my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));  # init 11 pushes out 7
     is(ids_of(@events), '7,8,9,10,11', 'lagged: notice, then the retained events');
@@ -132,11 +132,11 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     is(publish($n, 'e1', '{"truncated":')->{status}, 400, 'errors: invalid JSON is 400');
     is(publish($n, 'e1', '[1,2]')->{status}, 400, 'errors: a JSON array is not one message');
     is(publish($n, 'e1', '{}', 'init')->{status}, 400, 'errors: publishers cannot forge init events');
-    my $gone = publish($n, 'nobody', '{}');
+    my $gone = publish($n, 'nobody', '{"jsonrpc":"2.0","method":"notifications/message","params":{}}');
     is($gone->{status}, 404, 'errors: publish to an unknown session is 404');
     like($gone->{body}, qr/"error":"session_expired"/, 'errors: ... with the re-initialize body');
     is($n->request('POST', '/publish', body => '{}')->{status}, 400, 'errors: publish without a session id is 400');
-    is(publish($n, 'e1', '{"ok":1}')->{body}, '{"id":1}', 'errors: the rejected publishes used no event ids');
+    is(publish($n, 'e1', '{"jsonrpc":"2.0","method":"notifications/message","params":{"ok":1}}')->{body}, '{"id":1}', 'errors: the rejected publishes used no event ids');
     unlike($n->error_log, qr/\[(alert|crit|emerg)\]/, 'errors: clean error log');
     $n->stop;
 }
@@ -167,7 +167,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     ok($stream_pid, 'workers: stream pid known');
     my ($other_pid, $id);
     for (1 .. 100) {
-        my $res = publish($n, 'x', '{"from":"elsewhere"}');
+        my $res = publish($n, 'x', '{"jsonrpc":"2.0","method":"notifications/message","params":{"from":"elsewhere"}}');
         my $pid = header_of($res, 'X-Pid');
         if ($pid ne $stream_pid) { ($other_pid, $id) = ($pid, $res->{body} =~ /(\d+)/); last }
     }
@@ -189,8 +189,8 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     $new->read_until(qr/id: 2\nevent: init\n.*\n\n/, 5);
     $old->read_until(qr/\r\n0\r\n\r\n/, 5);
     like($old->data, qr/\r\n0\r\n\r\n$/, 'takeover: the older stream ended with the final chunk');
-    publish($n, 'tk', '{"after":"takeover"}');
-    like($new->read_until(qr/takeover/, 5), qr/id: 3\nevent: message\ndata: \{"after":"takeover"\}/,
+    publish($n, 'tk', '{"jsonrpc":"2.0","method":"notifications/message","params":{"after":"takeover"}}');
+    like($new->read_until(qr/takeover/, 5), qr/id: 3\nevent: message\ndata: \{"jsonrpc":"2.0","method":"notifications\/message","params":\{"after":"takeover"\}\}/,
         'takeover: the newer stream gets new events');
     unlike($old->data, qr/takeover/, 'takeover: the older stream does not');
     $new->close;
@@ -206,7 +206,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     is($n->request('DELETE', '/mcp', headers => ['Mcp-Session-Id' => 'del'])->{status}, 200, 'delete: backend agreed');
     $s->read_until(qr/\r\n0\r\n\r\n/, 5);
     like($s->data, qr/\r\n0\r\n\r\n$/, 'delete: the stream ended with the final chunk');
-    is(publish($n, 'del', '{}')->{status}, 404, 'delete: publishing to the ended session is 404');
+    is(publish($n, 'del', '{"jsonrpc":"2.0","method":"notifications/message","params":{}}')->{status}, 404, 'delete: publishing to the ended session is 404');
     $n->stop;
 }
 
@@ -237,7 +237,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     my $filler = 'f' x 60000;
     my $last;
     for my $i (1 .. 300) {  # 18 MB: more than the socket buffers hold
-        $last = publish($n, 'slow', qq({"i":$i,"pad":"$filler"}));
+        $last = publish($n, 'slow', qq({"jsonrpc":"2.0","method":"notifications/message","params":{"i":$i,"pad":"$filler"}}));
         die "publish $i: $last->{status}" if $last->{status} != 202;
     }
     my ($last_id) = $last->{body} =~ /(\d+)/;
@@ -266,13 +266,13 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     create($n, 'rl');
     my $s = stream($n, 'rl');
     $s->read_until(qr/event: init\n.*\n\n/, 5);
-    publish($n, 'rl', '{"before":"reload"}');
+    publish($n, 'rl', '{"jsonrpc":"2.0","method":"notifications/message","params":{"before":"reload"}}');
     $s->read_until(qr/id: 2\n/, 5);
     ok($n->reload(http_config => 'mcp_session_zone zone=mcp:1m;', config => $locations), 'reload: new workers up');
     like($s->read_until(qr/\r\n0\r\n\r\n$/, 5), qr/\r\n0\r\n\r\n$/, 'reload: the old worker ends the stream cleanly (final chunk)');
     $s->read_until(qr/(?!)/, 5);  # then the close
     ok($s->closed, 'reload: the old worker closed the stream');
-    publish($n, 'rl', '{"during":"reconnect"}');
+    publish($n, 'rl', '{"jsonrpc":"2.0","method":"notifications/message","params":{"during":"reconnect"}}');
     my $again = stream($n, 'rl', 'Last-Event-ID' => '2');
     my @events = events_in($again->read_until(qr/event: init\n.*\n\n/, 5));
     is(ids_of(@events), '3,4', 'reload: the missed event, then init, from a new worker');

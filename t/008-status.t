@@ -58,7 +58,7 @@ $n->raw_request("POST /mcp HTTP/1.1\r\nHost: x\r\nMcp-Session-Id: \r\nContent-Le
 is(scalar(keys %pids), 2, 'requests went through both workers');
 
 my $before_ring = status_of($n);
-$n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 's1'], body => qq({"n":$_})) for 1 .. 4;
+$n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 's1'], body => qq({"jsonrpc":"2.0","method":"notifications/message","params":{"n":$_}})) for 1 .. 4;
 my $stream = open_stream($n, 'GET', '/mcp', headers => ['Mcp-Session-Id' => 's1', 'Accept' => 'text/event-stream']);
 $stream->read_until(qr/event: init\n.*\n\n/, 5);
 

@@ -44,7 +44,7 @@ my $saved;
     my $n = start_nginx(workers => 2, http_config => zone_line(), config => $locations);
     is(create($n, "keep-$_")->{status}, 200, "quit: keep-$_ created") for 1 .. 3;
     create($n, 'streamy');
-    is($n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => qq({"n":$_}))->{body}, qq({"id":$_}),
+    is($n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => qq({"jsonrpc":"2.0","method":"notifications/message","params":{"n":$_}}))->{body}, qq({"id":$_}),
         "quit: event $_ published") for 1 .. 3;
     create($n, 'gone');
     is($n->request('DELETE', '/mcp', headers => ['Mcp-Session-Id' => 'gone', 'X-User' => 'alice'])->{status}, 200, 'quit: gone deleted');

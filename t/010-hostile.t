@@ -249,7 +249,7 @@ sub fill_ring {
     my $filler = 'f' x $pad;
     my $last;
     for my $i (1 .. $count) {
-        $last = publish($sid, qq({"i":$i,"pad":"$filler"}));
+        $last = publish($sid, qq({"jsonrpc":"2.0","method":"notifications/message","params":{"i":$i,"pad":"$filler"}}));
         die "publish $i to $sid: $last->{status} $last->{body}\n" if $last->{status} != 202;
     }
     return ($last->{body} =~ /(\d+)/)[0];
@@ -350,7 +350,7 @@ sub id_of_length {
     is($too_long->{status}, 400, 'an id beyond large_client_header_buffers: nginx answers 400');
     my $many = $n->request('POST', '/mcp', headers => [map { ("X-Pad-$_" => 'p' x 7000) } 1 .. 6], body => '{}');
     is($many->{status}, 400, 'headers beyond all header buffers: 400');
-    is(publish('k' x 8000, '{}')->{status}, 404, 'publish with an 8000-byte id: 404');
+    is(publish('k' x 8000, '{"jsonrpc":"2.0","method":"notifications/message","params":{}}')->{status}, 404, 'publish with an 8000-byte id: 404');
 }
 
 # Non-ASCII and control bytes: 404, escaped; invalid UTF-8 replaced.
@@ -375,7 +375,7 @@ sub id_of_length {
     is(use_session("a\rb")->{status}, 400, 'bare CR in the header: nginx answers 400');
     my $stream = McpSession::Http::send_raw($port, stream_request("a\x01b"), 5);
     is($stream->{status}, 404, 'control byte on a stream GET: 404');
-    is(publish("a\x01b", '{}')->{status}, 404, 'control byte on publish: 404');
+    is(publish("a\x01b", '{"jsonrpc":"2.0","method":"notifications/message","params":{}}')->{status}, 404, 'control byte on publish: 404');
 }
 
 # ------------------------------------------------------------------ repeated headers
@@ -427,7 +427,7 @@ sub id_of_length {
 
 {
     create('lei');
-    publish('lei', '{"n":1}');
+    publish('lei', '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":1}}');
     my @bad = ('-1', '18446744073709551616', '18446744073709551617', '99999999999999999999999',
                '9' x 5000, 'abc', '1.5', '0x10', '+1', '1e3', '1 2', "\xd9\xa1", "1\x01");
     for my $value (@bad) {
@@ -453,7 +453,7 @@ sub id_of_length {
         my $future = stream('lei', 'Last-Event-ID' => $cursor);
         my $text = $future->read_until(qr/event: init\n.*\n\n/, 5);
         like($text, qr{^HTTP/1.1 200 .*event: init\n}s, "Last-Event-ID $cursor: the stream answers with init at once");
-        publish('lei', '{"after":"future"}');
+        publish('lei', '{"jsonrpc":"2.0","method":"notifications/message","params":{"after":"future"}}');
         like($future->read_until(qr/future/, 5), qr/"after":"future"/, "Last-Event-ID $cursor: new events arrive");
         $future->close;
     }
@@ -498,8 +498,21 @@ sub id_of_length {
         is($res->{status}, 400, "publish $label: 400");
         like(error_message($res), qr/one JSON-RPC message/, "publish $label: JSON error");
     }
+    # Only requests and notifications: a client can do nothing else with a stream message.
+    for my $case (['{"n":1}', qr/only JSON-RPC requests and notifications can be published/, 'plain JSON'],
+                  ['{"jsonrpc":"2.0","id":3,"result":{}}', qr/a JSON-RPC response cannot be published: it belongs to the stream of its request/, 'a response'],
+                  ['{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"x"}}', qr/belongs to the stream of its request/, 'an error response'],
+                  ['{"jsonrpc":"1.0","method":"m"}', qr/"jsonrpc":"2.0"/, 'another jsonrpc version'],
+                  ['{"jsonrpc":"2.0","method":42}', qr/a string "method"/, 'a method that is not a string']) {
+        my ($body, $why, $label) = @$case;
+        my $res = publish('body', $body);
+        is($res->{status}, 400, "publish $label: 400");
+        like(error_message($res), $why, "publish $label: the message says why");
+    }
+    is(publish('body', '{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}')->{status}, 202,
+       'a server-to-client request is published');
     # nlohmann serialises recursively: depth is bounded before parsing.
-    my $nested = sub { my ($depth) = @_; return '{"a":' . ('[' x ($depth - 1)) . (']' x ($depth - 1)) . '}' };
+    my $nested = sub { my ($depth) = @_; return '{"jsonrpc":"2.0","method":"m","params":' . ('[' x ($depth - 1)) . (']' x ($depth - 1)) . '}' };
     is(publish('body', $nested->(128))->{status}, 202, 'publish nested 128 levels: 202');
     is(publish('body', $nested->(129))->{status}, 400, 'publish nested 129 levels: 400');
     for my $depth (30000, 100000) {
@@ -528,7 +541,7 @@ sub id_of_length {
     }
     my $s = stream('body', 'Last-Event-ID' => '0');
     my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));
-    is(join(',', map { $_->[0] } @events), '1,2', 'rejected publishes used no event ids');
+    is(join(',', map { $_->[0] } @events), '1,2,3', 'rejected publishes used no event ids');
     $s->close;
     gauges_ok('publish bodies');
 }
@@ -597,7 +610,7 @@ sub chunked {
     my $sock = McpSession::Http::connect_to($port, 5);
     print {$sock} "POST /issue HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{\"method\":\"initialize\"";
     close $sock;
-    is(publish('chunk', '{"after":"abandoned bodies"}')->{status}, 202, 'abandoned bodies: publishing still works');
+    is(publish('chunk', '{"jsonrpc":"2.0","method":"notifications/message","params":{"after":"abandoned bodies"}}')->{status}, 202, 'abandoned bodies: publishing still works');
     my $s = gauges_reach(expected_gauges());
     is($s->{sessions}, $before->{sessions}, 'abandoned bodies: no session made');
 }
@@ -611,8 +624,8 @@ sub chunked {
         ['POST', '/mcp', ['Mcp-Session-Id' => 'pipe'], '{"n":1}', 200, qr/^backend POST\n$/],
         ['POST', '/mcp', ['Mcp-Session-Id' => 'nobody'], '{"n":2}', 404, qr/session_expired/],
         ['POST', '/mcp', ['Mcp-Session-Id' => 'pipe', 'Mcp-Session-Id' => 'pipe'], '{"n":3}', 400, qr/more than one/],
-        ['POST', '/publish', ['Mcp-Session-Id' => 'pipe'], '{"n":4}', 202, qr/^\{"id":1\}$/],
-        ['POST', '/publish', ['Mcp-Session-Id' => 'pipe', 'Transfer-Encoding' => 'chunked'], chunked('{"n":', '5}'),
+        ['POST', '/publish', ['Mcp-Session-Id' => 'pipe'], '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":4}}', 202, qr/^\{"id":1\}$/],
+        ['POST', '/publish', ['Mcp-Session-Id' => 'pipe', 'Transfer-Encoding' => 'chunked'], chunked('{"jsonrpc":"2.0","method":"notifications/message","params":{"n":', '5}}'),
             202, qr/^\{"id":2\}$/],
         ['POST', '/publish', ['Mcp-Session-Id' => 'pipe'], '{"n":', 400, qr/one JSON-RPC message/],
         ['GET', '/mcp', ['Mcp-Session-Id' => 'pipe', 'Accept' => 'text/event-stream', 'Last-Event-ID' => 'x'], undef,
@@ -687,7 +700,7 @@ sub chunked {
     gauges_ok('reader gone mid-stream');
 
     is(use_session('vanish')->{status}, 200, 'vanishing readers: the session still works');
-    publish('vanish', '{"marker":"last"}');
+    publish('vanish', '{"jsonrpc":"2.0","method":"notifications/message","params":{"marker":"last"}}');
     my $again = stream('vanish', 'Last-Event-ID' => '0');
     my $text = $again->read_until(qr/"marker":"last".*event: init\n[^\n]*\n\n/s, 15);
     my @events = events_in($text);
@@ -715,7 +728,7 @@ sub chunked {
     is($s->{open_streams}, 0, 'stalled reader: send_timeout ended the stream');
     ok(read_sock($sock, \$data, undef, 10), 'stalled reader: its connection is closed');
     close $sock;
-    is(publish('stalled', '{"still":"here"}')->{status}, 202, 'stalled reader: the session lives on');
+    is(publish('stalled', '{"jsonrpc":"2.0","method":"notifications/message","params":{"still":"here"}}')->{status}, 202, 'stalled reader: the session lives on');
 }
 
 # One that reads a little between publishes: it falls behind, gets one
@@ -729,7 +742,7 @@ sub chunked {
     my $sel = IO::Select->new($sock);
     my ($last, $pad) = (undef, 's' x 30000);
     for my $i (1 .. 150) {
-        $last = publish('slow', qq({"i":$i,"pad":"$pad"}));
+        $last = publish('slow', qq({"jsonrpc":"2.0","method":"notifications/message","params":{"i":$i,"pad":"$pad"}}));
         die "publish $i: $last->{status}\n" if $last->{status} != 202;
         if ($sel->can_read(0)) {  # a sip, not a gulp
             sysread($sock, my $chunk, 2048);
@@ -754,10 +767,10 @@ sub chunked {
     for my $i (1 .. $iterations) {
         my $sid = "race-$i";
         create($sid);
-        publish($sid, '{"n":1}');
+        publish($sid, '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":1}}');
         my @requests = (
             [stream => stream_request($sid, 'Last-Event-ID' => '0')],
-            [publish => McpSession::Http::build_request('POST', '/publish', headers => ['Mcp-Session-Id' => $sid], body => '{"n":2}')],
+            [publish => McpSession::Http::build_request('POST', '/publish', headers => ['Mcp-Session-Id' => $sid], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":2}}')],
             [delete => McpSession::Http::build_request('DELETE', '/mcp', headers => ['Mcp-Session-Id' => $sid])],
         );
         @requests = @requests[ ([0, 1, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0], [0, 2, 1], [1, 0, 2])[$i % 6]->@* ];

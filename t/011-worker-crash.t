@@ -57,7 +57,7 @@ for my $round (1 .. $rounds) {
     if ($child == 0) {
         close $reader;
         for my $i (1 .. 40) {
-            my $res = eval { $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'crash-1'], body => qq({"r":$round,"i":$i}), timeout => 3) };
+            my $res = eval { $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'crash-1'], body => qq({"jsonrpc":"2.0","method":"notifications/message","params":{"r":$round,"i":$i}}), timeout => 3) };
             print {$writer} "$1\n" if $res && $res->{status} == 202 && $res->{body} =~ /"id":(\d+)/;
         }
         close $writer;

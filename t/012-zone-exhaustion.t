@@ -40,7 +40,7 @@ for my $i (1 .. $count) {
     my $res = create("filler-$i");
     $errors++ if $res->{status} >= 500 || $res->{status} == 0;
     # Some sessions get rings and events, so eviction frees those too.
-    $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => "filler-$i"], body => '{"e":' . ('1' x 200) . '}') if $i % 10 == 0;
+    $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => "filler-$i"], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{"e":' . ('1' x 200) . '}}') if $i % 10 == 0;
     if ($i % 10 == 0) {
         $kept_failures++ if use_session('kept')->{status} != 200;
     }

@@ -50,7 +50,7 @@ my %late;
 for my $round (1 .. 40) {
     for my $pid (sort keys %stream_in) {
         my ($sid, $s) = @{ $stream_in{$pid} };
-        my $res = $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => $sid], body => qq({"round":$round}));
+        my $res = $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => $sid], body => qq({"jsonrpc":"2.0","method":"notifications/message","params":{"round":$round}}));
         my ($id) = $res->{body} =~ /"id":(\d+)/;
         next unless $id;
         $late{$pid}++ unless $s->read_until(qr/id: $id\nevent: message\ndata: [^\n]*\n\n/, 3) =~ /id: $id\n/;

@@ -43,8 +43,8 @@ sub state_dir {
     return $dir;
 }
 sub zone_line { my ($state, $extra) = @_; return "mcp_session_zone zone=mcp:1m state=$state " . ($extra // '') . ';' }
-sub create { my ($n, $sid) = @_; return $n->request('POST', "/mcp?sid=$sid", body => '{}', timeout => 3) }
-sub status_of { my ($n, $sid) = @_; return $n->request('POST', '/mcp', headers => ['Mcp-Session-Id' => $sid], body => '{}', timeout => 3)->{status} // 0 }
+sub create { my ($n, $sid) = @_; return $n->request('POST', "/mcp?sid=$sid", body => '{"jsonrpc":"2.0","method":"notifications/message","params":{}}', timeout => 3) }
+sub status_of { my ($n, $sid) = @_; return $n->request('POST', '/mcp', headers => ['Mcp-Session-Id' => $sid], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{}}', timeout => 3)->{status} // 0 }
 sub slurp { my ($path) = @_; open my $fh, '<:raw', $path or return; local $/; my $b = <$fh>; return $b }
 sub spew {
     my ($path, $bytes, $mode, $owner) = @_;
@@ -112,7 +112,7 @@ sub make_saved {
     my ($state, %args) = @_;
     my $n = start_nginx(workers => 2, http_config => zone_line($state), config => $locations, %args);
     create($n, $_) for qw(keep streamy);
-    $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => '{}') for 1 .. 3;
+    $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{}}') for 1 .. 3;
     $n->stop;
     return slurp($state);
 }
@@ -145,7 +145,7 @@ sub make_saved {
         like($log, qr/\[error\].*state file "\Q$state\E" is unusable \(record \d+: \Q$reason\E\); starting with an empty zone/,
             "bounds ($why): refused for that reason");
         is(status_of($n, 'keep'), 404, "bounds ($why): nothing restored");
-        is($n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => '{}')->{status}, 404,
+        is($n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{}}')->{status}, 404,
             "bounds ($why): no stream goes on from the planted counter");
         is(create($n, 'fresh')->{status}, 200, "bounds ($why): the zone works");
         $n->stop;

@@ -70,10 +70,26 @@ message_facts inspect_message_body(std::string_view body);
 // the seed's parser, stops at the same depth.
 inline constexpr std::size_t max_published_depth = 128;
 
-// A published event's payload: the body re-serialised compactly (so no
-// line break reaches the SSE framing), or nothing when the body is not one
-// JSON object nested at most max_published_depth levels.
-std::optional<std::string> compact_published_message(std::string_view body);
+// Why a publish body is refused.
+enum class publish_refusal {
+    none,
+    not_json,      // not one JSON object nested at most max_published_depth levels
+    not_jsonrpc,   // no "jsonrpc":"2.0", or no string "method"
+    response,      // a JSON-RPC response: it belongs to the stream of its request
+};
+
+struct published_message {
+    publish_refusal refusal = publish_refusal::none;
+    std::string payload;  // when accepted: the body re-serialised compactly (no line break reaches SSE)
+};
+
+// A publish body: a JSON-RPC request or notification (a client can do
+// nothing with anything else on its stream: the TypeScript SDK reports an
+// unknown message id for a response, a validation error for other JSON).
+published_message prepare_published_message(std::string_view body);
+
+// The 400 message for a refusal other than none.
+std::string_view publish_refusal_message(publish_refusal refusal);
 
 // A keyed digest of a principal or tenant value: shared memory holds this,
 // never the raw credential.

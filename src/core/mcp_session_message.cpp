@@ -312,16 +312,49 @@ message_facts inspect_message_body(std::string_view body)
     return inspect_message_body(body, true);
 }
 
-std::optional<std::string> compact_published_message(std::string_view body)
+published_message prepare_published_message(std::string_view body)
 {
+    published_message out;
     if (!nesting_within(body, max_published_depth)) {
-        return std::nullopt;  // checked before parsing: nothing deep is ever built
+        out.refusal = publish_refusal::not_json;  // checked before parsing: nothing deep is ever built
+        return out;
     }
     const json message = parse_body(body);
     if (message.is_discarded() || !message.is_object()) {
-        return std::nullopt;
+        out.refusal = publish_refusal::not_json;
+        return out;
     }
-    return message.dump(-1, ' ', false, json::error_handler_t::replace);
+    const auto version = message.find("jsonrpc");
+    const bool is_jsonrpc = version != message.end() && version->is_string() && version->get_ref<const std::string&>() == "2.0";
+    const auto method = message.find("method");
+    if (is_jsonrpc && method == message.end() && (message.contains("result") || message.contains("error"))) {
+        out.refusal = publish_refusal::response;
+        return out;
+    }
+    if (!is_jsonrpc || method == message.end() || !method->is_string()) {
+        out.refusal = publish_refusal::not_jsonrpc;
+        return out;
+    }
+    out.payload = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    return out;
+}
+
+static_assert(max_published_depth == 128, "the refusal message names the depth");
+
+std::string_view publish_refusal_message(publish_refusal refusal)
+{
+    switch (refusal) {
+    case publish_refusal::not_json:
+        return "Bad Request: the body must be one JSON-RPC message (a JSON object nested at most 128 levels)";
+    case publish_refusal::not_jsonrpc:
+        return "Bad Request: only JSON-RPC requests and notifications can be published "
+               "(\"jsonrpc\":\"2.0\" and a string \"method\")";
+    case publish_refusal::response:
+        return "Bad Request: a JSON-RPC response cannot be published: it belongs to the stream of its request";
+    case publish_refusal::none:
+        break;
+    }
+    return {};
 }
 
 std::uint64_t binding_digest(std::string_view value, std::uint64_t key)

@@ -94,6 +94,7 @@ char* add_zone(ngx_conf_t* cf, main_conf* mcf, ngx_str_t name, ssize_t size, con
     }
     auto* zone = new (memory) zone_conf(parsed);
     zone->shm_zone = shm_zone;
+    zone->conf_cycle = cf->cycle;
     zone->name = shm_zone->shm.name;
     shm_zone->init = init_zone;
     shm_zone->data = zone;
@@ -335,6 +336,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->protocol_versions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
     lcf->distinct_binding_errors = NGX_CONF_UNSET;
     lcf->inspect_body = NGX_CONF_UNSET;
+    lcf->cors = NGX_CONF_UNSET;
     return lcf;
 }
 
@@ -385,6 +387,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
     }
     ngx_conf_merge_value(conf->distinct_binding_errors, prev->distinct_binding_errors, 0);
     ngx_conf_merge_value(conf->inspect_body, prev->inspect_body, 0);
+    ngx_conf_merge_value(conf->cors, prev->cors, 1);
     const bool stream_set_here = conf->stream != NGX_CONF_UNSET;
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);

@@ -31,6 +31,7 @@ struct zone_conf {
     state_files* state;       // the state directory and key, opened by the master each cycle
     bool made_afresh;         // this cycle created the shared memory (not a reload)
     std::uint64_t cycle;      // this cycle's number in the zone (zone_shared::cycles)
+    ngx_cycle_t* conf_cycle;  // the cycle this configuration belongs to
 };
 
 // Where a location named a zone, so an undeclared one can be reported
@@ -81,6 +82,7 @@ struct loc_conf {
     ngx_http_complex_value_t* tenant;      // mcp_session_tenant
     ngx_flag_t distinct_binding_errors;    // 401/409 for a mismatch instead of 404
     ngx_flag_t inspect_body;               // read POST bodies' first bytes for $mcp_method etc.
+    ngx_flag_t cors;                       // CORS headers on nginx's own answers (mcp_session_cors)
     location_policy* policy;               // derived in merge
 };
 

@@ -11,6 +11,11 @@ namespace {
 // The current cycle's doorbells, inherited by every worker at fork.
 int* doorbell_fds = nullptr;
 ngx_uint_t doorbell_count = 0;
+// Made for a cycle that may still fail (its pool, and these descriptors
+// with it, are then destroyed): taken only once the cycle commits.
+ngx_cycle_t* staged_cycle = nullptr;
+int* staged_fds = nullptr;
+ngx_uint_t staged_count = 0;
 void (*ring_handler)() = nullptr;
 void (*exit_handler)() = nullptr;
 
@@ -21,6 +26,12 @@ void close_doorbells(void* data) noexcept
         if (fds[i] >= 0) {
             close(fds[i]);
         }
+    }
+    if (staged_fds == fds) {
+        // The cycle failed before it committed: forget it, so a later cycle
+        // allocated at the same address is not taken for it.
+        staged_cycle = nullptr;
+        staged_fds = nullptr;
     }
 }
 
@@ -48,12 +59,15 @@ ngx_uint_t worker_slots(ngx_cycle_t* cycle) noexcept
     return ccf->master ? static_cast<ngx_uint_t>(ccf->worker_processes) : 1;
 }
 
-ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept
+ngx_int_t stage_doorbells(ngx_cycle_t* cycle) noexcept
 {
+    if (staged_cycle == cycle) {
+        return NGX_OK;  // another zone of this cycle made them
+    }
     const ngx_uint_t count = worker_slots(cycle);
 
     // -2 terminates the array for the cleanup, which runs when the master
-    // destroys this cycle after a reload.
+    // destroys this cycle: after a later reload, or at once if it fails.
     auto* fds = static_cast<int*>(ngx_palloc(cycle->pool, (count + 1) * sizeof(int)));
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(cycle->pool, 0);
     if (fds == nullptr || cleanup == nullptr) {
@@ -67,13 +81,27 @@ ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept
     for (ngx_uint_t i = 0; i < count; ++i) {
         fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fds[i] == -1) {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno, "mcp_session: eventfd() failed");
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "mcp_session: eventfd() failed for worker %ui of %ui", i, count);
             return NGX_ERROR;
         }
     }
-    doorbell_fds = fds;
-    doorbell_count = count;
+    staged_cycle = cycle;
+    staged_fds = fds;
+    staged_count = count;
     return NGX_OK;
+}
+
+void commit_doorbells(ngx_cycle_t* cycle) noexcept
+{
+    if (staged_cycle == cycle) {
+        doorbell_fds = staged_fds;
+        doorbell_count = staged_count;
+    } else {
+        doorbell_fds = nullptr;  // no zone in this cycle
+        doorbell_count = 0;
+    }
+    staged_cycle = nullptr;
 }
 
 ngx_int_t listen_doorbell(ngx_cycle_t* cycle, void (*on_ring)(), void (*on_exit)()) noexcept

@@ -13,8 +13,12 @@ namespace mcp_ngx {
 // How many worker slots this cycle runs (1 without a master process).
 ngx_uint_t worker_slots(ngx_cycle_t* cycle) noexcept;
 
-// init_module (master, every cycle): one doorbell per worker_processes.
-ngx_int_t create_doorbells(ngx_cycle_t* cycle) noexcept;
+// Master, every cycle, while its zones are set up (a failure refuses the
+// reload): one doorbell per worker_processes, once per cycle.
+ngx_int_t stage_doorbells(ngx_cycle_t* cycle) noexcept;
+// init_module (master, the cycle can no longer fail): the workers about
+// to fork use the cycle's doorbells.
+void commit_doorbells(ngx_cycle_t* cycle) noexcept;
 
 // init_process: listen on this worker's doorbell; `on_ring` runs in the
 // event loop after one or more rings, `on_exit` once the worker starts

@@ -134,10 +134,10 @@ void event_store::unsubscribe(const session_key& key, std::uint64_t token)
     }
 }
 
-void event_store::open_inbox(ngx_int_t worker)
+bool event_store::open_inbox(ngx_int_t worker)
 {
     zone_transaction tx(zone_);
-    tx.zone().open_inbox(worker);
+    return tx.zone().open_inbox(worker);
 }
 
 std::uint64_t event_store::begin_cycle()

@@ -63,7 +63,7 @@ public:
                       std::uint64_t replay_until, std::string& out);
 
     // The inbox through which publishers name a worker's streams.
-    void open_inbox(ngx_int_t worker);
+    bool open_inbox(ngx_int_t worker);  // false: no room
 
     // Master, once per configuration cycle: the cycle's number in the zone.
     std::uint64_t begin_cycle();

@@ -2,6 +2,7 @@
 // learns, and in issue mode no backend session id ever reaches a client.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
@@ -170,6 +171,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
         if (state != nullptr && r == r->main && !state->answered_here) {
             observe_answer(r, state);
         }
+        add_cors_to_own_answer(r, state);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: header filter failed: %s", e.what());
         return NGX_ERROR;  // an issue-mode answer must not go out unsanitised

@@ -5,6 +5,8 @@
 
 namespace mcp_ngx {
 
+struct zone_conf;
+
 // Precontent phase, after every access module has decided: validates
 // Mcp-Session-Id and binds sessions (ngx_mcp_session_gate.cpp).
 ngx_int_t session_handler(ngx_http_request_t* r) noexcept;
@@ -26,10 +28,10 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept;
 // crashed predecessor (see worker_tenant).
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept;
 
-// init_module (master, before fork): numbers the cycle in every zone and
-// opens every worker slot's inbox, so a zone's size in use does not depend
-// on when workers started.
-ngx_int_t prepare_worker_streams(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept;
+// The zone's shared-memory init, every cycle but nginx -t: the cycle's
+// doorbells, its number in the zone, and every worker slot's inbox. A
+// failure refuses the configuration (ngx_mcp_session_cycle.cpp).
+ngx_int_t prepare_zone_for_cycle(zone_conf& zone) noexcept;
 
 // Header and body filters: learn, end and forget sessions from backend
 // answers; hide backend ids in issue mode (ngx_mcp_session_filter.cpp).

@@ -32,17 +32,15 @@ ngx_int_t publish_body(ngx_http_request_t* r)
     if (!collect_body(r, lcf->event_max_size, &body)) {
         return refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Payload Too Large: event exceeds mcp_session_event_max_size");
     }
-    const std::optional<std::string> payload = mcp_session::compact_published_message(body);
-    if (!payload) {
-        return refuse(r, NGX_HTTP_BAD_REQUEST,
-                      "Bad Request: the body must be one JSON-RPC message (a JSON object nested at most " +
-                          std::to_string(mcp_session::max_published_depth) + " levels)");
+    const mcp_session::published_message message = mcp_session::prepare_published_message(body);
+    if (message.refusal != mcp_session::publish_refusal::none) {
+        return refuse(r, NGX_HTTP_BAD_REQUEST, mcp_session::publish_refusal_message(message.refusal));
     }
 
     const std::int64_t now = now_ms();
     // The header may carry nginx's id or, in issue mode, the backend's own.
     const publish_outcome outcome =
-        event_store(*state->zone).publish(state->key, state->publish_kind, *payload, now, to_view(state->id));
+        event_store(*state->zone).publish(state->key, state->publish_kind, message.payload, now, to_view(state->id));
     switch (outcome.result) {
     case publish_result::published:
         return send_json(r, NGX_HTTP_ACCEPTED, "{\"id\":" + std::to_string(outcome.id) + "}");

@@ -534,22 +534,6 @@ ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-ngx_int_t prepare_worker_streams(ngx_cycle_t* cycle, ngx_uint_t workers) noexcept
-{
-    try {
-        for_each_zone(cycle, [&](zone_conf& zone) {
-            event_store store(zone);
-            zone.cycle = store.begin_cycle();
-            for (ngx_uint_t worker = 0; worker < workers; ++worker) {
-                store.open_inbox(static_cast<ngx_int_t>(worker));
-            }
-        });
-    } catch (...) {
-        return NGX_ERROR;
-    }
-    return NGX_OK;
-}
-
 ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
 {
     ngx_queue_init(&local_streams);

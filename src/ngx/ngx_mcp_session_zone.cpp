@@ -1,5 +1,7 @@
 #include "ngx_mcp_session_zone.hpp"
 
+#include "ngx_mcp_session_phases.hpp"
+
 #include "ngx_mcp_session_doorbell.hpp"
 
 #include "mcp_session/sweep.hpp"
@@ -592,11 +594,13 @@ void locked_zone::notify(std::int32_t worker, std::uint64_t token)
     inbox->tokens[inbox->count++] = token;
 }
 
-void locked_zone::open_inbox(ngx_int_t worker)
+bool locked_zone::open_inbox(ngx_int_t worker)
 {
     if (worker >= 0 && static_cast<std::size_t>(worker) < inbox_workers && sh_.inboxes[worker] == nullptr) {
         sh_.inboxes[worker] = static_cast<worker_inbox*>(ngx_slab_calloc_locked(zone_.pool, sizeof(worker_inbox)));
+        return sh_.inboxes[worker] != nullptr;
     }
+    return true;  // open already, or a number beyond the tracked ones (see claim_worker_number)
 }
 
 std::size_t locked_zone::release_streams_of(std::int32_t worker)
@@ -655,11 +659,11 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
             return NGX_ERROR;
         }
         zone->shared = previous->shared;
-        return NGX_OK;
+        return prepare_zone_for_cycle(*zone);
     }
     if (shm_zone->shm.exists) {
         zone->shared = static_cast<zone_shared*>(zone->pool->data);
-        return NGX_OK;
+        return prepare_zone_for_cycle(*zone);
     }
 
     auto* sh = static_cast<zone_shared*>(ngx_slab_calloc(zone->pool, sizeof(zone_shared)));
@@ -689,7 +693,7 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     zone->pool->log_ctx = log_ctx;
     zone->pool->log_nomem = 0;
     zone->made_afresh = true;  // restored from its state file in init_module
-    return NGX_OK;
+    return prepare_zone_for_cycle(*zone);
 }
 
 }  // namespace mcp_ngx

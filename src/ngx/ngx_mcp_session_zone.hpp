@@ -211,7 +211,7 @@ public:
 
     // Gives `worker` its inbox if it has none yet (none: no room; the
     // worker then looks at all its streams on every wake-up).
-    void open_inbox(ngx_int_t worker);
+    bool open_inbox(ngx_int_t worker);  // false: no room
 
     // Moves this worker's queued tokens into `out` (reserved to
     // inbox_capacity by the caller); true when it must look at every stream.

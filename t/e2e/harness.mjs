@@ -77,11 +77,15 @@ export async function startBackend() {
 
 // zone: the mcp_session_zone parameters after zone=mcp:SIZE; stream: nginx
 // serves the GET stream from the ring and offers /mcp/publish.
-export async function startNginx({ name, backendPort, zone = "", stream = false, mode = "learn" }) {
+// pageRoot: a directory served on another port (another origin), for a
+// browser page that talks to /mcp cross-origin; cors: mcp_session_cors.
+export async function startNginx({ name, backendPort, zone = "", stream = false, mode = "learn", pageRoot = null, cors = true }) {
   const prefix = path.join(here, `run-${name}`);
   rmSync(prefix, { recursive: true, force: true });
   for (const dir of ["conf", "logs", "tmp"]) mkdirSync(path.join(prefix, dir), { recursive: true });
   const port = await freePort();
+  const pagePort = pageRoot ? await freePort() : 0;
+  const pageServer = pageRoot ? `server { listen 127.0.0.1:${pagePort}; root ${pageRoot}; }` : "";
   const user = process.getuid && process.getuid() === 0 ? "user root;" : "";
   writeFileSync(path.join(prefix, "conf", "nginx.conf"), `
 load_module ${modulePath};
@@ -104,6 +108,7 @@ http {
             mcp_session zone=mcp;
             mcp_session_stream ${stream ? "on" : "off"};
             mcp_session_mode ${mode};
+            mcp_session_cors ${cors ? "on" : "off"};
             proxy_pass http://127.0.0.1:${backendPort};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -111,6 +116,7 @@ http {
             proxy_read_timeout 1h;
         }
     }
+    ${pageServer}
 }
 `);
   const started = spawnSync(nginxBinary, ["-p", `${prefix}/`, "-c", `${prefix}/conf/nginx.conf`], { encoding: "utf8" });
@@ -125,6 +131,7 @@ http {
   };
   return {
     url: `http://127.0.0.1:${port}/mcp`,
+    pageUrl: pageRoot ? `http://127.0.0.1:${pagePort}/` : null,
     publishUrl: `http://127.0.0.1:${port}/mcp/publish`,
     errorLog: () => readFileSync(path.join(prefix, "logs", "error.log"), "utf8"),
     accessLog: () => readFileSync(path.join(prefix, "logs", "access.log"), "utf8"),

@@ -65,24 +65,43 @@ BOOST_AUTO_TEST_CASE(deep_nesting_is_not_inspected)
     BOOST_TEST(inspect_message_body(braces_in_strings).initialize);
 }
 
+bool accepted(std::string_view body) { return prepare_published_message(body).refusal == publish_refusal::none; }
+
 BOOST_AUTO_TEST_CASE(published_messages_are_compacted)
 {
-    BOOST_TEST(compact_published_message("{ \"a\" :\n [1, 2] }").value() == R"({"a":[1,2]})");
+    BOOST_TEST(prepare_published_message("{ \"jsonrpc\" : \"2.0\",\n \"method\": \"m\", \"params\": [1, 2] }").payload ==
+               R"({"jsonrpc":"2.0","method":"m","params":[1,2]})");
     for (const char* body : {"", "{\"truncated\":", "[1,2]", "42", "\"text\"", "{\"a\":1}garbage"}) {
-        BOOST_TEST(!compact_published_message(body), body);
+        BOOST_TEST((prepare_published_message(body).refusal == publish_refusal::not_json), body);
     }
+}
+
+BOOST_AUTO_TEST_CASE(only_requests_and_notifications_are_published)
+{
+    BOOST_TEST(accepted(R"({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info"}})"));
+    BOOST_TEST(accepted(R"({"jsonrpc":"2.0","id":7,"method":"sampling/createMessage","params":{}})"));
+    for (const char* body : {R"({"n":1})", R"({"foo":1})", R"({"method":"m"})", R"({"jsonrpc":"1.0","method":"m"})",
+                             R"({"jsonrpc":2.0,"method":"m"})", R"({"jsonrpc":"2.0","method":7})", R"({"jsonrpc":"2.0"})"}) {
+        BOOST_TEST((prepare_published_message(body).refusal == publish_refusal::not_jsonrpc), body);
+    }
+    for (const char* body : {R"({"jsonrpc":"2.0","id":1,"result":{}})", R"({"jsonrpc":"2.0","id":1,"error":{"code":1}})"}) {
+        BOOST_TEST((prepare_published_message(body).refusal == publish_refusal::response), body);
+    }
+    BOOST_TEST(publish_refusal_message(publish_refusal::response).find("stream of its request") != std::string_view::npos);
+    BOOST_TEST(publish_refusal_message(publish_refusal::none).empty());
 }
 
 BOOST_AUTO_TEST_CASE(published_messages_are_bounded_in_depth)
 {
     const auto nested = [](std::size_t depth) {
-        return "{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+        return "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":" + std::string(depth - 1, '[') +
+               std::string(depth - 1, ']') + "}";
     };
-    BOOST_TEST(compact_published_message(nested(max_published_depth)).has_value());
-    BOOST_TEST(!compact_published_message(nested(max_published_depth + 1)));
-    BOOST_TEST(!compact_published_message(nested(1000000)));  // refused before anything recursive runs
-    const std::string brackets_in_strings = R"({"x":")" + std::string(1000, '[') + R"("})";
-    BOOST_TEST(compact_published_message(brackets_in_strings).has_value());
+    BOOST_TEST(accepted(nested(max_published_depth)));
+    BOOST_TEST(!accepted(nested(max_published_depth + 1)));
+    BOOST_TEST(!accepted(nested(1000000)));  // refused before anything recursive runs
+    const std::string brackets_in_strings = R"({"jsonrpc":"2.0","method":"m","x":")" + std::string(1000, '[') + R"("})";
+    BOOST_TEST(accepted(brackets_in_strings));
 }
 
 // Found by t/fuzz/message_fuzz.cpp: nlohmann stops reading at a NUL byte,
@@ -98,8 +117,8 @@ BOOST_AUTO_TEST_CASE(a_nul_byte_makes_a_body_not_json)
     BOOST_TEST(f.id == "null");
     BOOST_TEST(!inspect_message_body(initialize + "\0"s).json);
     BOOST_TEST(!inspect_message_body("[]\0"s + std::string(100, '[')).json);
-    BOOST_TEST(!compact_published_message(R"({"a":1})"s + "\0"s + "more").has_value());
-    BOOST_TEST(compact_published_message(R"({"a":"\u0000"})").has_value());  // an escaped NUL is fine
+    BOOST_TEST(!accepted(R"({"jsonrpc":"2.0","method":"m"})"s + "\0"s + "more"));
+    BOOST_TEST(accepted(R"({"jsonrpc":"2.0","method":"m","a":"\u0000"})"));  // an escaped NUL is fine
     BOOST_TEST(inspect_message_body(R"({"id":"\u0000","method":"initialize"})").initialize);
 }
 

@@ -1,0 +1,16 @@
+// CORS headers on the answers the module makes itself (ngx_mcp_session_cors.cpp).
+#pragma once
+
+#include "ngx_mcp_session_bridge.hpp"
+
+namespace mcp_ngx {
+
+struct request_state;
+
+// Header filter, main request: for the module's own answer (the gate's
+// refusals and 404s, the stream) in a location with mcp_session_cors on,
+// and one allowed Origin, adds Access-Control-Allow-Origin (that origin), Vary: Origin and
+// Access-Control-Expose-Headers. Throws std::bad_alloc.
+void add_cors_to_own_answer(ngx_http_request_t* r, const request_state* state);
+
+}  // namespace mcp_ngx

@@ -33,7 +33,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     }
     *logger = record_traffic;
     install_filters();
-    return NGX_OK;
+    return prepare_state_saves(cf);
 }
 
 // Master, every cycle, before workers fork: the doorbells the zones'
@@ -62,6 +62,9 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept
     }
     return start_stream_delivery(cycle);
 }
+
+// A worker (or single process) leaving: its state save in progress ends.
+void exit_process(ngx_cycle_t* cycle) noexcept { finish_state_saves_at_exit(cycle); }
 
 // Master (or single process) on quit or stop, after the workers are gone.
 void exit_master(ngx_cycle_t* cycle) noexcept { save_state_at_exit(cycle); }
@@ -126,7 +129,7 @@ ngx_module_t ngx_mcp_session_module = {
     init_process,  // init process
     nullptr,       // init thread
     nullptr,       // exit thread
-    nullptr,       // exit process
+    exit_process,  // exit process
     exit_master,   // exit master
     NGX_MODULE_V1_PADDING,
 };

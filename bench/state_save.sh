@@ -37,7 +37,7 @@ $user_line
 worker_processes 2;
 worker_rlimit_nofile 20000;
 pid $OUT/nginx/logs/nginx.pid;
-error_log $OUT/nginx/logs/error.log notice;
+error_log $OUT/nginx/logs/error.log info;
 events { worker_connections 19000; }
 http {
     access_log off;
@@ -108,7 +108,12 @@ for i in $(seq 1 "$RUNS"); do
     log "run $i: p99 with saves ${with[-1]} ms, without ${without[-1]} ms"
 done
 saves=$(grep -c "state file" "$OUT/nginx/logs/error.log" || true)
+# Periodic saves log at info: slices, the longest and the mean lock hold of each.
+holds=$(sed -n 's/.*state saved to .*, \([0-9]*\) slices (longest lock hold \([0-9]*\) us, mean \([0-9]*\) us).*/\1 \2 \3/p' "$OUT/nginx/logs/error.log")
 echo "population $POPULATION, state_interval=$SAVE_INTERVAL, wrk -t1 -c16 ${WRK_SECONDS}s x $RUNS alternating"
 echo "p99 validation latency with saves:    $(echo "${with[*]}" | stats)"
 echo "p99 validation latency without saves: $(echo "${without[*]}" | stats)"
 echo "state-file lines in the error log (errors/notices): $saves; state file size: $(stat -c %s "$OUT/state/mcp.state" 2>/dev/null || echo none) B"
+if [[ -n $holds ]]; then
+    echo "periodic saves: $(wc -l <<<"$holds"), slices per save: $(cut -d' ' -f1 <<<"$holds" | stats | sed 's/ (ms)//'), longest lock hold per save: $(cut -d' ' -f2 <<<"$holds" | stats | sed 's/(ms)/(us)/'), mean lock hold per slice: $(cut -d' ' -f3 <<<"$holds" | stats | sed 's/(ms)/(us)/')"
+fi

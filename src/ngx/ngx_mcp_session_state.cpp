@@ -1,13 +1,18 @@
 #include "ngx_mcp_session_state.hpp"
 
 #include "ngx_mcp_session_state_files.hpp"
+#include "ngx_mcp_session_state_writer.hpp"
 #include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/state_file.hpp"
+#include "mcp_session/state_snapshot.hpp"
+
+#include <time.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -189,52 +194,127 @@ void load(zone_conf& zone, ngx_log_t* log, bool fresh_zone)
                   &zone.name, fresh_zone ? "restored" : "adopted", a.restored, path, a.expired, a.known, a.no_room);
 }
 
-// A snapshot is copied under the lock into a buffer reserved before it
-// (no allocation under the lock) and written to disk after.
-bool save(zone_conf& zone, ngx_log_t* log)
+// Sessions copied per hold of the zone lock (a fraction of a millisecond
+// for a zone of a million), and the pause between two holds: the other
+// workers get the lock between slices however busy the saving worker is,
+// and a save of a million sessions takes a few seconds.
+constexpr std::size_t slice_sessions = 512;
+constexpr ngx_msec_t slice_pause_ms = 1;
+
+// Appends one session to the snapshot (under the lock, no allocation).
+mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snapshot, session_record* r)
 {
-    std::size_t needed = mcp_session::state_writer::framing_size();
+    const session_extras none{};
+    const session_extras& extras = r->extras != nullptr ? *r->extras : none;
+    const mcp_session::session_key key =
+        mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
+                                              static_cast<mcp_session::id_form>(r->id_form));
+    const std::uint64_t next_id =
+        r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
+    return snapshot.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
+                        extras.tenant, locked_zone::backend_id_of(r));
+}
+
+// The first node of the tree whose hash is still ahead of the cursor.
+ngx_rbtree_node_t* first_ahead(ngx_rbtree_t& tree, const mcp_session::save_cursor& cursor)
+{
+    ngx_rbtree_node_t* node = tree.root;
+    ngx_rbtree_node_t* found = nullptr;
+    while (node != tree.sentinel) {
+        if (cursor.ahead(node->key)) {
+            found = node;
+            node = node->left;
+        } else {
+            node = node->right;
+        }
+    }
+    return found;
+}
+
+struct slice_outcome {
+    bool done = false;
+    std::int64_t held_ns = 0;  // how long the zone lock was held
+};
+
+std::int64_t monotonic_ns()
+{
+    struct timespec ts {};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// One hold of the zone lock: copies the next slice of sessions in tree
+// order. Whatever was deleted before its slice is not copied; whatever is
+// created meanwhile is copied if its hash is still ahead of the cursor.
+slice_outcome copy_slice(zone_conf& zone, mcp_session::save_cursor& cursor, mcp_session::state_snapshot& snapshot)
+{
+    slice_outcome outcome;
+    zone_transaction tx(zone);
+    const std::int64_t start = monotonic_ns();
+    ngx_rbtree_t& tree = tx.zone().shared().tree;
+    std::size_t copied = 0;
+    ngx_rbtree_node_t* node = first_ahead(tree, cursor);
+    while (node != nullptr && !cursor.may_stop_before(node->key, copied, slice_sessions)) {
+        // Out of room: the slice ends here and the next one goes on from
+        // this session, after room was made outside the lock (unless it
+        // collides with the last one copied: then it is left out).
+        if (add_record(snapshot, record_of(node)) == mcp_session::state_snapshot::added::no_room &&
+            cursor.may_stop_before(node->key, slice_sessions, slice_sessions)) {
+            break;
+        }
+        cursor.passed(node->key);
+        ++copied;
+        node = ngx_rbtree_next(&tree, node);
+    }
+    outcome.done = node == nullptr;
+    outcome.held_ns = monotonic_ns() - start;
+    return outcome;
+}
+
+// A snapshot with the zone's header, its memory reserved for the sessions
+// the zone holds now and bounded by the zone's size (a larger file would
+// be refused when read).
+std::unique_ptr<mcp_session::state_snapshot> new_snapshot(zone_conf& zone)
+{
+    mcp_session::state_header header;
+    std::size_t sessions = 0;
     {
         zone_transaction tx(zone);
-        tx.zone().for_each_by_creation([&](session_record* r) {
-            needed += mcp_session::state_writer::record_size(r->id_size, locked_zone::backend_id_of(r).size());
-        });
+        header.binding_key = tx.zone().shared().hash_seed;
+        sessions = static_cast<std::size_t>(tx.zone().shared().sessions);
     }
-    // Room for sessions created between the two lock holds.
-    std::string bytes;
-    bytes.reserve(needed + needed / 16 + 64 * mcp_session::state_writer::max_record_size());
-    std::size_t left_out = 0;
-    std::optional<mcp_session::state_writer> writer;
-    {
-        zone_transaction tx(zone);
-        locked_zone& z = tx.zone();
-        writer.emplace(bytes, mcp_session::state_header{z.shared().hash_seed, now_ms()});
-        z.for_each_by_creation([&](session_record* r) {
-            const session_extras none{};
-            const session_extras& extras = r->extras != nullptr ? *r->extras : none;
-            const mcp_session::session_key key =
-                mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
-                                                      static_cast<mcp_session::id_form>(r->id_form));
-            const std::uint64_t next_id =
-                r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
-            if (!writer->add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
-                            extras.tenant, locked_zone::backend_id_of(r))) {
-                ++left_out;
-            }
-        });
+    header.saved_at_ms = now_ms();
+    return std::make_unique<mcp_session::state_snapshot>(header, zone.shm_zone->shm.size, sessions);
+}
+
+void report_left_out(const zone_conf& zone, std::size_t left_out, ngx_log_t* log)
+{
+    if (left_out > 0) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "mcp_session zone \"%V\": %uz sessions were left out of the state file (it would have been "
+                      "larger than the zone)",
+                      &zone.name, left_out);
     }
-    writer->finish(key_of(*zone.state));  // the MAC is computed outside the zone lock
+}
+
+// The master at exit (no event loop, nothing else to serve): every slice
+// at once, then the write, all here.
+bool save_now(zone_conf& zone, ngx_log_t* log)
+{
+    std::unique_ptr<mcp_session::state_snapshot> snapshot = new_snapshot(zone);
+    mcp_session::save_cursor cursor;
+    for (bool done = false; !done;) {
+        snapshot->make_room(slice_sessions);
+        done = copy_slice(zone, cursor, *snapshot).done;
+    }
     std::string error;
-    if (!write_state_file(*zone.state, bytes, error)) {
+    if (!write_state_file(*zone.state, snapshot->finish(key_of(*zone.state)), error)) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session zone \"%V\": saving the state file failed: %s", &zone.name,
                       error.c_str());
         return false;
     }
     remember_file(zone, identify(*zone.state));
-    if (left_out > 0) {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "mcp_session zone \"%V\": %uz sessions created during the save were left out",
-                      &zone.name, left_out);
-    }
+    report_left_out(zone, snapshot->left_out(), log);
     return true;
 }
 
@@ -248,45 +328,169 @@ void report_replaced_lock(const state_lock& lock, const zone_conf& zone, ngx_log
     }
 }
 
+// A worker's periodic save of one zone: slices copied in the event loop,
+// one per timer tick, then the file written by the writer. Process memory;
+// one save at a time per zone.
+struct worker_save {
+    zone_conf* zone = nullptr;
+    ngx_event_t slice_event{};  // the next slice's timer (cancelable: it never delays an exit)
+    std::unique_ptr<state_file_writer> writer;
+    std::unique_ptr<mcp_session::state_snapshot> snapshot;  // while slicing
+    std::unique_ptr<state_lock> lock;                        // held from the start to the written file
+    mcp_session::save_cursor cursor;
+    std::size_t slices = 0;
+    std::int64_t longest_hold_ns = 0;
+    std::int64_t total_hold_ns = 0;
+    std::size_t left_out = 0;
+
+    bool slicing() const { return snapshot != nullptr; }
+    bool busy() const { return slicing() || writer->busy(); }
+};
+
+// Every zone's save in this worker (the events point into them).
+std::vector<worker_save*>& worker_saves()
+{
+    static std::vector<worker_save*> saves;
+    return saves;
+}
+
+// When the next save is due (by any worker): `now` after a save that did
+// not finish, so another worker takes over at once.
+void schedule_next_save(zone_conf& zone, unix_ms next)
+{
+    zone_transaction tx(zone);
+    tx.zone().shared().next_state_save_ms = next;
+}
+
+void abandon(worker_save& save, ngx_log_t* log, const char* why)
+{
+    ngx_log_error(NGX_LOG_INFO, log, 0, "mcp_session zone \"%V\": state save abandoned after %uz slices: %s",
+                  &save.zone->name, save.slices, why);
+    save.snapshot.reset();
+    save.lock.reset();
+    schedule_next_save(*save.zone, now_ms());
+}
+
+void on_written(void* data, state_write_result& result)
+{
+    auto& save = *static_cast<worker_save*>(data);
+    zone_conf& zone = *save.zone;
+    ngx_log_t* log = save.slice_event.log;
+    try {
+        if (result.ok) {
+            remember_file(zone, result.written);
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "mcp_session zone \"%V\": state saved to \"%s\": %uL sessions, %uz bytes, %uz slices "
+                          "(longest lock hold %uL us, mean %uL us), written %s",
+                          &zone.name, path_of(zone), result.sessions, result.bytes, save.slices,
+                          static_cast<std::uint64_t>(save.longest_hold_ns / 1000),
+                          static_cast<std::uint64_t>(save.total_hold_ns / 1000 /
+                                                     static_cast<std::int64_t>(std::max<std::size_t>(save.slices, 1))),
+                          save.writer->where());
+            report_left_out(zone, save.left_out, log);
+        } else {
+            ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session zone \"%V\": saving the state file failed: %s", &zone.name,
+                          result.error.c_str());
+        }
+        // The interval counts from the end of a save: saves never overlap.
+        schedule_next_save(zone, zone.state_saves.next_after(now_ms()));
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_session zone \"%V\": saving state failed: %s", &zone.name, e.what());
+    }
+}
+
+void on_slice(ngx_event_t* ev) noexcept
+{
+    auto& save = *static_cast<worker_save*>(ev->data);
+    if (!save.slicing()) {
+        return;
+    }
+    try {
+        if (ngx_exiting || ngx_quit || ngx_terminate) {
+            abandon(save, ev->log, "the worker is exiting");  // the master saves at exit, or a new worker next
+            return;
+        }
+        save.snapshot->make_room(slice_sessions);  // any allocation before the lock
+        const slice_outcome slice = copy_slice(*save.zone, save.cursor, *save.snapshot);
+        ++save.slices;
+        save.longest_hold_ns = std::max(save.longest_hold_ns, slice.held_ns);
+        save.total_hold_ns += slice.held_ns;
+        if (!slice.done) {
+            ngx_add_timer(ev, slice_pause_ms);
+            return;
+        }
+        save.left_out = save.snapshot->left_out();
+        save.writer->write(std::move(save.snapshot), std::move(save.lock));
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0, "mcp_session zone \"%V\": saving state failed: %s", &save.zone->name,
+                      e.what());
+        abandon(save, ev->log, "an error");
+    }
+}
+
+// Starts a save: the state lock first (held until the file is written),
+// then what another nginx saved is adopted, then the first slice.
+void start_save(worker_save& save, ngx_log_t* log)
+{
+    zone_conf& zone = *save.zone;
+    // Never waits: a lock held by anyone (an old master saving, or a
+    // process of the worker user holding it forever) skips this save with
+    // one line; the next interval tries again.
+    auto lock = std::make_unique<state_lock>(*zone.state, 1);
+    report_replaced_lock(*lock, zone, log);
+    if (!lock->held()) {
+        const ngx_uint_t level = lock->busy() ? NGX_LOG_WARN : NGX_LOG_ERR;
+        ngx_log_error(level, log, 0,
+                      "mcp_session zone \"%V\": state file \"%s\" not saved: %s; skipped until the next "
+                      "state_interval",
+                      &zone.name, path_of(zone), lock->error().c_str());
+        schedule_next_save(zone, zone.state_saves.next_after(now_ms()));
+        return;
+    }
+    if (file_changed_by_another(zone, identify(*zone.state))) {
+        load(zone, log, false);  // only after another nginx wrote the file (a binary upgrade)
+    }
+    std::unique_ptr<mcp_session::state_snapshot> snapshot = new_snapshot(zone);
+    save.lock = std::move(lock);
+    save.snapshot = std::move(snapshot);
+    save.cursor = {};
+    save.slices = 0;
+    save.longest_hold_ns = 0;
+    save.total_hold_ns = 0;
+    save.left_out = 0;
+    ngx_add_timer(&save.slice_event, slice_pause_ms);
+}
+
 void on_state_timer(ngx_event_t* ev) noexcept
 {
-    auto* zone = static_cast<zone_conf*>(ev->data);
+    auto& save = *static_cast<worker_save*>(ev->data);
+    zone_conf* zone = save.zone;
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;  // the master saves at exit
     }
     try {
         bool due = false;
         const unix_ms now = now_ms();
-        {
+        if (!save.busy()) {
             zone_transaction tx(*zone);
             zone_shared& sh = tx.zone().shared();
             due = zone->state_saves.due(sh.next_state_save_ms, now);
             if (due) {
-                sh.next_state_save_ms = zone->state_saves.next_after(now);
+                // Claimed until this save ends (it sets the next time).
+                sh.next_state_save_ms = now + mcp_session::save_lease_ms(zone->state_saves.interval_ms);
             }
         }
         if (due) {
-            // Never waits: a lock held by anyone (an old master saving, or
-            // a process of the worker user holding it forever) skips this
-            // save with one line; the next interval tries again.
-            const state_lock lock(*zone->state, 1);
-            report_replaced_lock(lock, *zone, ev->log);
-            if (!lock.held()) {
-                const ngx_uint_t level = lock.busy() ? NGX_LOG_WARN : NGX_LOG_ERR;
-                ngx_log_error(level, ev->log, 0,
-                              "mcp_session zone \"%V\": state file \"%s\" not saved: %s; skipped until the next "
-                              "state_interval",
-                              &zone->name, path_of(*zone), lock.error().c_str());
-            } else {
-                if (file_changed_by_another(*zone, identify(*zone->state))) {
-                    load(*zone, ev->log, false);
-                }
-                save(*zone, ev->log);
-            }
+            start_save(save, ev->log);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, ev->log, 0, "mcp_session zone \"%V\": saving state failed: %s", &zone->name,
                       e.what());
+        if (save.slicing()) {
+            abandon(save, ev->log, "an error");
+        } else if (!save.writer->busy()) {
+            schedule_next_save(*zone, zone->state_saves.next_after(now_ms()));  // give the claim back
+        }
     }
     ngx_add_timer(ev, static_cast<ngx_msec_t>(zone->state_saves.interval_ms));
 }
@@ -362,17 +566,52 @@ void restore_state(ngx_cycle_t* cycle) noexcept
     });
 }
 
+ngx_int_t prepare_state_saves(ngx_conf_t* cf) noexcept { return add_state_thread_pool(cf); }
+
 ngx_int_t start_state_timers(ngx_cycle_t* cycle) noexcept
 {
+    ngx_int_t rc = NGX_OK;
     for_each_state_zone(cycle, [&](zone_conf& zone) {
-        ngx_event_t* ev = &zone.state_timer;
-        ev->handler = on_state_timer;
-        ev->data = &zone;
-        ev->log = cycle->log;
-        ev->cancelable = 1;
-        ngx_add_timer(ev, static_cast<ngx_msec_t>(zone.state_saves.interval_ms));
+        try {
+            auto* save = new worker_save;
+            save->zone = &zone;
+            save->writer = std::make_unique<state_file_writer>(cycle, *zone.state, on_written, save);
+            save->slice_event.handler = on_slice;
+            save->slice_event.data = save;
+            save->slice_event.log = cycle->log;
+            save->slice_event.cancelable = 1;
+            worker_saves().push_back(save);
+            ngx_event_t* ev = &zone.state_timer;
+            ev->handler = on_state_timer;
+            ev->data = save;
+            ev->log = cycle->log;
+            ev->cancelable = 1;
+            ngx_add_timer(ev, static_cast<ngx_msec_t>(zone.state_saves.interval_ms));
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "mcp_session zone \"%V\": no periodic saves: %s", &zone.name,
+                          e.what());
+            rc = NGX_ERROR;
+        }
     });
-    return NGX_OK;
+    return rc;
+}
+
+void finish_state_saves_at_exit(ngx_cycle_t* cycle) noexcept
+{
+    for (worker_save* save : worker_saves()) {
+        try {
+            if (save->slicing()) {
+                abandon(*save, cycle->log, "the worker is exiting");
+            } else {
+                // The pools have run every queued task by now: a file written
+                // after the event loop stopped is reported, and its lock freed.
+                save->writer->finish_at_exit();
+            }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "mcp_session zone \"%V\": saving state failed: %s",
+                          &save->zone->name, e.what());
+        }
+    }
 }
 
 void save_state_at_exit(ngx_cycle_t* cycle) noexcept
@@ -386,7 +625,7 @@ void save_state_at_exit(ngx_cycle_t* cycle) noexcept
             if (!lock.held()) {
                 ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "mcp_session zone \"%V\": state file \"%s\" not saved at exit: %s",
                               &zone.name, path_of(zone), lock.error().c_str());
-            } else if (save(zone, cycle->log)) {
+            } else if (save_now(zone, cycle->log)) {
                 ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "mcp_session zone \"%V\": state saved to \"%s\"",
                               &zone.name, path_of(zone));
             }

@@ -76,8 +76,16 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     ++sh.counters.validated;
     outcome.created_ms = record->created_ms;
     outcome.previous_access_ms = record->last_access_ms;
-    zone.touch(record, now);
-    if (establishes) {
+    // A session touched within the touch granularity (1 s at most) is left
+    // as it is: no write to the record or the LRU links, so busy sessions
+    // stop dirtying shared cache lines on every request. Its idle clock and
+    // LRU place then lag its last use by less than the granularity. The
+    // first use after creation always writes (it establishes the session).
+    const bool establishing = establishes && !(record->flags & record_established);
+    if (establishing || mcp_session::touch_is_due(times_of(record), zone_.policy, now)) {
+        zone.touch(record, now);
+    }
+    if (establishing) {
         zone.establish(record);  // named after its creation: evicted after every unused session
     }
     const std::string_view backend_id = locked_zone::backend_id_of(record);

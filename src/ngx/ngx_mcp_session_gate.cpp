@@ -277,9 +277,19 @@ struct gate_headers {
     header_match session;
 };
 
+// ASCII case-insensitive, inline: ngx_strncasecmp's call and per-byte
+// loop cost more than the rest of the walk. The length was compared.
 bool named(const ngx_table_elt_t& h, std::string_view name)
 {
-    return ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(name.data())), name.size()) == 0;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const u_char c = h.key.data[i];
+        const u_char folded = (c >= 'A' && c <= 'Z') ? static_cast<u_char>(c | 0x20) : c;
+        const auto want = static_cast<u_char>(name[i]);
+        if (folded != ((want >= 'A' && want <= 'Z') ? static_cast<u_char>(want | 0x20) : want)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 void count(header_match& match, ngx_table_elt_t& h)

@@ -115,7 +115,9 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     const std::uint64_t evicted_before = zone.shared().counters.evicted;
     room_report room;
     session_record* fresh = zone.allocate(key, now, room);
-    const bool bound = fresh != nullptr && zone.set_extras(fresh, extras_for(binding), {});
+    // An unbound session has no extras: nothing to allocate or free.
+    const bool unbound = !binding.has_principal && !binding.has_tenant;
+    const bool bound = fresh != nullptr && (unbound || zone.set_extras(fresh, extras_for(binding), {}));
     outcome.evicted = static_cast<std::size_t>(zone.shared().counters.evicted - evicted_before);
     outcome.evictions_to_log = zone.note_evictions(0, now);
     if (!bound) {

@@ -339,7 +339,7 @@ cmd_soak() {
 }
 
 cmd_bench() {
-    APT_PACKAGES+=(wrk libnginx-mod-nchan)
+    APT_PACKAGES+=(wrk libnginx-mod-nchan libnginx-mod-http-lua)
     install_packages
     build_module
     "$ROOT/bench/run.sh"

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # ./build.sh bench: every scenario in one go, side by side in the same run,
-# on one nginx (2 workers) with ngx_mcp_session and nchan loaded; prints a
-# Markdown table and writes it to build/bench/results.md.
+# on one nginx (2 workers) with ngx_mcp_session, nchan and the Lua module
+# loaded; prints a Markdown table and writes it to build/bench/results.md.
+#
+# Every ratio is taken RUNS (3) times, the sides alternated within each
+# run, and reported as min / median / max; a goal counts as met only when
+# its worst run meets it. On a shared 2-core machine one run can swing by
+# 2x: the spread is part of the result.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/build/bench"
 MODULE="$ROOT/build/ngx_mcp_session_module.so"
 NCHAN=/usr/lib/nginx/modules/ngx_nchan_module.so
+NDK=/usr/lib/nginx/modules/ndk_http_module.so
+LUA=/usr/lib/nginx/modules/ngx_http_lua_module.so
 NGINX_BIN="${NGINX_BIN:-/usr/sbin/nginx}"
 PORT="${BENCH_PORT:-18400}"
 UPSTREAM_PORT=$((PORT + 1))
-WRK_SECONDS="${WRK_SECONDS:-5}"
+RUNS="${RUNS:-3}"
+SLICES="${SLICES:-3}"          # alternated wrk slices per side in one run
+SLICE_SECONDS="${SLICE_SECONDS:-2}"
 POPULATION="${POPULATION:-1000000}"
 SSE="$OUT/sse_bench"
 
@@ -24,6 +33,8 @@ user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root;"
 cat >"$OUT/nginx/conf/nginx.conf" <<CONF
 load_module $MODULE;
 load_module $NCHAN;
+load_module $NDK;
+load_module $LUA;
 $user_line
 worker_processes 2;
 worker_rlimit_nofile 20000;
@@ -35,9 +46,12 @@ http {
     client_body_temp_path $OUT/nginx/tmp;
     proxy_temp_path $OUT/nginx/tmp;
     keepalive_requests 10000000;
+    variables_hash_max_size 2048;  # nchan's and Lua's variables beside ours
     mcp_session_zone zone=mcp:1024m buffer=512 idle_timeout=1h;
     mcp_session_zone zone=rings:64m idle_timeout=1h;  # default ring: 256 events
     mcp_session_zone zone=small:16m idle_timeout=1h;  # stays at 1000 sessions, beside the 1M zone
+    # The recipe a user would write instead of the module (see /lua below).
+    lua_shared_dict lua_sessions 64m;
     upstream trivial { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {  # the trivial upstream: answers at once, echoes ?sid= as the session id
         listen 127.0.0.1:$UPSTREAM_PORT reuseport;
@@ -55,6 +69,32 @@ http {
         }
         location /small { mcp_session zone=small; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        # lua_shared_dict + access_by_lua: a known id is touched (its TTL
+        # renewed, one dict call), an unknown one answered 404 with the
+        # same JSON-RPC body; the session is learned from the backend's
+        # answer to a request that had no id.
+        location /lua {
+            access_by_lua_block {
+                local sid = ngx.var.http_mcp_session_id
+                if sid == nil then return end
+                local ok = ngx.shared.lua_sessions:expire(sid, 3600)
+                if not ok then
+                    ngx.status = 404
+                    ngx.header["Content-Type"] = "application/json"
+                    ngx.print('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}')
+                    return ngx.exit(404)
+                end
+            }
+            header_filter_by_lua_block {
+                if ngx.var.http_mcp_session_id == nil and ngx.status == 200 then
+                    local sid = ngx.header["Mcp-Session-Id"]
+                    if sid then ngx.shared.lua_sessions:set(sid, true, 3600) end
+                end
+            }
+            proxy_pass http://trivial;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
         location = /mcp/publish { mcp_session_publish zone=mcp; }
         location = /mcp/status { mcp_session_status zone=mcp; }
         location /rings { mcp_session zone=rings; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
@@ -75,55 +115,101 @@ base="http://127.0.0.1:$PORT"
 rps() { sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p'; }
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
-median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-wrk_rps() { wrk -t2 -c64 -d"${WRK_SECONDS}s" "$@" 2>/dev/null | rps; }
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+minimum() { tr ' ' '\n' | sed '/^$/d' | sort -g | head -1; }
+maximum() { tr ' ' '\n' | sed '/^$/d' | sort -g | tail -1; }
+spread() { echo "$(minimum <<<"$1") / $(median <<<"$1") / $(maximum <<<"$1")"; }
+wrk_rps() { wrk -t2 -c64 -d"${SLICE_SECONDS}s" "$@" 2>/dev/null | rps; }
+validate_rps() { wrk_rps -s "$ROOT/bench/validate.lua" "$@"; }
+sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
 
-# Alternates A and B five times and keeps each one's median: the two
-# share the machine's noise instead of each getting its own.
-side_by_side() {
-    local a=() b=()
-    for _ in 1 2 3 4 5; do
-        a+=("$(eval "$1")")
-        b+=("$(eval "$2")")
+# One run of N sides (shell commands printing req/s): SLICES slices each,
+# alternated, the order rotated per slice so no side always goes first.
+# Prints each side's mean req/s.
+alternated_run() {
+    local sides=("$@") n=$# totals=() i s k
+    for ((i = 0; i < n; i++)); do totals[i]=0; done
+    for ((s = 0; s < SLICES; s++)); do
+        for ((k = 0; k < n; k++)); do
+            i=$(((k + s) % n))
+            totals[i]=$(sum "${totals[i]}" "$(eval "${sides[i]}")")
+        done
     done
-    echo "$(echo "${a[*]}" | median) $(echo "${b[*]}" | median)"
+    for ((i = 0; i < n; i++)); do printf '%s ' "$(awk -v t="${totals[i]}" -v s="$SLICES" 'BEGIN { printf "%.0f", t / s }')"; done
+    echo
 }
 
 rows=()
+limits=()
 row() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
-meets() { awk -v v="$1" -v g="$2" -v dir="$3" 'BEGIN { ok = (dir == ">=") ? (v >= g) : (v <= g); print ok ? "met" : "missed" }'; }
+# worst_meets WORST GOAL DIR
+meets() { awk -v v="$1" -v g="$2" -v dir="$3" 'BEGIN { ok = (dir == ">=") ? (v >= g) : (dir == ">") ? (v > g) : (v <= g); print ok ? "met" : "missed" }'; }
+# limit SCENARIO VERDICT TEXT: a "what limits it" line for a missed goal.
+limit() { [[ $2 == missed* ]] && limits+=("- **$1**: $3"); return 0; }
 
-log "populating 1000 sessions"
+# ratio_rows A_CMD B_CMD → sets A_MEDIAN B_MEDIAN RATIOS (space separated, one per run)
+ratio_runs() {
+    local as="" bs="" rs="" a b r
+    for ((run = 1; run <= RUNS; run++)); do
+        read -r a b < <(alternated_run "$1" "$2")
+        as+="$a "; bs+="$b "; rs+="$(ratio "$a" "$b") "
+    done
+    A_MEDIAN=$(median <<<"$as"); B_MEDIAN=$(median <<<"$bs"); RATIOS=$rs
+}
+
+log "populating 1000 sessions (zone, small zone, Lua dict)"
 "$SSE" populate --port "$PORT" --count 1000 --prefix live- >/dev/null
 "$SSE" populate --port "$PORT" --count 1000 --prefix live- --path /small >/dev/null
-live="-H Mcp-Session-Id:live-500"
+"$SSE" populate --port "$PORT" --count 1000 --prefix live- --path /lua >/dev/null
+[[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Mcp-Session-Id: live-500' -d '{}' "$base/lua") == 200 ]] ||
+    { echo "the Lua recipe did not learn its sessions" >&2; exit 1; }
+[[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Mcp-Session-Id: live-500' -d '{}' "$base/mcp") == 200 ]] ||
+    { echo "the module did not learn its sessions" >&2; exit 1; }
 
 # One untimed round of each first: the first seconds after nginx starts
 # (connections to the upstream, page faults, CPU clocks) are slower for
 # whichever side happens to go first.
-wrk -t2 -c64 -d2s $live "$base/mcp" >/dev/null 2>&1
-wrk -t2 -c64 -d2s "$base/plain" >/dev/null 2>&1
+for path in mcp plain lua; do wrk -t2 -c64 -d2s -s "$ROOT/bench/validate.lua" "$base/$path" >/dev/null 2>&1; done
 
-log "validation overhead (1000 sessions)"
-read -r mcp_1k plain_1k < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $base/plain")
-r=$(ratio "$mcp_1k" "$plain_1k")
-row "validation: req/s, live session vs plain proxy_pass" "$mcp_1k" "$plain_1k (plain proxy)" "$r" "≥ 0.97×" "$(meets "$r" 0.97 ">=")"
+# Validation: the request a client with a session sends (a JSON-RPC POST
+# naming it), proxied; three sides per run, ratios to plain proxy_pass.
+log "validation overhead (1000 sessions): ours, plain proxy_pass, Lua recipe"
+ours_r="" lua_r="" ahead="" os="" ps="" ls=""
+for ((run = 1; run <= RUNS; run++)); do
+    read -r o p l < <(alternated_run "validate_rps $base/mcp" "validate_rps $base/plain" "validate_rps $base/lua")
+    os+="$o "; ps+="$p "; ls+="$l "
+    ours_r+="$(ratio "$o" "$p") "; lua_r+="$(ratio "$l" "$p") "
+    ahead+="$(awk -v o="$o" -v l="$l" 'BEGIN { printf "%.3f", o / l }') "
+done
+worst=$(minimum <<<"$ours_r")
+worst_ahead=$(minimum <<<"$ahead")
+v1=$(meets "$worst" 0.98 ">="); v2=$(meets "$worst_ahead" 1 ">")
+verdict="$([[ $v1 == met && $v2 == met ]] && echo met || echo missed) (≥ 0.98: $v1; ahead of Lua: $v2)"
+row "validation: req/s, JSON-RPC POST with a live session (1000 sessions); ratio to plain proxy_pass" \
+    "$(median <<<"$os") req/s, ratio $(spread "$ours_r")" \
+    "plain $(median <<<"$ps") req/s; Lua recipe $(median <<<"$ls") req/s, ratio $(spread "$lua_r"); ours / Lua $(spread "$ahead")" \
+    "$(spread "$ours_r")" "≥ 0.98× plain and ahead of Lua, every run" "$verdict"
+limit "validation" "$verdict" "CPU: the module adds about 1 500 instructions to a proxied request of about 33 500 (bench/callgrind.sh): the request state in the pool, the id's key (a 128-byte array zeroed per request), the lock and the tree lookup, the filters; that is 4–5 % of a request, so the ratio sits near 0.95–0.96 on CPU alone (perf on the workers: the module's own code about 1.5 % of samples, the lock functions under 0.1 %), and run-to-run noise on this shared machine is larger than the 2 % the goal allows. The zone lock is held for about 360 instructions per validation, with no write but the validated counter for a session used within the last second."
 
 deliver() { "$SSE" deliver --port "$PORT" --target "$1" --streams "$2" --rate "$3" --seconds "${4:-3}"; }
 for streams in 1000 10000; do
     rate=5000
-    log "SSE delivery: $streams streams at $rate events/s"
-    ours=$(deliver mcp "$streams" "$rate")
-    peer=$(deliver nchan "$streams" "$rate")
-    for k in p50_us p99_us; do
-        o=$(echo "$ours" | field "$k"); p=$(echo "$peer" | field "$k")
-        goal="—"; verdict="—"
-        if [[ $k == p99_us ]]; then goal="≤ nchan"; verdict=$(meets "$o" "$p" "<="); fi
-        row "SSE $streams streams @ $rate/s: ${k%_us} latency (µs)" "$o" "$p (nchan)" "$(ratio "$o" "$p")" "$goal" "$verdict"
+    log "SSE delivery: $streams streams at $rate events/s ($RUNS alternated runs)"
+    p50o="" p50p="" p99o="" p99p="" p50r="" p99r="" lost_ok=met lostinfo=""
+    for ((run = 1; run <= RUNS; run++)); do
+        if ((run % 2)); then ours=$(deliver mcp "$streams" "$rate"); peer=$(deliver nchan "$streams" "$rate")
+        else peer=$(deliver nchan "$streams" "$rate"); ours=$(deliver mcp "$streams" "$rate"); fi
+        a=$(field p50_us <<<"$ours"); b=$(field p50_us <<<"$peer"); p50o+="$a "; p50p+="$b "; p50r+="$(ratio "$a" "$b") "
+        a=$(field p99_us <<<"$ours"); b=$(field p99_us <<<"$peer"); p99o+="$a "; p99p+="$b "; p99r+="$(ratio "$a" "$b") "
+        lo=$(field lost <<<"$ours"); do_=$(field duplicates <<<"$ours"); lp=$(field lost <<<"$peer"); dp=$(field duplicates <<<"$peer")
+        [[ $lo == 0 && $do_ == 0 ]] || lost_ok=missed
+        lostinfo+="$lo/$do_ vs $lp/$dp (nchan); "
     done
-    o=$(echo "$ours" | field lost); p=$(echo "$peer" | field lost)
-    od=$(echo "$ours" | field duplicates); pd=$(echo "$peer" | field duplicates)
-    row "SSE $streams streams @ $rate/s: lost / duplicated events (delivered/s ours $(echo "$ours" | field delivered_per_s), nchan $(echo "$peer" | field delivered_per_s))" "$o / $od" "$p / $pd (nchan)" "—" "0" "$([[ $o == 0 && $od == 0 ]] && echo met || echo missed)"
+    row "SSE $streams streams @ $rate/s: p50 latency (µs), ratio to nchan" "$(median <<<"$p50o")" "$(median <<<"$p50p") (nchan)" "$(spread "$p50r")" "—" "—"
+    verdict=$(meets "$(maximum <<<"$p99r")" 1 "<=")
+    row "SSE $streams streams @ $rate/s: p99 latency (µs), ratio to nchan" "$(median <<<"$p99o")" "$(median <<<"$p99p") (nchan)" "$(spread "$p99r")" "≤ nchan, every run" "$verdict"
+    limit "SSE $streams streams p99" "$verdict" "the tail is set by scheduling on 2 cores shared by the publisher, $streams readers and both nginx workers (the load generator is in the measurement); the runs' spread shows it. Not profiled in this change (the stream code is another engineer's)."
+    row "SSE $streams streams @ $rate/s: lost / duplicated events per run, ours vs nchan" "${lostinfo%; }" "—" "—" "0 every run" "$lost_ok"
 done
 
 # The highest rate (of a ladder) at which every accepted event arrived
@@ -147,17 +233,30 @@ max_rate() {
     done
     echo "$best"
 }
-log "maximum sustained publish rate with every event delivered (1000 streams)"
-ours_max=$(max_rate mcp)
-peer_max=$(max_rate nchan)
-r=$(ratio "$ours_max" "$peer_max")
-row "max sustained publish rate, 1000 streams, zero loss (events/s)" "$ours_max" "$peer_max (nchan)" "$r" "≥ 1.5×" "$(meets "$r" 1.5 ">=")"
+log "maximum sustained publish rate with every event delivered (1000 streams, $RUNS alternated runs)"
+mo="" mp="" mr=""
+for ((run = 1; run <= RUNS; run++)); do
+    if ((run % 2)); then a=$(max_rate mcp); b=$(max_rate nchan); else b=$(max_rate nchan); a=$(max_rate mcp); fi
+    mo+="$a "; mp+="$b "; mr+="$(ratio "$a" "$b") "
+done
+verdict=$(meets "$(minimum <<<"$mr")" 1.5 ">=")
+row "max sustained publish rate, 1000 streams, zero loss (events/s)" "$(median <<<"$mo")" "$(median <<<"$mp") (nchan)" "$(spread "$mr")" "≥ 1.5×, every run" "$verdict"
+limit "max publish rate" "$verdict" "both sides share 2 cores with the load generator; the ladder's 2 000/s rungs make one rung a large step of the ratio."
 
-log "replay of 256 × 1 KB events"
-replay=$("$SSE" replay --port "$PORT" --events 256 --size 1024 --runs 50)
-m=$(echo "$replay" | field median_us)
-f=$(echo "$replay" | field floor_us)
-row "replay: reconnect to last of 256 × 1 KB events ($(echo "$replay" | field bytes) bytes of SSE), median (µs)" "$m" "$f (bare loopback TCP, same bytes)" "$(ratio "$m" "$f")" "≤ 1000 µs" "$(meets "$m" 1000 "<=")"
+log "replay of 256 × 1 KB events ($RUNS runs)"
+rm_="" rf="" rr="" replay_failed=0
+for ((run = 1; run <= RUNS; run++)); do
+    # A run that fails (a stalled replay) is counted, not fatal.
+    if ! replay=$("$SSE" replay --port "$PORT" --events 256 --size 1024 --runs 50); then
+        replay_failed=$((replay_failed + 1)); continue
+    fi
+    a=$(field median_us <<<"$replay"); b=$(field floor_us <<<"$replay")
+    rm_+="$a "; rf+="$b "; rr+="$(ratio "$a" "$b") "
+done
+verdict=$(meets "$(maximum <<<"${rm_:-999999}")" 1000 "<=")
+((replay_failed == 0)) || verdict="missed ($replay_failed of $RUNS runs failed)"
+row "replay: reconnect to last of 256 × 1 KB events ($(field bytes <<<"$replay") bytes of SSE), median of 50 (µs)" "$(median <<<"$rm_") (runs: $(spread "$rm_"))" "$(median <<<"$rf") (bare loopback TCP, same bytes)" "$(spread "$rr")" "≤ 1000 µs, every run" "$verdict"
+limit "replay" "$verdict" "see the runs' spread: the machine's load, not the ring walk, moves it."
 
 log "shared memory per session with a full ring of 256 × 1 KB events"
 ring_sessions=100
@@ -176,30 +275,40 @@ status=$(curl -s "$base/mcp/status")
 sessions=$(echo "$status" | field sessions)
 used=$(echo "$status" | field bytes_used)
 per_session=$(awk -v u="$used" -v s="$sessions" 'BEGIN { printf "%.0f", u / s }')
-row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$(meets "$per_session" 256 "<=")"
+verdict=$(meets "$per_session" 256 "<=")
+row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$verdict"
+limit "memory per idle session" "$verdict" "the zone's fixed part (worker inboxes, the slab's own pages) spread over only $sessions sessions; a session record is one 128-byte slab chunk."
 
 # The same request against two zones of the same nginx, alternated in
-# one window: a zone of $POPULATION sessions and one kept at 1000. (Taken
-# minutes apart, the two figures would mostly measure the machine's drift.)
+# one window: a zone of $POPULATION sessions and one kept at 1000.
 log "lookup cost at $POPULATION sessions"
-read -r mcp_1m small_1k < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $live $base/small")
-r=$(ratio "$mcp_1m" "$small_1k")
-row "lookup: req/s at $sessions vs 1000 sessions (two zones, alternated)" "$mcp_1m" "$small_1k (1000 sessions)" "$r" "≥ 0.95×" "$(meets "$r" 0.95 ">=")"
-read -r mcp_1m plain_1m < <(side_by_side "wrk_rps $live $base/mcp" "wrk_rps $base/plain")
-row "validation at $sessions sessions vs plain proxy_pass" "$mcp_1m" "$plain_1m (plain proxy)" "$(ratio "$mcp_1m" "$plain_1m")" "—" "—"
+ratio_runs "validate_rps $base/mcp" "validate_rps $base/small"
+verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
+row "lookup: req/s at $sessions vs 1000 sessions (two zones, alternated)" "$A_MEDIAN" "$B_MEDIAN (1000 sessions)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
+limit "lookup at $sessions" "$verdict" "a lookup in the big zone walks an rbtree about 20 levels deep; for a session in use that path stays cached, so what moves the ratio is the machine."
+ratio_runs "validate_rps $base/mcp" "validate_rps $base/plain"
+row "validation at $sessions sessions vs plain proxy_pass" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "—" "—"
 
-log "session creation"
-n=0
-create_mcp() { n=$((n + 1)); wrk -t2 -c64 -d"${WRK_SECONDS}s" -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$n" 2>/dev/null | rps; }
-create_plain() { wrk -t2 -c64 -d"${WRK_SECONDS}s" -s "$ROOT/bench/create.lua" "$base/plain" -- "p" 2>/dev/null | rps; }
-read -r mcp_new plain_new < <(side_by_side create_mcp create_plain)
-row "session creation: initialize exchanges/s vs plain proxy" "$mcp_new" "$plain_new (plain proxy)" "$(ratio "$mcp_new" "$plain_new")" "—" "—"
+log "session creation at $sessions sessions"
+# A fresh label per slice (each runs in a subshell): every id is new.
+create_mcp() { wrk_rps -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$(date +%s%N)"; }
+create_plain() { wrk_rps -s "$ROOT/bench/create.lua" "$base/plain" -- "p"; }
+ratio_runs create_mcp create_plain
+verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
+row "session creation: initialize exchanges/s at $sessions sessions vs plain proxy" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
+limit "session creation" "$verdict" "each new id is a miss in the rbtree: one walk of about 20 levels over $((sessions / 1000)) k records scattered through 128 MB of 4 KB pages, so nearly every level is a cache and TLB miss, taken under the zone lock (perf: locked_zone::find is the largest module symbol, ~8% of worker samples); then the insert, the slab allocation and a page fault for every fresh slab page. About 1 260 instructions under the lock per creation besides (bench/callgrind.sh). The tree and the zone layout are outside this change."
 
 alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$OUT/nginx/logs/error.log" || true)
 {
-    echo "| scenario | ngx_mcp_session | peer | ratio | goal | |"
+    echo "| scenario | ngx_mcp_session | peer | ratio min / median / max | goal | worst run |"
     echo "|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "2 nginx workers, wrk -t2 -c64 ${WRK_SECONDS}s ×5 alternating (medians), $(nproc) cores shared by load and server; nginx error log alerts: $alerts."
+    echo "$RUNS runs per ratio, each run $SLICES alternated wrk slices (-t2 -c64 ${SLICE_SECONDS}s) per side; req/s columns are medians over the runs; goals judged on the worst run. 2 nginx workers, $(nproc) cores shared by load and server; nginx error log alerts: $alerts."
+    if ((${#limits[@]} > 0)); then
+        echo
+        echo "What limits the missed goals:"
+        echo
+        printf '%s\n' "${limits[@]}"
+    fi
 } | tee "$OUT/results.md"

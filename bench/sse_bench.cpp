@@ -375,14 +375,17 @@ double loopback_floor_us(std::size_t bytes, int runs)
 
 int run_replay(const options& opt)
 {
+    // A session of its own per run: a run again on "replay" would find the
+    // earlier runs' events in its ring and measure a different replay.
+    const std::string sid = "replay-" + std::to_string(getpid());
     int fd = connect_local(opt.port);
     std::string buffer;
-    write_all(fd, "POST /mcp?sid=replay HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
+    write_all(fd, "POST /mcp?sid=" + sid + " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
     if (read_response(fd, buffer) != 200) {
         throw std::runtime_error("creating the replay session failed");
     }
     for (int i = 0; i < opt.events; ++i) {
-        write_all(fd, target_api::publish_to_session("/mcp", "replay", payload(i, 0, opt.size)));
+        write_all(fd, target_api::publish_to_session("/mcp", sid, payload(i, 0, opt.size)));
         if (read_response(fd, buffer) != 202) {
             throw std::runtime_error("publishing a replay event failed");
         }
@@ -395,8 +398,11 @@ int run_replay(const options& opt)
     for (int run = 0; run < opt.runs; ++run) {
         const std::int64_t t0 = now_ns();
         const int s = connect_local(opt.port);
-        write_all(s, "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: replay\r\n"
-                     "Last-Event-ID: 0\r\n\r\n");
+        // A replay that stalls fails the run instead of hanging the bench.
+        const timeval limit{10, 0};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+        write_all(s, "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + sid +
+                         "\r\nLast-Event-ID: 0\r\n\r\n");
         // Scans only what arrived since the last read (the client must not
         // be the slow part of what it measures).
         std::string got;
@@ -407,7 +413,7 @@ int run_replay(const options& opt)
             char chunk[65536];
             const ssize_t n = read(s, chunk, sizeof(chunk));
             if (n <= 0) {
-                throw std::runtime_error("replay stream closed early");
+                throw std::runtime_error(n == 0 ? "replay stream closed early" : "replay stalled for 10 s");
             }
             const std::size_t before = got.size();
             got.append(chunk, static_cast<std::size_t>(n));

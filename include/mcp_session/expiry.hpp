@@ -41,4 +41,12 @@ unix_ms expires_at(const session_times& times, const expiry_policy& policy);
 // even if two workers' cached times differ by a few milliseconds.
 session_times touched(const session_times& times, unix_ms now);
 
+// A touch is worth its write (the record and its place in the LRU queue,
+// under the zone lock) only once the idle clock is this stale: at most
+// 1 s, and a sixteenth of a shorter idle timeout. So a session's idle
+// clock, and the LRU order, lag its real last use by less than that.
+unix_ms touch_granularity_ms(const expiry_policy& policy);
+
+bool touch_is_due(const session_times& times, const expiry_policy& policy, unix_ms now);
+
 }  // namespace mcp_session

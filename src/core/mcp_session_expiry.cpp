@@ -38,4 +38,14 @@ session_times touched(const session_times& times, unix_ms now)
     return session_times{times.created_ms, std::max(times.last_access_ms, now)};
 }
 
+unix_ms touch_granularity_ms(const expiry_policy& policy)
+{
+    return std::clamp<unix_ms>(policy.idle_timeout_ms / 16, 0, 1000);
+}
+
+bool touch_is_due(const session_times& times, const expiry_policy& policy, unix_ms now)
+{
+    return now - times.last_access_ms >= touch_granularity_ms(policy);
+}
+
 }  // namespace mcp_session

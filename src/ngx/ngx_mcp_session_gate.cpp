@@ -269,11 +269,69 @@ ngx_int_t read_body_first(ngx_http_request_t* r, request_state* state)
     return NGX_DONE;
 }
 
+// The three request headers the gate judges, found in one walk of the
+// header list (it runs on every request of a session location).
+struct gate_headers {
+    header_match origin;
+    header_match version;
+    header_match session;
+};
+
+// ASCII case-insensitive, inline: ngx_strncasecmp's call and per-byte
+// loop cost more than the rest of the walk. The length was compared.
+bool named(const ngx_table_elt_t& h, std::string_view name)
+{
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const u_char c = h.key.data[i];
+        const u_char folded = (c >= 'A' && c <= 'Z') ? static_cast<u_char>(c | 0x20) : c;
+        const auto want = static_cast<u_char>(name[i]);
+        if (folded != ((want >= 'A' && want <= 'Z') ? static_cast<u_char>(want | 0x20) : want)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void count(header_match& match, ngx_table_elt_t& h)
+{
+    if (match.first == nullptr) {
+        match.first = &h;
+    }
+    ++match.count;
+}
+
+gate_headers scan_gate_headers(ngx_list_t& headers)
+{
+    static constexpr std::string_view origin = "Origin";
+    static constexpr std::string_view version = "MCP-Protocol-Version";
+    static_assert(origin.size() != version.size() && origin.size() != session_header.size() &&
+                  version.size() != session_header.size());  // the length picks the candidate
+    gate_headers found;
+    for (ngx_list_part_t* part = &headers.part; part != nullptr; part = part->next) {
+        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            ngx_table_elt_t& h = fields[i];
+            if (h.hash == 0) {
+                continue;  // removed by another module
+            }
+            if (h.key.len == session_header.size() && named(h, session_header)) {
+                count(found.session, h);
+            } else if (h.key.len == origin.size() && named(h, origin)) {
+                count(found.origin, h);
+            } else if (h.key.len == version.size() && named(h, version)) {
+                count(found.version, h);
+            }
+        }
+    }
+    return found;
+}
+
 ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* state)
 {
+    const gate_headers headers = scan_gate_headers(r->headers_in.headers);
     // A repeated header is refused wherever it decides anything: nginx
     // judges the first, and the backend could read another.
-    const header_match origin = find_header(r->headers_in.headers, "Origin");
+    const header_match& origin = headers.origin;
     if (origin.count > 1) {
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Origin header");
     }
@@ -281,22 +339,28 @@ ngx_int_t first_pass(ngx_http_request_t* r, const loc_conf* lcf, request_state* 
         return refuse(r, state, NGX_HTTP_FORBIDDEN, "Forbidden: Origin not allowed");
     }
 
-    const header_match version = find_header(r->headers_in.headers, "MCP-Protocol-Version");
+    const header_match& version = headers.version;
     if (version.count > 1) {
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one MCP-Protocol-Version header");
     }
-    const auto verdict = mcp_session::classify_protocol_version(
-        version.count > 0 ? std::optional<std::string_view>(to_view(version.first->value)) : std::nullopt,
-        lcf->policy->versions);
-    state->protocol_version = version.count > 0 ? version.first->value : pool_copy(r, verdict.version);
-    state->modern = verdict.era == mcp_session::protocol_era::modern;
-    if (!state->modern && verdict.era != mcp_session::protocol_era::session && version.count > 0) {
-        return refuse_version(r, state, verdict);
+    if (version.count == 0) {
+        // Absent: the default revision, a session-era one, nothing to judge.
+        state->protocol_version.data = reinterpret_cast<u_char*>(const_cast<char*>(mcp_session::default_version.data()));
+        state->protocol_version.len = mcp_session::default_version.size();
+        state->modern = false;
+    } else {
+        const auto verdict =
+            mcp_session::classify_protocol_version(to_view(version.first->value), lcf->policy->versions);
+        state->protocol_version = version.first->value;
+        state->modern = verdict.era == mcp_session::protocol_era::modern;
+        if (!state->modern && verdict.era != mcp_session::protocol_era::session) {
+            return refuse_version(r, state, verdict);
+        }
     }
 
     // The revision header is the client's to choose: whatever it says, a
     // request that names a session is validated and bound like any other.
-    const header_match header = find_header(r->headers_in.headers, session_header);
+    const header_match& header = headers.session;
     if (header.count > 1) {
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Mcp-Session-Id header");
     }

@@ -76,8 +76,16 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     ++sh.counters.validated;
     outcome.created_ms = record->created_ms;
     outcome.previous_access_ms = record->last_access_ms;
-    zone.touch(record, now);
-    if (establishes) {
+    // A session touched within the touch granularity (1 s at most) is left
+    // as it is: no write to the record or the LRU links, so busy sessions
+    // stop dirtying shared cache lines on every request. Its idle clock and
+    // LRU place then lag its last use by less than the granularity. The
+    // first use after creation always writes (it establishes the session).
+    const bool establishing = establishes && !(record->flags & record_established);
+    if (establishing || mcp_session::touch_is_due(times_of(record), zone_.policy, now)) {
+        zone.touch(record, now);
+    }
+    if (establishing) {
         zone.establish(record);  // named after its creation: evicted after every unused session
     }
     const std::string_view backend_id = locked_zone::backend_id_of(record);
@@ -109,7 +117,9 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     const std::uint64_t evicted_before = zone.shared().counters.evicted;
     room_report room;
     session_record* fresh = zone.allocate(key, now, room);
-    const bool bound = fresh != nullptr && zone.set_extras(fresh, extras_for(binding), {});
+    // An unbound session has no extras: nothing to allocate or free.
+    const bool unbound = !binding.has_principal && !binding.has_tenant;
+    const bool bound = fresh != nullptr && (unbound || zone.set_extras(fresh, extras_for(binding), {}));
     outcome.evicted = static_cast<std::size_t>(zone.shared().counters.evicted - evicted_before);
     outcome.evictions_to_log = zone.note_evictions(0, now);
     if (!bound) {

@@ -95,3 +95,29 @@ BOOST_AUTO_TEST_CASE(expires_at_is_the_earlier_deadline_and_agrees_with_classify
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The hot path skips the write of a touch while the idle clock is fresh.
+BOOST_AUTO_TEST_CASE(touch_is_due_once_the_clock_is_a_second_stale)
+{
+    const expiry_policy policy;  // 30 min idle: the granularity is 1 s
+    const session_times times{start, start + 10};
+    BOOST_TEST(!touch_is_due(times, policy, start + 10));
+    BOOST_TEST(!touch_is_due(times, policy, start + 1009));
+    BOOST_TEST(touch_is_due(times, policy, start + 1010));
+    BOOST_TEST(!touch_is_due(times, policy, start + 5));  // a worker whose clock lags
+}
+
+BOOST_AUTO_TEST_CASE(short_idle_timeouts_get_a_finer_touch)
+{
+    const expiry_policy short_idle{1600, default_max_lifetime_ms};
+    BOOST_TEST(touch_granularity_ms(short_idle) == 100);
+    BOOST_TEST(touch_is_due(session_times{start, start}, short_idle, start + 100));
+    // The idle clock lags by less than the granularity, so a session used
+    // within its timeout still outlives the timeout minus that lag.
+    const session_times skipped{start, start};
+    BOOST_TEST(!touch_is_due(skipped, short_idle, start + 99));
+    BOOST_TEST(!is_expired(skipped, short_idle, start + 1599));
+    const expiry_policy tiny{1, default_max_lifetime_ms};
+    BOOST_TEST(touch_granularity_ms(tiny) == 0);
+    BOOST_TEST(touch_is_due(session_times{start, start}, tiny, start));
+}

@@ -312,3 +312,8 @@ alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$OUT/nginx/logs/err
         printf '%s\n' "${limits[@]}"
     fi
 } | tee "$OUT/results.md"
+
+# Shared memory per idle session by id shape (its own nginx; table in build/bench/id_memory.md).
+stop_nginx
+log "memory per id shape"
+{ echo; echo "Shared memory per idle session by id shape (bench/id_memory.sh):"; echo; "$ROOT/bench/id_memory.sh"; } | tee -a "$OUT/results.md"

@@ -121,11 +121,12 @@ unix_ms event_store::expire_or_touch(const session_key& key, unix_ms now)
     return mcp_session::expires_at(times_of(record), zone_.policy);
 }
 
-void event_store::unsubscribe(const session_key& key, std::uint64_t token)
+void event_store::unsubscribe(const session_key& key, std::uint64_t token, std::uint64_t sent)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
     if (record != nullptr && record->stream != nullptr && record->stream->subscriber == token) {
+        record->stream->delivered = std::max(record->stream->delivered, sent);
         record->stream->subscriber = 0;
         record->stream->subscriber_worker = -1;
         --tx.zone().shared().open_streams;
@@ -201,6 +202,12 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
         return outcome;
     }
     outcome.state = stream_state::open;
+    // A stream reads only once its previous batch is written: everything
+    // up to `cursor` left on this stream, and a later GET without
+    // Last-Event-ID does not get it again (a message never goes out on
+    // two streams). A batch still in flight when a worker dies is not
+    // counted, so it is not lost to such a GET.
+    stream->delivered = std::max(stream->delivered, cursor);
 
     const mcp_session::ring_window window = locked_zone::window_of(stream);
     const mcp_session::replay_plan plan = mcp_session::plan_replay(cursor, window);
@@ -231,9 +238,6 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
             ++tx.zone().shared().counters.events_replayed;
         }
     }
-    // Handed to this stream: a later GET without Last-Event-ID does not
-    // get these again (a message never goes out on two streams).
-    stream->delivered = std::max(stream->delivered, outcome.last_id);
     return outcome;
 }
 

@@ -56,11 +56,12 @@ public:
     // (session_gone) or the zone has no room for its ring.
     subscription subscribe(const mcp_session::session_key& key, ngx_int_t worker);
 
-    void unsubscribe(const mcp_session::session_key& key, std::uint64_t token);
+    // `sent`: the stream's events up to here were written (delivered).
+    void unsubscribe(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t sent);
 
     // Appends SSE text (in `form`) for events after `cursor` to `out`,
     // without growing it past its reserved capacity (so no allocation under
-    // the lock), and records them as delivered. Events up to `replay_until`
+    // the lock); events up to `cursor` count as delivered. Events up to `replay_until`
     // count as replayed in the zone's counters.
     read_outcome read(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t cursor,
                       std::uint64_t replay_until, const mcp_session::wire_form& form, std::string& out);

@@ -33,6 +33,7 @@ struct stream_ctx {
     mcp_session::session_key key;
     std::uint64_t token = 0;
     std::uint64_t cursor = 0;
+    std::uint64_t sent = 0;  // events up to here were written out (cursor, once nothing is pending)
     std::uint64_t replay_until = 0;  // the newest event when the stream opened
     mcp_session::wire_form form;     // from mcp_session_stream_events and the negotiated revision
     std::string out;  // one batch; grows only to fit one event larger than a batch
@@ -213,6 +214,7 @@ stream_fate pump(stream_ctx* s) noexcept
         return stream_fate::ended;
     }
     while (!s->writing) {
+        s->sent = s->cursor;  // nothing pending: what the cursor covers was written
         read_outcome got;
         try {
             got = read_batch(s);
@@ -357,7 +359,8 @@ void cleanup_stream(void* data) noexcept
     if (s->token != 0) {
         streams_by_token.erase(stream_id{s->zone, s->token});
         try {
-            event_store(*s->zone).unsubscribe(s->key, s->token);
+            // A batch still pending at the end may never have reached the client.
+            event_store(*s->zone).unsubscribe(s->key, s->token, s->writing ? s->sent : s->cursor);
         } catch (...) {
         }
     }

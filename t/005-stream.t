@@ -1,7 +1,8 @@
 # nginx serves each session's SSE stream from the shared ring: replay after
 # Last-Event-ID, lagged notices, live delivery from either worker,
 # heartbeats, takeover by a newer GET, and the end of the stream when the
-# session ends.
+# session ends. In the seed's vocabulary (mcp_session_stream_events seed),
+# whose named events are easy to follow; t/031 has the default wire forms.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -12,6 +13,7 @@ my $locations = <<'CONF';
 location /mcp {
     mcp_session zone=mcp;
     mcp_session_stream on;
+    mcp_session_stream_events seed;
     mcp_session_heartbeat off;
     add_header X-Pid $pid always;
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
@@ -56,8 +58,8 @@ sub events_in {
 
 sub ids_of { return join ',', map { $_->[0] } @_ }
 
-# Replay after Last-Event-ID, then init, then live; publishing with nobody
-# listening still buffers.
+# init (carrying the client's cursor), replay after Last-Event-ID, then
+# live; publishing with nobody listening still buffers.
 {
     my $n = nginx_with();
     create($n, 's1');
@@ -69,27 +71,27 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     is(publish($n, 's1', '{"jsonrpc":"2.0","method":"notifications/message","params":{"p":1}}', 'progress')->{body}, '{"id":4}', 'replay: progress events share the id space');
 
     my $s = stream($n, 's1', 'Last-Event-ID' => '2');
-    my $text = $s->read_until(qr/event: init\n.*\n\n/, 5);
+    my $text = $s->read_until(qr/id: 4\n[^\n]*\n[^\n]*\n\n/, 5);
     like($text, qr{^HTTP/1.1 200 }, 'replay: 200');
     like($text, qr{\r\nContent-Type: text/event-stream\r\n}i, 'replay: text/event-stream');
     like($text, qr{\r\nCache-Control: no-cache\r\n}i, 'replay: Cache-Control no-cache');
     like($text, qr{\r\nX-Accel-Buffering: no\r\n}i, 'replay: X-Accel-Buffering no');
     my @events = events_in($text);
-    is(ids_of(@events), '3,4,5', 'replay: only events after Last-Event-ID, then init');
-    is($events[0][1], 'message', 'replay: message kind');
-    is($events[0][2], '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":3}}', 'replay: payload intact');
-    is($events[1][1], 'progress', 'replay: progress kind');
-    is($events[2][1], 'init', 'replay: init on connect');
-    like($events[2][2], qr/^\{"session_id":"s1","connected_at":\d+\}$/, 'replay: init payload');
+    is(ids_of(@events), '2,3,4', 'replay: init with the cursor, then only events after Last-Event-ID');
+    is($events[0][1], 'init', 'replay: init on connect');
+    like($events[0][2], qr/^\{"session_id":"s1","connected_at":\d+\}$/, 'replay: init payload');
+    is($events[1][1], 'message', 'replay: message kind');
+    is($events[1][2], '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":3}}', 'replay: payload intact');
+    is($events[2][1], 'progress', 'replay: progress kind');
 
     is(publish($n, 's1', '{"jsonrpc":"2.0","method":"notifications/message","params":{"live":true}}')->{status}, 202, 'live: published while streaming');
-    $text = $s->read_until(qr/id: 6\n[^\n]*\n[^\n]*\n\n/, 5);
-    is(ids_of(events_in($text)), '3,4,5,6', 'live: the new event follows, exactly once');
+    $text = $s->read_until(qr/id: 5\n[^\n]*\n[^\n]*\n\n/, 5);
+    is(ids_of(events_in($text)), '2,3,4,5', 'live: the new event follows, exactly once');
     $s->close;
 
     my $fresh = stream($n, 's1', 'Last-Event-ID' => '0');
     $text = $fresh->read_until(qr/event: init\n.*\n\n/, 5);
-    is(ids_of(events_in($text)), '1,2,3,4,5,6,7', 'replay: 0 means never seen: everything, then a new init');
+    is(ids_of(events_in($text)), '5', 'replay: 0 gets only what no stream delivered: here nothing, init at 5');
     $fresh->close;
     $n->stop;
 }
@@ -100,10 +102,10 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     create($n, 'lagging');
     publish($n, 'lagging', qq({"jsonrpc":"2.0","method":"notifications/message","params":{"n":$_}})) for 1 .. 10;  # ring keeps 7..10
     my $s = stream($n, 'lagging', 'Last-Event-ID' => '2');
-    my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));  # init 11 pushes out 7
-    is(ids_of(@events), '7,8,9,10,11', 'lagged: notice, then the retained events');
-    is($events[0][1], 'lagged', 'lagged: kind');
-    is($events[0][2], '{"dropped":5}', 'lagged: 3..7 were lost');
+    my @events = events_in($s->read_until(qr/id: 10\n[^\n]*\n[^\n]*\n\n/, 5));
+    is(ids_of(@events), '2,6,7,8,9,10', 'lagged: init, notice, then the retained events (init takes no slot)');
+    is($events[1][1], 'lagged', 'lagged: kind');
+    is($events[1][2], '{"dropped":4}', 'lagged: 3..6 were lost');
     $s->close;
     $n->stop;
 }
@@ -141,7 +143,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     $n->stop;
 }
 
-# Heartbeats: one id space with everything else.
+# Heartbeats carry the stream's cursor and take no id of their own.
 {
     (my $config = $locations) =~ s/mcp_session_heartbeat off;/mcp_session_heartbeat 200ms;/;
     my $n = nginx_with(config => $config);
@@ -150,7 +152,8 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     my @events = events_in($s->read_until(qr/(event: heartbeat\n.*\n\n.*){2}/s, 5));
     # A slow reader may already hold a third heartbeat; the first three count.
     cmp_ok(scalar(@events), '>=', 3, 'heartbeat: at least init and two heartbeats');
-    is(ids_of(@events[0 .. ($#events < 2 ? $#events : 2)]), '1,2,3', 'heartbeat: init 1, heartbeats 2 and 3');
+    is(ids_of(@events[0 .. ($#events < 2 ? $#events : 2)]), '0,0,0', 'heartbeat: init and heartbeats carry the cursor 0');
+    is(publish($n, 'hb', '{"jsonrpc":"2.0","method":"notifications/message","params":{"after":"beats"}}')->{body}, '{"id":1}', 'heartbeat: the first message is still id 1');
     is($events[1][1], 'heartbeat', 'heartbeat: kind');
     like($events[1][2], qr/^\{"ts":\d+\}$/, 'heartbeat: payload');
     $s->close;
@@ -174,7 +177,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     ok($other_pid, 'workers: a publish was handled by the other worker');
     my @events = events_in($s->read_until(qr/id: $id\n[^\n]*\n[^\n]*\n\n/, 5));
     ok((grep { $_->[0] == $id } @events) == 1, "workers: event $id published in $other_pid reached the stream in $stream_pid once");
-    is(ids_of(@events), join(',', 1 .. $id), 'workers: every event in id order, no gaps');
+    is(ids_of(@events), join(',', 0 .. $id), 'workers: init, then every event in id order, no gaps');
     $s->close;
     $n->stop;
 }
@@ -186,11 +189,11 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     my $old = stream($n, 'tk');
     $old->read_until(qr/event: init\n.*\n\n/, 5);
     my $new = stream($n, 'tk', 'Last-Event-ID' => '1');
-    $new->read_until(qr/id: 2\nevent: init\n.*\n\n/, 5);
+    $new->read_until(qr/id: 0\nevent: init\n.*\n\n/, 5);
     $old->read_until(qr/\r\n0\r\n\r\n/, 5);
     like($old->data, qr/\r\n0\r\n\r\n$/, 'takeover: the older stream ended with the final chunk');
     publish($n, 'tk', '{"jsonrpc":"2.0","method":"notifications/message","params":{"after":"takeover"}}');
-    like($new->read_until(qr/takeover/, 5), qr/id: 3\nevent: message\ndata: \{"jsonrpc":"2.0","method":"notifications\/message","params":\{"after":"takeover"\}\}/,
+    like($new->read_until(qr/takeover/, 5), qr/id: 1\nevent: message\ndata: \{"jsonrpc":"2.0","method":"notifications\/message","params":\{"after":"takeover"\}\}/,
         'takeover: the newer stream gets new events');
     unlike($old->data, qr/takeover/, 'takeover: the older stream does not');
     $new->close;
@@ -242,7 +245,7 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     }
     my ($last_id) = $last->{body} =~ /(\d+)/;
     my $text = $s->read_until(qr/id: $last_id\n.*\n\n/, 30);
-    my @events = events_in($text);
+    my @events = grep { $_->[1] ne 'init' } events_in($text);
     my @lagged = grep { $_->[1] eq 'lagged' } @events;
     is(scalar(@lagged), 1, 'slow reader: exactly one lagged notice');
     my @ids = map { $_->[0] } @events;
@@ -267,16 +270,16 @@ sub ids_of { return join ',', map { $_->[0] } @_ }
     my $s = stream($n, 'rl');
     $s->read_until(qr/event: init\n.*\n\n/, 5);
     publish($n, 'rl', '{"jsonrpc":"2.0","method":"notifications/message","params":{"before":"reload"}}');
-    $s->read_until(qr/id: 2\n/, 5);
+    $s->read_until(qr/id: 1\n/, 5);
     ok($n->reload(http_config => 'mcp_session_zone zone=mcp:1m;', config => $locations), 'reload: new workers up');
     like($s->read_until(qr/\r\n0\r\n\r\n$/, 5), qr/\r\n0\r\n\r\n$/, 'reload: the old worker ends the stream cleanly (final chunk)');
     $s->read_until(qr/(?!)/, 5);  # then the close
     ok($s->closed, 'reload: the old worker closed the stream');
     publish($n, 'rl', '{"jsonrpc":"2.0","method":"notifications/message","params":{"during":"reconnect"}}');
-    my $again = stream($n, 'rl', 'Last-Event-ID' => '2');
-    my @events = events_in($again->read_until(qr/event: init\n.*\n\n/, 5));
-    is(ids_of(@events), '3,4', 'reload: the missed event, then init, from a new worker');
-    like($events[0][2], qr/during/, 'reload: the missed event is the one published in between');
+    my $again = stream($n, 'rl', 'Last-Event-ID' => '1');
+    my @events = events_in($again->read_until(qr/id: 2\n[^\n]*\n[^\n]*\n\n/, 5));
+    is(ids_of(@events), '1,2', 'reload: init, then the missed event, from a new worker');
+    like($events[1][2], qr/during/, 'reload: the missed event is the one published in between');
     unlike($n->error_log, qr/\[(alert|crit|emerg)\]|open socket|exited on signal/, 'reload: clean error log');
     $again->close;
     $n->stop;

@@ -67,10 +67,13 @@ my $saved;
     like($n->request('GET', '/status')->{body}, qr/"sessions":4,"sessions_with_ring":0,/,
         'restart: the event ids were restored without allocating a ring');
     my $s = open_stream($n, 'GET', '/mcp',
-        headers => ['Mcp-Session-Id' => 'streamy', 'X-User' => 'alice', 'Accept' => 'text/event-stream', 'Last-Event-ID' => '1']);
-    my $text = $s->read_until(qr/event: init\n.*\n\n/, 5);
-    like($text, qr/id: 3\nevent: lagged\ndata: \{"dropped":2\}\n\nid: 4\nevent: init\n/,
-        'restart: events were not saved: the client is told it lost 2 and 3; ids go on at 4');
+        headers => ['Mcp-Session-Id' => 'streamy', 'X-User' => 'alice', 'Accept' => 'text/event-stream', 'Last-Event-ID' => '1',
+                    'MCP-Protocol-Version' => '2025-11-25']);
+    my $text = $s->read_until(qr/id: 3\ndata: \n\n/, 5);
+    like($text, qr/id: 1\ndata: \n\n\r\n[0-9a-f]+\r\n: lagged \{"dropped":2\}\n\nid: 3\ndata: \n\n/,
+        'restart: events were not saved: the client is told it lost 2 and 3');
+    is($n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'streamy'], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":4}}')->{body}, '{"id":4}',
+        'restart: ids go on at 4');
     $s->close;
     $n->stop;
     $saved = slurp($state);

@@ -23,6 +23,7 @@ my $locations = <<'CONF';
 location /mcp {
     mcp_session zone=mcp;
     mcp_session_stream on;
+    mcp_session_stream_events seed;  # named events, followed by id; t/031 has the default forms
     mcp_session_heartbeat off;
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
 }
@@ -56,6 +57,7 @@ server {
     location /mcp {
         mcp_session zone=mcp;
         mcp_session_stream on;
+        mcp_session_stream_events seed;
         mcp_session_heartbeat off;
         send_timeout 5s;
     }
@@ -231,6 +233,7 @@ sub sequence_ok {
     my $expect = $first_expected;
     for my $e (@events) {
         my ($id, $kind, $data) = @$e;
+        next if $kind eq 'init' || $kind eq 'heartbeat';  # markers carry the cursor, not an id of their own
         if ($kind eq 'lagged') {
             my ($dropped) = $data =~ /^\{"dropped":(\d+)\}$/;
             return fail("$label: lagged payload '$data'") unless $dropped;
@@ -442,7 +445,7 @@ sub id_of_length {
 
     my $spaced = stream('lei', 'Last-Event-ID' => ' 1 ');
     my @events = events_in($spaced->read_until(qr/event: init\n.*\n\n/, 5));
-    is(join(',', map { "$_->[0]:$_->[1]" } @events), '2:init', "Last-Event-ID ' 1 ': trimmed, then init");
+    is(join(',', map { "$_->[0]:$_->[1]" } @events), '1:init', "Last-Event-ID ' 1 ': trimmed: init carries cursor 1, nothing replayed");
     $spaced->close;
     gauges_ok('Last-Event-ID');
 
@@ -540,8 +543,8 @@ sub id_of_length {
         }
     }
     my $s = stream('body', 'Last-Event-ID' => '0');
-    my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));
-    is(join(',', map { $_->[0] } @events), '1,2,3', 'rejected publishes used no event ids');
+    my @events = events_in($s->read_until(qr/id: 2\nevent: message\n.*\n\n/, 5));
+    is(join(',', map { $_->[0] } @events), '0,1,2', 'rejected publishes used no event ids (init 0, then the two accepted)');
     $s->close;
     gauges_ok('publish bodies');
 }
@@ -562,7 +565,7 @@ sub chunked {
     is($res->{body}, '{"id":1}', '... as event 1');
     $ring{chunk} = 1;
     my $s = stream('chunk');
-    my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));
+    my @events = grep { $_->[1] ne 'init' } events_in($s->read_until(qr/id: 1\nevent: message\n.*\n\n/, 5));
     is($events[0][2], '{"jsonrpc":"2.0","method":"notifications/message","params":{"n":1}}', 'chunked publish: payload intact');
     $s->close;
 
@@ -701,12 +704,13 @@ sub chunked {
 
     is(use_session('vanish')->{status}, 200, 'vanishing readers: the session still works');
     publish('vanish', '{"jsonrpc":"2.0","method":"notifications/message","params":{"marker":"last"}}');
-    my $again = stream('vanish', 'Last-Event-ID' => '0');
-    my $text = $again->read_until(qr/"marker":"last".*event: init\n[^\n]*\n\n/s, 15);
-    my @events = events_in($text);
+    # Explicitly from 1: without Last-Event-ID only undelivered events would come.
+    my $again = stream('vanish', 'Last-Event-ID' => '1');
+    my $text = $again->read_until(qr/"marker":"last"[^\n]*\n\n/s, 15);
+    my @events = grep { $_->[1] ne 'init' } events_in($text);
     is($events[0][1], 'lagged', 'vanishing readers: a fresh replay starts with the lagged notice');
-    sequence_ok('vanishing readers: the ring is intact', 1, @events);
-    is($events[-1][1], 'init', 'vanishing readers: ... up to the new init');
+    sequence_ok('vanishing readers: the ring is intact', 2, @events);
+    like($events[-1][2], qr/"marker":"last"/, 'vanishing readers: ... up to the newest event');
     $again->close;
     gauges_ok('after the replay');
 }
@@ -809,7 +813,7 @@ sub chunked {
     create('race-1');
     my $s = stream('race-1');
     my @events = events_in($s->read_until(qr/event: init\n.*\n\n/, 5));
-    is(join(',', map { "$_->[0]:$_->[1]" } @events), '1:init', 'a reused id starts a fresh stream');
+    is(join(',', map { "$_->[0]:$_->[1]" } @events), '0:init', 'a reused id starts a fresh stream');
     $s->close;
 }
 

@@ -20,6 +20,7 @@ my $n = start_nginx(
 location /mcp {
     mcp_session zone=mcp;
     mcp_session_stream on;
+    mcp_session_stream_events seed;  # init: a stream's first bytes, to wait for
     mcp_session_heartbeat off;
     add_header X-Pid $pid always;
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
@@ -46,9 +47,16 @@ my %victims;   # pid => 1, every worker the test killed
 my @seen;      # message ids the client received, in order, over all its streams
 my $last_seen = 0;
 
+# One event the first stream reads, so the client always resumes with an
+# explicit Last-Event-ID (0 would mean "what no stream sent yet", and the
+# kills below leave sent-but-unread events in the old streams' sockets).
+my $opening = $n->request('POST', '/publish', headers => ['Mcp-Session-Id' => 'crash-1'], body => '{"jsonrpc":"2.0","method":"notifications/message","params":{"r":0}}');
+is($opening->{body}, '{"id":1}', 'the opening event is id 1');
+$accepted{1} = 1;
+
 for my $round (1 .. $rounds) {
     my $s = stream_from('crash-1', $last_seen);
-    $s->read_until(qr/event: init\n.*\n\n/, 5);
+    $s->read_until($round == 1 ? qr/id: 1\nevent: message\n[^\n]*\n\n/ : qr/event: init\n[^\n]*\n\n/, 5);
 
     # A publisher runs while a worker is killed: it forks so the kill lands
     # in the middle of its requests; each 202 names an id the client must get.

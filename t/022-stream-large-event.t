@@ -56,7 +56,7 @@ is(messages_in($s->data), '1:huge:307200,2:small:10', 'replay: the large event w
 is(publish('big', 'live-huge', 600 * 1024), 202, 'a 600 KB event published live');
 is(publish('big', 'live-small', 10), 202, 'and a small one');
 $s->read_until(qr/"tag":"live-small"/, 10);
-is(messages_in($s->data), '1:huge:307200,2:small:10,4:live-huge:614400,5:live-small:10',
+is(messages_in($s->data), '1:huge:307200,2:small:10,3:live-huge:614400,4:live-small:10',
     'live: the large event whole, then the one after it');
 $s->close;
 unlike($n->error_log, qr/\[(alert|crit|emerg)\]|exited on signal|AddressSanitizer/, 'no worker trouble');

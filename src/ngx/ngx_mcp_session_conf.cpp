@@ -5,6 +5,7 @@
 #include "ngx_mcp_session_policy.hpp"
 
 #include "mcp_session/protocol.hpp"
+#include "mcp_session/sse_wire.hpp"
 
 #include <exception>
 #include "ngx_mcp_session_zone.hpp"
@@ -254,6 +255,12 @@ ngx_conf_enum_t session_modes[] = {
     {ngx_null_string, 0},
 };
 
+ngx_conf_enum_t stream_vocabularies[] = {
+    {ngx_string("compatible"), static_cast<ngx_uint_t>(mcp_session::stream_vocabulary::compatible)},
+    {ngx_string("seed"), static_cast<ngx_uint_t>(mcp_session::stream_vocabulary::seed)},
+    {ngx_null_string, 0},
+};
+
 char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept
 {
     auto* args = static_cast<ngx_str_t*>(cf->args->elts);
@@ -330,6 +337,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->publish_zone = nullptr;
     lcf->stream = NGX_CONF_UNSET;
     lcf->heartbeat = NGX_CONF_UNSET_MSEC;
+    lcf->stream_events = NGX_CONF_UNSET_UINT;
     lcf->event_max_size = NGX_CONF_UNSET_SIZE;
     lcf->mode = NGX_CONF_UNSET_UINT;
     lcf->allowed_origins = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
@@ -391,6 +399,8 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
     const bool stream_set_here = conf->stream != NGX_CONF_UNSET;
     ngx_conf_merge_value(conf->stream, prev->stream, 0);
     ngx_conf_merge_msec_value(conf->heartbeat, prev->heartbeat, 15000);
+    ngx_conf_merge_uint_value(conf->stream_events, prev->stream_events,
+                              static_cast<ngx_uint_t>(mcp_session::stream_vocabulary::compatible));
     ngx_conf_merge_size_value(conf->event_max_size, prev->event_max_size, mcp_session::default_event_max_size);
     ngx_conf_merge_uint_value(conf->mode, prev->mode, mode_learn);
     if (conf->allowed_origins == NGX_CONF_UNSET_PTR) {

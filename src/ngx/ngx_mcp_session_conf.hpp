@@ -74,6 +74,7 @@ struct loc_conf {
     ngx_shm_zone_t* status_zone;   // set: this location is a status endpoint
     ngx_flag_t stream;             // nginx serves GET streams from the ring
     ngx_msec_t heartbeat;          // 0: off
+    ngx_uint_t stream_events;      // mcp_session::stream_vocabulary
     size_t event_max_size;
     ngx_uint_t mode;                       // session_mode
     ngx_array_t* allowed_origins;          // ngx_str_t; "any" allowed
@@ -100,6 +101,7 @@ char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) no
 char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 extern ngx_conf_enum_t session_modes[];
+extern ngx_conf_enum_t stream_vocabularies[];
 void* create_main_conf(ngx_conf_t* cf) noexcept;
 void* create_loc_conf(ngx_conf_t* cf) noexcept;
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;

@@ -2,7 +2,7 @@
 
 #include "ngx_mcp_session_zone.hpp"
 
-#include <cstdio>
+#include <algorithm>
 #include <cstring>
 
 namespace mcp_ngx {
@@ -12,9 +12,6 @@ using mcp_session::session_key;
 using mcp_session::unix_ms;
 
 namespace {
-
-// SSE framing around one payload: "id: <20 digits>\nevent: heartbeat\ndata: " ... "\n\n".
-constexpr std::size_t sse_overhead = 64;
 
 bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 {
@@ -104,10 +101,11 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
     }
     stream->subscriber = ++zone.shared().next_subscription;
     stream->subscriber_worker = static_cast<std::int32_t>(worker);
-    return {stream->subscriber, stream->next_id - 1, mcp_session::expires_at(times_of(record), zone_.policy), false};
+    return {stream->subscriber, stream->next_id - 1, stream->delivered,
+            mcp_session::expires_at(times_of(record), zone_.policy), false};
 }
 
-unix_ms event_store::expire_if_due(const session_key& key, unix_ms now)
+unix_ms event_store::expire_or_touch(const session_key& key, unix_ms now)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
@@ -119,14 +117,16 @@ unix_ms event_store::expire_if_due(const session_key& key, unix_ms now)
         ++tx.zone().shared().counters.expired_lazily;
         return 0;
     }
+    tx.zone().touch(record, now);
     return mcp_session::expires_at(times_of(record), zone_.policy);
 }
 
-void event_store::unsubscribe(const session_key& key, std::uint64_t token)
+void event_store::unsubscribe(const session_key& key, std::uint64_t token, std::uint64_t sent)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
     if (record != nullptr && record->stream != nullptr && record->stream->subscriber == token) {
+        record->stream->delivered = std::max(record->stream->delivered, sent);
         record->stream->subscriber = 0;
         record->stream->subscriber_worker = -1;
         --tx.zone().shared().open_streams;
@@ -173,7 +173,7 @@ bool event_store::drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens)
     return tx.zone().drain_inbox(worker, tokens);
 }
 
-bool event_store::touch(const session_key& key, unix_ms now)
+bool event_store::beat(const session_key& key, unix_ms now)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
@@ -181,11 +181,12 @@ bool event_store::touch(const session_key& key, unix_ms now)
         return false;
     }
     tx.zone().touch(record, now);
+    ++tx.zone().shared().counters.heartbeats;
     return true;
 }
 
 read_outcome event_store::read(const session_key& key, std::uint64_t token, std::uint64_t cursor,
-                               std::uint64_t replay_until, std::string& out)
+                               std::uint64_t replay_until, const mcp_session::wire_form& form, std::string& out)
 {
     read_outcome outcome;
     outcome.last_id = cursor;
@@ -201,33 +202,36 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
         return outcome;
     }
     outcome.state = stream_state::open;
+    // A stream reads only once its previous batch is written: everything
+    // up to `cursor` left on this stream, and a later GET without
+    // Last-Event-ID does not get it again (a message never goes out on
+    // two streams). A batch still in flight when a worker dies is not
+    // counted, so it is not lost to such a GET.
+    stream->delivered = std::max(stream->delivered, cursor);
 
     const mcp_session::ring_window window = locked_zone::window_of(stream);
     const mcp_session::replay_plan plan = mcp_session::plan_replay(cursor, window);
     outcome.dropped = plan.dropped;
     outcome.first_id = plan.first_id;
     if (plan.dropped > 0) {
-        // One `lagged` notice stands for the gap; its id is the last one
-        // lost, so a client resuming from it gets exactly what follows.
-        char notice[48];
-        const int len = snprintf(notice, sizeof(notice), "{\"dropped\":%llu}",
-                                 static_cast<unsigned long long>(plan.dropped));
-        mcp_session::append_sse_event(out, plan.first_id - 1, event_kind::lagged,
-                                      std::string_view(notice, static_cast<std::size_t>(len)));
+        // One notice stands for the gap; its id is the last one lost, so a
+        // client resuming from it gets exactly what follows.
+        mcp_session::append_lagged(out, form, plan.first_id - 1, plan.dropped);
         outcome.last_id = plan.first_id - 1;
         ++tx.zone().shared().counters.lagged_notices;
     }
     const event_slot* slots = locked_zone::slots_of(stream);
     for (std::uint64_t id = plan.first_id; plan.has_events() && id <= plan.last_id; ++id) {
         const event_slot& slot = slots[window.slot(id)];
-        if (out.size() + slot.size + sse_overhead > out.capacity()) {
+        const std::size_t framed = slot.size + mcp_session::max_framing_bytes;
+        if (out.size() + framed > out.capacity()) {
             if (outcome.events == 0) {
-                outcome.needed = out.size() + slot.size + sse_overhead;  // larger than a batch: grow, read again
+                outcome.needed = out.size() + framed;  // larger than a batch: grow, read again
             }
             break;  // the rest waits until this batch is written
         }
-        mcp_session::append_sse_event(out, slot.id,
-                                      slot.kind, std::string_view(reinterpret_cast<const char*>(slot.data), slot.size));
+        mcp_session::append_message(out, form, slot.id, slot.kind,
+                                    std::string_view(reinterpret_cast<const char*>(slot.data), slot.size));
         outcome.last_id = id;
         ++outcome.events;
         if (id <= replay_until) {

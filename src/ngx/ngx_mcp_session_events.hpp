@@ -6,6 +6,7 @@
 #include "mcp_session/event.hpp"
 #include "mcp_session/replay.hpp"
 #include "mcp_session/session_key.hpp"
+#include "mcp_session/sse_wire.hpp"
 
 #include <string>
 #include <string_view>
@@ -34,6 +35,7 @@ struct read_outcome {
 struct subscription {
     std::uint64_t token = 0;   // 0: the session is gone or has no room for a ring
     std::uint64_t newest = 0;  // events up to here were there before: a replay
+    std::uint64_t delivered = 0;  // events up to here were sent by a stream: a GET without Last-Event-ID skips them
     mcp_session::unix_ms expires_at = 0;  // unless touched before then
     bool session_gone = false;  // token 0 because the session ended (else: no room)
 };
@@ -54,13 +56,15 @@ public:
     // (session_gone) or the zone has no room for its ring.
     subscription subscribe(const mcp_session::session_key& key, ngx_int_t worker);
 
-    void unsubscribe(const mcp_session::session_key& key, std::uint64_t token);
+    // `sent`: the stream's events up to here were written (delivered).
+    void unsubscribe(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t sent);
 
-    // Appends SSE text for events after `cursor` to `out`, without growing
-    // it past its reserved capacity (so no allocation under the lock).
-    // Events up to `replay_until` count as replayed in the zone's counters.
+    // Appends SSE text (in `form`) for events after `cursor` to `out`,
+    // without growing it past its reserved capacity (so no allocation under
+    // the lock); events up to `cursor` count as delivered. Events up to `replay_until`
+    // count as replayed in the zone's counters.
     read_outcome read(const mcp_session::session_key& key, std::uint64_t token, std::uint64_t cursor,
-                      std::uint64_t replay_until, std::string& out);
+                      std::uint64_t replay_until, const mcp_session::wire_form& form, std::string& out);
 
     // The inbox through which publishers name a worker's streams.
     bool open_inbox(ngx_int_t worker);  // false: no room
@@ -77,11 +81,13 @@ public:
     bool drain(ngx_int_t worker, std::vector<std::uint64_t>& tokens);
 
     // Removes the session if it has expired by `now` (its stream then ends);
-    // otherwise returns when it will expire. 0: the session is gone.
-    mcp_session::unix_ms expire_if_due(const mcp_session::session_key& key, mcp_session::unix_ms now);
+    // otherwise refreshes its idle clock (its stream is open: that is
+    // activity) and returns when it will expire. 0: the session is gone.
+    mcp_session::unix_ms expire_or_touch(const mcp_session::session_key& key, mcp_session::unix_ms now);
 
-    // Refreshes the idle clock of a session with an open stream.
-    bool touch(const mcp_session::session_key& key, mcp_session::unix_ms now);
+    // A heartbeat of a session's open stream: refreshes its idle clock and
+    // counts the beat; false when the session is gone or has expired.
+    bool beat(const mcp_session::session_key& key, mcp_session::unix_ms now);
 
 private:
     zone_conf& zone_;

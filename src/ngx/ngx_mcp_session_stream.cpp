@@ -1,6 +1,7 @@
-// nginx's own SSE stream for a session: replay from the shared ring after
-// Last-Event-ID, then live events, heartbeats, and a clean end when the
-// session ends or a newer GET takes the stream over.
+// nginx's own SSE stream for a session: the connect marker, replay from
+// the shared ring after Last-Event-ID (or what no stream has sent yet),
+// then live events, heartbeats, and a clean end when the session ends or
+// a newer GET takes the stream over. The wire forms are sse_wire's.
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_doorbell.hpp"
@@ -10,8 +11,8 @@
 #include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/error_body.hpp"
-
-#include <nlohmann/json.hpp>
+#include "mcp_session/sse_wire.hpp"
+#include "mcp_session/text.hpp"
 
 #include <algorithm>
 #include <exception>
@@ -32,7 +33,9 @@ struct stream_ctx {
     mcp_session::session_key key;
     std::uint64_t token = 0;
     std::uint64_t cursor = 0;
+    std::uint64_t sent = 0;  // events up to here were written out (cursor, once nothing is pending)
     std::uint64_t replay_until = 0;  // the newest event when the stream opened
+    mcp_session::wire_form form;     // from mcp_session_stream_events and the negotiated revision
     std::string out;  // one batch; grows only to fit one event larger than a batch
     ngx_buf_t buf{};
     ngx_chain_t chain{};
@@ -127,6 +130,13 @@ stream_fate finish(stream_ctx* s, bool clean)
         auto* last = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
         ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
         if (last != nullptr && cl != nullptr) {
+            // retry: tells a client of 2025-11-25+ when to reconnect (static text).
+            const std::string_view closing = mcp_session::closing_text(s->form);
+            if (!closing.empty()) {
+                last->start = last->pos = reinterpret_cast<u_char*>(const_cast<char*>(closing.data()));
+                last->end = last->last = last->pos + closing.size();
+                last->memory = 1;
+            }
             last->last_buf = 1;
             cl->buf = last;
             cl->next = nullptr;
@@ -166,13 +176,34 @@ read_outcome read_batch(stream_ctx* s)
         s->out = take_batch_buffer();
     }
     s->out.clear();
-    read_outcome got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->out);
+    read_outcome got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->form, s->out);
     if (got.state == stream_state::open && got.needed > s->out.capacity()) {
         s->out.reserve(got.needed);
         s->out.clear();
-        got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->out);
+        got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->form, s->out);
     }
     return got;
+}
+
+// Writes s->out, which stays untouched until nginx has sent it (`writing`).
+stream_fate send_out(stream_ctx* s)
+{
+    auto* data = reinterpret_cast<u_char*>(s->out.data());
+    s->buf = ngx_buf_t{};
+    s->buf.start = s->buf.pos = data;
+    s->buf.end = s->buf.last = data + s->out.size();
+    s->buf.memory = 1;
+    s->buf.flush = 1;  // every batch leaves at once: this is a live stream
+    s->chain.buf = &s->buf;
+    s->chain.next = nullptr;
+    const ngx_int_t rc = ngx_http_output_filter(s->r, &s->chain);
+    if (rc == NGX_ERROR) {
+        return finish(s, false);
+    }
+    if (output_pending(s->r, rc)) {
+        return wait_for_writable(s);
+    }
+    return stream_fate::alive;
 }
 
 // Sends what the ring holds beyond the cursor, batch by batch, until the
@@ -183,6 +214,7 @@ stream_fate pump(stream_ctx* s) noexcept
         return stream_fate::ended;
     }
     while (!s->writing) {
+        s->sent = s->cursor;  // nothing pending: what the cursor covers was written
         read_outcome got;
         try {
             got = read_batch(s);
@@ -197,21 +229,8 @@ stream_fate pump(stream_ctx* s) noexcept
             return stream_fate::alive;
         }
         s->cursor = got.last_id;
-
-        auto* data = reinterpret_cast<u_char*>(s->out.data());
-        s->buf = ngx_buf_t{};
-        s->buf.start = s->buf.pos = data;
-        s->buf.end = s->buf.last = data + s->out.size();
-        s->buf.memory = 1;
-        s->buf.flush = 1;  // every batch leaves at once: this is a live stream
-        s->chain.buf = &s->buf;
-        s->chain.next = nullptr;
-        const ngx_int_t rc = ngx_http_output_filter(s->r, &s->chain);
-        if (rc == NGX_ERROR) {
-            return finish(s, false);
-        }
-        if (output_pending(s->r, rc)) {
-            return wait_for_writable(s);
+        if (send_out(s) == stream_fate::ended) {
+            return stream_fate::ended;
         }
     }
     return stream_fate::alive;
@@ -247,18 +266,9 @@ void on_stream_write(ngx_http_request_t* r) noexcept
     (void)pump(s);  // the last use of `s` here
 }
 
-std::string stamped_payload(const char* field, std::string_view session_id, std::int64_t now)
-{
-    nlohmann::ordered_json payload;
-    if (!session_id.empty()) {
-        payload["session_id"] = std::string(session_id);
-    }
-    payload[field] = now;
-    return payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 // One heartbeat per session per interval: a session has one stream, and
-// only that stream's worker runs this timer.
+// only that stream's worker runs this timer. A heartbeat is written by the
+// stream, never put in the ring: it cannot push a message out.
 // `ev` lives in the stream: once pump or finish says `ended` it may be
 // freed memory, so nothing after them reads either.
 void on_heartbeat(ngx_event_t* ev) noexcept
@@ -267,38 +277,52 @@ void on_heartbeat(ngx_event_t* ev) noexcept
     if (s->finished) {
         return;
     }
-    bool published = false;
+    const std::int64_t now = now_ms();
+    bool alive = true;
     try {
-        event_store events(*s->zone);
-        const std::int64_t now = now_ms();
         // An open stream is activity: it keeps the session from idling out.
-        events.touch(s->key, now);
-        published = events.publish(s->key, mcp_session::event_kind::heartbeat, stamped_payload("ts", {}, now), now)
-                        .result == publish_result::published;
+        alive = event_store(*s->zone).beat(s->key, now);
     } catch (const std::exception& e) {
-        log_failure(ev->log, "heartbeat", &e);
-        published = true;  // try again at the next beat; the stream itself is fine
+        log_failure(ev->log, "heartbeat", &e);  // try again at the next beat; the stream itself is fine
     }
-    if (!published) {
+    if (!alive) {
         (void)finish(s, true);  // the session is gone
         return;
     }
     if (pump(s) == stream_fate::ended) {
         return;
     }
+    // A connection still sending needs no keep-alive, and s->out is busy.
+    if (!s->writing) {
+        try {
+            s->out.clear();
+            mcp_session::append_heartbeat(s->out, s->form, s->cursor, now);
+        } catch (const std::exception& e) {
+            log_failure(ev->log, "heartbeat", &e);
+            (void)finish(s, false);
+            return;
+        }
+        if (send_out(s) == stream_fate::ended) {
+            return;
+        }
+    }
     ngx_add_timer(&s->heartbeat, s->heartbeat_interval);
 }
 
+// Wakes at the session's expiry, or at half its idle timeout if that is
+// sooner: the open stream refreshes the idle clock then, so a quiet
+// stream keeps its session even with heartbeats off.
 void arm_deadline(stream_ctx* s, mcp_session::unix_ms expires_at, mcp_session::unix_ms now)
 {
+    const mcp_session::unix_ms refresh = now + std::max<mcp_session::unix_ms>(s->zone->policy.idle_timeout_ms / 2, 1);
     // +1: nginx timers may fire a millisecond early relative to now_ms().
-    const mcp_session::unix_ms wait = expires_at - now + 1;
+    const mcp_session::unix_ms wait = expires_at < refresh ? expires_at - now + 1 : refresh - now;
     const mcp_session::unix_ms longest = 24 * 60 * 60 * 1000;  // re-checked at least daily
     ngx_add_timer(&s->deadline, static_cast<ngx_msec_t>(std::clamp<mcp_session::unix_ms>(wait, 1, longest)));
 }
 
 // The session may have been touched meanwhile: expire it only if it is
-// due, else wait for its new deadline. Removal wakes the stream to end.
+// due, else refresh it and wait again. Removal wakes the stream to end.
 void on_deadline(ngx_event_t* ev) noexcept
 {
     auto* s = static_cast<stream_ctx*>(ev->data);
@@ -308,7 +332,7 @@ void on_deadline(ngx_event_t* ev) noexcept
     const std::int64_t now = now_ms();
     mcp_session::unix_ms expires_at = 0;
     try {
-        expires_at = event_store(*s->zone).expire_if_due(s->key, now);
+        expires_at = event_store(*s->zone).expire_or_touch(s->key, now);
     } catch (const std::exception& e) {
         log_failure(ev->log, "session deadline", &e);
         expires_at = now + 1000;  // look again in a second
@@ -335,7 +359,8 @@ void cleanup_stream(void* data) noexcept
     if (s->token != 0) {
         streams_by_token.erase(stream_id{s->zone, s->token});
         try {
-            event_store(*s->zone).unsubscribe(s->key, s->token);
+            // A batch still pending at the end may never have reached the client.
+            event_store(*s->zone).unsubscribe(s->key, s->token, s->writing ? s->sent : s->cursor);
         } catch (...) {
         }
     }
@@ -394,6 +419,12 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     const subscription subscribed = events.subscribe(s->key, ngx_worker);
     s->token = subscribed.token;
     s->replay_until = subscribed.newest;
+    // Without Last-Event-ID (or with 0) a stream gets what no stream has
+    // sent yet: events published before the first stream, never a
+    // message an earlier stream already delivered.
+    if (s->cursor == 0) {
+        s->cursor = subscribed.delivered;
+    }
     // A Last-Event-ID from the future (another session's, or a stale
     // client's) replays nothing; the stream goes on from the newest event.
     s->cursor = std::min(s->cursor, subscribed.newest);
@@ -405,7 +436,6 @@ ngx_int_t open_stream(ngx_http_request_t* r)
                          mcp_session::transport_error_body("Service Unavailable: no room for the session's event stream"));
     }
     const std::int64_t now = now_ms();
-    events.publish(s->key, mcp_session::event_kind::init, stamped_payload("connected_at", to_view(state->id), now), now);
 
     r->headers_out.status = NGX_HTTP_OK;
     ngx_str_set(&r->headers_out.content_type, "text/event-stream");
@@ -422,6 +452,8 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     }
 
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    s->form = mcp_session::wire_form_for(static_cast<mcp_session::stream_vocabulary>(lcf->stream_events),
+                                         mcp_session::trim_ows(to_view(state->protocol_version)));
     s->heartbeat_interval = lcf->heartbeat;
     if (s->heartbeat_interval > 0) {
         s->heartbeat.handler = on_heartbeat;
@@ -452,7 +484,9 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     // pump even when it ends the stream: the content phase's NGX_DONE
     // then drops the last reference.
     r->main->count++;
-    if (pump(s) == stream_fate::alive && ngx_exiting) {
+    s->out.clear();
+    mcp_session::append_connected(s->out, s->form, s->cursor, to_view(state->id), now);
+    if (send_out(s) == stream_fate::alive && pump(s) == stream_fate::alive && ngx_exiting) {
         (void)finish(s, true);  // opened on an HTTP/2 connection of a worker that is leaving
     }
     return NGX_DONE;

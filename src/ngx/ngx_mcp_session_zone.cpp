@@ -427,6 +427,9 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
     stream->next_id = record->next_event_id;
     stream->first_kept = record->next_event_id;
     stream->quiet_below = (record->flags & record_ids_lost) != 0 ? 1 : record->next_event_id;
+    // A ring is given back only when it holds no message: what came before
+    // was sent or is gone, except after a restart, which does not know.
+    stream->delivered = (record->flags & record_ids_lost) != 0 ? 0 : record->next_event_id - 1;
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
     stream->capacity = capacity;

@@ -21,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 10;
+constexpr std::uint32_t layout_version = 11;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -89,6 +89,7 @@ struct session_stream {
     std::uint32_t capacity;
     std::uint64_t first_kept;  // ids below were lost in a restart (see ring_window)
     std::uint64_t quiet_below;  // ids below were only markers of a ring given back (see ring_window)
+    std::uint64_t delivered;  // the newest id any stream has sent: where a GET without Last-Event-ID starts
     // event_slot[capacity] follows
 };
 

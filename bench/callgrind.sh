@@ -42,25 +42,7 @@ http {
         listen 127.0.0.1:$PORT;
         location /mcp { mcp_session zone=mcp; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        location /lua {  # the same recipe as bench/run.sh's
-            access_by_lua_block {
-                local sid = ngx.var.http_mcp_session_id
-                if sid == nil then return end
-                if not ngx.shared.lua_sessions:expire(sid, 3600) then
-                    ngx.status = 404
-                    ngx.header["Content-Type"] = "application/json"
-                    ngx.print('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}')
-                    return ngx.exit(404)
-                end
-            }
-            header_filter_by_lua_block {
-                if ngx.var.http_mcp_session_id == nil and ngx.status == 200 then
-                    local sid = ngx.header["Mcp-Session-Id"]
-                    if sid then ngx.shared.lua_sessions:set(sid, true, 3600) end
-                end
-            }
-            proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection "";
-        }
+        location /lua { include $ROOT/bench/lua_recipe.conf; }
     }
 }
 CONF

@@ -69,32 +69,7 @@ http {
         }
         location /small { mcp_session zone=small; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        # lua_shared_dict + access_by_lua: a known id is touched (its TTL
-        # renewed, one dict call), an unknown one answered 404 with the
-        # same JSON-RPC body; the session is learned from the backend's
-        # answer to a request that had no id.
-        location /lua {
-            access_by_lua_block {
-                local sid = ngx.var.http_mcp_session_id
-                if sid == nil then return end
-                local ok = ngx.shared.lua_sessions:expire(sid, 3600)
-                if not ok then
-                    ngx.status = 404
-                    ngx.header["Content-Type"] = "application/json"
-                    ngx.print('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}')
-                    return ngx.exit(404)
-                end
-            }
-            header_filter_by_lua_block {
-                if ngx.var.http_mcp_session_id == nil and ngx.status == 200 then
-                    local sid = ngx.header["Mcp-Session-Id"]
-                    if sid then ngx.shared.lua_sessions:set(sid, true, 3600) end
-                end
-            }
-            proxy_pass http://trivial;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
+        location /lua { include $ROOT/bench/lua_recipe.conf; }
         location = /mcp/publish { mcp_session_publish zone=mcp; }
         location = /mcp/status { mcp_session_status zone=mcp; }
         location /rings { mcp_session zone=rings; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }

@@ -23,16 +23,10 @@ namespace {
 
 void add_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value)
 {
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    if (h == nullptr) {
+    if (!add_response_header(r, key, value)) {
         throw std::bad_alloc();
     }
-    h->hash = 1;
-    h->key = key;
-    h->value = value;
 }
-
-bool answered_by_backend(ngx_http_request_t* r) { return r->upstream != nullptr && r->upstream->state != nullptr; }
 
 }  // namespace
 

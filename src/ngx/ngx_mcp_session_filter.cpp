@@ -92,13 +92,9 @@ void show_only_nginx_id(ngx_http_request_t* r, request_state* state)
     });
     // A new session is announced even when the backend keeps no id itself.
     if (carries_ours && !shown && state->issued) {
-        auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-        if (h == nullptr) {
+        if (!add_response_header(r, ngx_string("Mcp-Session-Id"), state->id)) {
             throw std::bad_alloc();
         }
-        h->hash = 1;
-        ngx_str_set(&h->key, "Mcp-Session-Id");
-        h->value = state->id;
     }
 }
 
@@ -132,9 +128,6 @@ void settle_issued_session(ngx_http_request_t* r, request_state* state)
     }
 }
 
-// Only an answer that came from the backend can teach or end anything:
-// nginx's own pages (return, error_page targets, our answers) cannot.
-bool from_backend(ngx_http_request_t* r) { return r->upstream != nullptr && r->upstream->state != nullptr; }
 
 bool is_json(ngx_http_request_t* r)
 {
@@ -147,7 +140,9 @@ bool is_json(ngx_http_request_t* r)
 void observe_answer(ngx_http_request_t* r, request_state* state)
 {
     const ngx_uint_t status = r->headers_out.status;
-    const bool backend = from_backend(r);
+    // Only an answer that came from the backend can teach or end anything:
+    // nginx's own pages (return, error_page targets, our answers) cannot.
+    const bool backend = answered_by_backend(r);
     if (backend && state->issued) {
         settle_issued_session(r, state);
     } else if (backend && !state->issue_mode && state->status == session_status::none && is_success(status)) {

@@ -57,6 +57,18 @@ ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
     return copy;
 }
 
+bool add_response_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value)
+{
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) {
+        return false;
+    }
+    h->hash = 1;
+    h->key = key;
+    h->value = value;
+    return true;
+}
+
 ngx_int_t send_body(ngx_http_request_t* r, ngx_uint_t status, std::string_view content_type, std::string_view body)
 {
     // Read and drop any body so the connection stays usable (keep-alive).

@@ -42,6 +42,17 @@ bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body);
 // A copy in the request pool (for values that must outlive a std::string).
 ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text);
 
+// Appends a response header; `key` and `value` must outlive the request
+// (literals, or copies in its pool). False when out of memory.
+bool add_response_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value);
+
+// The answer came from the backend (not nginx's own page, a `return`, or
+// an error_page target nginx served itself).
+inline bool answered_by_backend(const ngx_http_request_t* r)
+{
+    return r->upstream != nullptr && r->upstream->state != nullptr;
+}
+
 // Sends a complete response with this body; returns what the output
 // filter returned, ready for ngx_http_finalize_request. `content_type`
 // must be static (a literal): nginx keeps pointing at it.

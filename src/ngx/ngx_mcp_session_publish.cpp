@@ -69,13 +69,9 @@ ngx_int_t publish(ngx_http_request_t* r)
 {
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     if (r->method != NGX_HTTP_POST) {
-        auto* allow = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-        if (allow == nullptr) {
+        if (!add_response_header(r, ngx_string("Allow"), ngx_string("POST"))) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "POST");
         return refuse(r, NGX_HTTP_NOT_ALLOWED, "Method Not Allowed: publish with POST");
     }
 

@@ -368,20 +368,6 @@ void cleanup_stream(void* data) noexcept
     s->~stream_ctx();
 }
 
-ngx_int_t add_header(ngx_http_request_t* r, const char* name, const char* value)
-{
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    if (h == nullptr) {
-        return NGX_ERROR;
-    }
-    h->hash = 1;
-    h->key.data = reinterpret_cast<u_char*>(const_cast<char*>(name));
-    h->key.len = ngx_strlen(name);
-    h->value.data = reinterpret_cast<u_char*>(const_cast<char*>(value));
-    h->value.len = ngx_strlen(value);
-    return NGX_OK;
-}
-
 stream_ctx* create_stream(ngx_http_request_t* r, request_state* state)
 {
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
@@ -443,7 +429,8 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     r->headers_out.content_type_lowcase = nullptr;
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
-    if (add_header(r, "Cache-Control", "no-cache") != NGX_OK || add_header(r, "X-Accel-Buffering", "no") != NGX_OK) {
+    if (!add_response_header(r, ngx_string("Cache-Control"), ngx_string("no-cache")) ||
+        !add_response_header(r, ngx_string("X-Accel-Buffering"), ngx_string("no"))) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     const ngx_int_t rc = ngx_http_send_header(r);

@@ -50,18 +50,20 @@ shared_figures& tool_figures_for(traffic_table& table, std::string_view name)
         return table.other_tools;
     }
     for (shared_tool& tool : table.tools) {
-        ngx_atomic_uint_t state = tool.state;
-        if (state == tool_free && ngx_atomic_cmp_set(&tool.state, tool_free, tool_claiming)) {
+        if (tool.state == tool_free && ngx_atomic_cmp_set(&tool.state, tool_free, tool_claiming)) {
             std::memcpy(tool.name, name.data(), name.size());
             tool.name_size = static_cast<std::uint8_t>(name.size());
             ngx_memory_barrier();
             tool.state = tool_named;
             return tool.figures;
         }
-        // Another worker is naming this slot: it may be this very name,
-        // but waiting is not worth it; the next slot (or other) counts it.
-        state = tool.state;
-        if (state == tool_named && tool.name_size == name.size() && std::memcmp(tool.name, name.data(), name.size()) == 0) {
+        if (tool.state != tool_named) {
+            // Another worker is naming this slot, perhaps with this very
+            // name: counting it in a later slot could give one name two
+            // series, so this one request counts as "other".
+            return table.other_tools;
+        }
+        if (tool.name_size == name.size() && std::memcmp(tool.name, name.data(), name.size()) == 0) {
             return tool.figures;
         }
     }

@@ -10,11 +10,6 @@
 #include "ngx_mcp_session_zone.hpp"
 
 namespace mcp_ngx {
-namespace {
-
-constexpr std::size_t inbox_bytes() { return sizeof(worker_inbox); }
-
-}  // namespace
 
 ngx_int_t prepare_zone_for_cycle(zone_conf& zone) noexcept
 {
@@ -41,7 +36,7 @@ ngx_int_t prepare_zone_for_cycle(zone_conf& zone) noexcept
             ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                           "mcp_session zone \"%V\" has no room for the inboxes of %ui of %ui workers (%uz bytes "
                           "each); those workers check all their streams on every delivery",
-                          &zone.name, without, workers, inbox_bytes());
+                          &zone.name, without, workers, sizeof(worker_inbox));
         }
     } catch (...) {
         return NGX_ERROR;

@@ -28,5 +28,7 @@ std::optional<std::uint64_t> parse_last_event_id(std::string_view raw);
 // Appends one event: `id:`, `event:`, one `data:` line per payload line,
 // blank line. Line breaks inside `data` cannot end the event early.
 void append_sse_event(std::string& out, std::uint64_t id, event_kind kind, std::string_view data);
+// The same with the id as text ("P.k" on a POST stream).
+void append_sse_event(std::string& out, std::string_view id, event_kind kind, std::string_view data);
 
 }  // namespace mcp_session

@@ -51,6 +51,8 @@ void append_heartbeat(std::string& out, const wire_form& form, std::uint64_t cur
 
 // `dropped` events up to `last_lost_id` can no longer be sent.
 void append_lagged(std::string& out, const wire_form& form, std::uint64_t last_lost_id, std::uint64_t dropped);
+// The same with the id as text ("P.k" on a POST stream).
+void append_lagged(std::string& out, const wire_form& form, std::string_view last_lost_id, std::uint64_t dropped);
 
 // Before nginx ends the stream: `retry:` where the revision has it, else nothing.
 std::string_view closing_text(const wire_form& form);

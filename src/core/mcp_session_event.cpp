@@ -1,8 +1,8 @@
 #include "mcp_session/event.hpp"
 #include "mcp_session/text.hpp"
 
+#include <charconv>
 #include <cstring>
-#include <limits>
 
 namespace mcp_session {
 
@@ -40,25 +40,20 @@ std::optional<std::uint64_t> parse_last_event_id(std::string_view raw)
     if (raw.empty()) {
         return 0;
     }
-    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-    std::uint64_t value = 0;
-    for (const char c : raw) {
-        if (c < '0' || c > '9') {
-            return std::nullopt;
-        }
-        const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (value > (max - digit) / 10) {
-            return std::nullopt;
-        }
-        value = value * 10 + digit;
-    }
-    return value;
+    return parse_decimal_u64(raw);
 }
 
 void append_sse_event(std::string& out, std::uint64_t id, event_kind kind, std::string_view data)
 {
+    char text[24];
+    const auto end = std::to_chars(text, text + sizeof(text), id).ptr;
+    append_sse_event(out, std::string_view(text, static_cast<std::size_t>(end - text)), kind, data);
+}
+
+void append_sse_event(std::string& out, std::string_view id, event_kind kind, std::string_view data)
+{
     out += "id: ";
-    out += std::to_string(id);
+    out += id;
     out += "\nevent: ";
     out += kind_name(kind);
     out += '\n';

@@ -7,12 +7,14 @@ namespace {
 
 // An id-only event: the 2025-11-25 priming form, which clients of that
 // revision record as their Last-Event-ID and otherwise skip.
-void append_id_only(std::string& out, std::uint64_t id)
+void append_id_only(std::string& out, std::string_view id)
 {
     out += "id: ";
-    out += std::to_string(id);
+    out += id;
     out += "\ndata: \n\n";
 }
+
+void append_id_only(std::string& out, std::uint64_t id) { append_id_only(out, std::string_view(std::to_string(id))); }
 
 // The session id is visible ASCII (the gate checked it), but quotes and
 // backslashes still need escaping inside a JSON string.
@@ -81,7 +83,7 @@ void append_heartbeat(std::string& out, const wire_form& form, std::uint64_t cur
     }
 }
 
-void append_lagged(std::string& out, const wire_form& form, std::uint64_t last_lost_id, std::uint64_t dropped)
+void append_lagged(std::string& out, const wire_form& form, std::string_view last_lost_id, std::uint64_t dropped)
 {
     if (form.vocabulary == stream_vocabulary::seed) {
         append_sse_event(out, last_lost_id, event_kind::lagged, dropped_json(dropped));
@@ -95,6 +97,11 @@ void append_lagged(std::string& out, const wire_form& form, std::uint64_t last_l
     if (form.priming) {
         append_id_only(out, last_lost_id);
     }
+}
+
+void append_lagged(std::string& out, const wire_form& form, std::uint64_t last_lost_id, std::uint64_t dropped)
+{
+    append_lagged(out, form, std::string_view(std::to_string(last_lost_id)), dropped);
 }
 
 std::string_view closing_text(const wire_form& form)

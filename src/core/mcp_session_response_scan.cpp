@@ -279,23 +279,11 @@ void response_scan::feed(std::string_view text)
                 break;
             case number_part::zero:
             case number_part::integer:
-                if (digit && number_ == number_part::integer) {
-                    next = number_part::integer;
-                } else if (c == '.') {
-                    next = number_part::dot;
-                } else if (c == 'e' || c == 'E') {
-                    next = number_part::exponent;
-                } else {
-                    ends = true;
-                }
-                break;
-            case number_part::dot:
-                next = number_part::fraction;
-                ends = !digit;
-                break;
             case number_part::fraction:
-                if (digit) {
-                    next = number_part::fraction;
+                if (digit && number_ != number_part::zero) {
+                    // more of the same part
+                } else if (c == '.' && number_ != number_part::fraction) {
+                    next = number_part::dot;
                 } else if (c == 'e' || c == 'E') {
                     next = number_part::exponent;
                 } else {
@@ -305,16 +293,14 @@ void response_scan::feed(std::string_view text)
             case number_part::exponent:
                 if (c == '+' || c == '-') {
                     next = number_part::exponent_sign;
-                } else {
-                    next = number_part::exponent_digits;
-                    ends = !digit;
+                    break;
                 }
-                break;
+                [[fallthrough]];
+            case number_part::dot:
             case number_part::exponent_sign:
-                next = number_part::exponent_digits;
-                ends = !digit;
-                break;
             case number_part::exponent_digits:
+                // Digits must come: the fraction's, or the exponent's.
+                next = number_ == number_part::dot ? number_part::fraction : number_part::exponent_digits;
                 ends = !digit;
                 break;
             }

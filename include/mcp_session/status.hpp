@@ -27,6 +27,11 @@ struct zone_counters {
     std::uint64_t streams_no_room = 0;   // stream GETs answered 503: no room for the session's ring
     std::uint64_t publish_no_room = 0;   // published messages answered 503: no room without evicting a live session
     std::uint64_t markers_no_room = 0;   // init and heartbeat markers not buffered for want of room
+    std::uint64_t post_streams_recorded = 0;    // backend SSE answers to POSTs recorded in rings
+    std::uint64_t post_streams_unrecorded = 0;  // ... passed on unrecorded (no room, too many at once)
+    std::uint64_t post_events_recorded = 0;     // events of POST streams put into rings
+    std::uint64_t post_events_unrecorded = 0;   // ... passed on but not recorded (too large, no room)
+    std::uint64_t post_stream_resumes = 0;      // GETs resuming a POST stream
 };
 
 struct zone_status {

@@ -36,6 +36,14 @@ constexpr counter_field counter_fields[] = {
     {"publish_no_room", &zone_counters::publish_no_room,
      "Published messages answered 503: no room without evicting another live session."},
     {"markers_no_room", &zone_counters::markers_no_room, "Init and heartbeat markers not buffered for want of room."},
+    {"post_streams_recorded", &zone_counters::post_streams_recorded,
+     "Backend SSE answers to POSTs recorded in session rings."},
+    {"post_streams_unrecorded", &zone_counters::post_streams_unrecorded,
+     "Backend SSE answers to POSTs passed on unrecorded (no room, or too many of the session's at once)."},
+    {"post_events_recorded", &zone_counters::post_events_recorded, "Events of POST streams recorded in rings."},
+    {"post_events_unrecorded", &zone_counters::post_events_unrecorded,
+     "Events of POST streams passed on but not recorded (larger than mcp_session_event_max_size, or no room)."},
+    {"post_stream_resumes", &zone_counters::post_stream_resumes, "GET requests resuming a POST stream."},
 };
 
 struct gauge_field {

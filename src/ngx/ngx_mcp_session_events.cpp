@@ -13,6 +13,51 @@ using mcp_session::unix_ms;
 
 namespace {
 
+// What a POST stream's event needs besides its fields: "id: P.k" (two
+// 20-digit numbers at most) and a lost-events notice before it.
+constexpr std::size_t post_event_framing = 2 * mcp_session::max_framing_bytes;
+
+post_stream_entry* post_entry_of(session_stream* stream, std::uint64_t post_stream)
+{
+    for (post_stream_entry& post : stream->posts) {
+        if (post.stream == post_stream) {
+            return &post;
+        }
+    }
+    return nullptr;
+}
+
+// A free entry, else the oldest whose answer has been read (its resuming
+// GET, if any, is woken to end after what the ring holds of it).
+post_stream_entry* entry_for_new_post_stream(locked_zone& zone, session_stream* stream)
+{
+    post_stream_entry* chosen = nullptr;
+    for (post_stream_entry& post : stream->posts) {
+        if (post.stream == 0) {
+            return &post;
+        }
+        if (post.recording == 0 && (chosen == nullptr || post.stream < chosen->stream)) {
+            chosen = &post;
+        }
+    }
+    if (chosen != nullptr && chosen->subscriber != 0) {
+        --zone.shared().open_streams;
+        zone.notify(chosen->subscriber_worker, chosen->subscriber);
+    }
+    return chosen;
+}
+
+// Puts one event into the ring slot of the stream's next id (dropping the
+// oldest event when the ring is full); `data` is a slab allocation or null.
+event_slot& next_slot(locked_zone& zone, session_stream* stream)
+{
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    event_slot& slot = locked_zone::slots_of(stream)[window.slot(window.next_id)];
+    zone.drop_event(slot);
+    slot.id = stream->next_id++;
+    return slot;
+}
+
 bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 {
     return !mcp_session::is_expired(times_of(record), zone.policy, now);
@@ -54,11 +99,8 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
         return outcome;
     }
 
-    const mcp_session::ring_window window = locked_zone::window_of(stream);
-    event_slot& slot = locked_zone::slots_of(stream)[window.slot(window.next_id)];
-    zone.drop_event(slot);  // the oldest event, when the ring is full
+    event_slot& slot = next_slot(zone, stream);
     std::memcpy(data, payload.data(), payload.size());
-    slot.id = stream->next_id++;
     slot.data = static_cast<u_char*>(data);
     slot.size = static_cast<std::uint32_t>(payload.size());
     slot.kind = kind;
@@ -223,6 +265,10 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
     const event_slot* slots = locked_zone::slots_of(stream);
     for (std::uint64_t id = plan.first_id; plan.has_events() && id <= plan.last_id; ++id) {
         const event_slot& slot = slots[window.slot(id)];
+        if (slot.post_stream != 0) {
+            outcome.last_id = id;  // a POST stream's: never sent on this one
+            continue;
+        }
         const std::size_t framed = slot.size + mcp_session::max_framing_bytes;
         if (out.size() + framed > out.capacity()) {
             if (outcome.events == 0) {
@@ -237,6 +283,225 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
         if (id <= replay_until) {
             ++tx.zone().shared().counters.events_replayed;
         }
+    }
+    return outcome;
+}
+
+std::uint64_t event_store::open_post_stream(const session_key& key, ngx_int_t worker, unix_ms now)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    if (record == nullptr || !live(record, zone_, now)) {
+        return 0;  // the answer passes unrecorded; the next request learns the session's fate
+    }
+    room_report room;
+    session_stream* stream = zone.stream_of(record, mcp_session::room_purpose::stream, now, room);
+    post_stream_entry* post = stream == nullptr ? nullptr : entry_for_new_post_stream(zone, stream);
+    if (post == nullptr) {
+        ++zone.shared().counters.post_streams_unrecorded;
+        return 0;
+    }
+    // The stream's number is the id of a marker slot: ids are never
+    // reused, so neither is P, also after the ring is given back.
+    event_slot& marker = next_slot(zone, stream);
+    marker.kind = event_kind::init;  // no message: the ring may still be given back
+    marker.post_stream = marker.id;
+    *post = post_stream_entry{};
+    post->stream = marker.id;
+    post->next_index = 1;
+    post->recording = 1;
+    post->recorder_worker = static_cast<std::int32_t>(worker);
+    post->subscriber_worker = -1;
+    ++zone.shared().counters.post_streams_recorded;
+    return post->stream;
+}
+
+void event_store::record_post_events(const session_key& key, std::uint64_t post_stream,
+                                     const std::vector<mcp_session::relayed_event>& events, std::uint64_t next_index,
+                                     unix_ms now)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    session_stream* stream = record == nullptr ? nullptr : record->stream;
+    post_stream_entry* post = stream == nullptr ? nullptr : post_entry_of(stream, post_stream);
+    if (post == nullptr) {
+        return;  // the session ended (its resumer with it)
+    }
+    for (const mcp_session::relayed_event& event : events) {
+        room_report room;
+        void* data = zone.allocate_with_room(event.fields.size() + 1, mcp_session::room_purpose::event, record, &now,
+                                             room);
+        if (data == nullptr) {
+            ++zone.shared().counters.post_events_unrecorded;
+            continue;  // a resuming client is told it is lost
+        }
+        // Dropping the session's own oldest events may have taken the ring's
+        // slot positions along: the slot is taken only now.
+        event_slot& slot = next_slot(zone, stream);
+        std::memcpy(data, event.fields.data(), event.fields.size());
+        slot.data = static_cast<u_char*>(data);
+        slot.size = static_cast<std::uint32_t>(event.fields.size());
+        slot.kind = event_kind::message;
+        slot.post_stream = post_stream;
+        slot.post_index = static_cast<std::uint32_t>(event.index);
+        slot.flags = slot_framed | (event.response ? slot_response : 0);
+        if (event.response && post->response_index == 0) {
+            post->response_index = slot.post_index;
+        }
+        ++zone.shared().counters.post_events_recorded;
+    }
+    post->next_index = static_cast<std::uint32_t>(std::max<std::uint64_t>(post->next_index, next_index));
+    if (post->subscriber != 0) {
+        zone.notify(post->subscriber_worker, post->subscriber);
+    }
+}
+
+void event_store::close_post_stream(const session_key& key, std::uint64_t post_stream, std::uint64_t next_index,
+                                    std::size_t unrecorded)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    zone.shared().counters.post_events_unrecorded += unrecorded;
+    session_record* record = zone.find(key);
+    session_stream* stream = record == nullptr ? nullptr : record->stream;
+    post_stream_entry* post = stream == nullptr ? nullptr : post_entry_of(stream, post_stream);
+    if (post == nullptr) {
+        return;
+    }
+    post->recording = 0;
+    post->next_index = static_cast<std::uint32_t>(std::max<std::uint64_t>(post->next_index, next_index));
+    if (post->subscriber != 0) {
+        zone.notify(post->subscriber_worker, post->subscriber);  // to end once it has sent the rest
+    }
+    zone.release_idle_ring(record);
+}
+
+subscription event_store::subscribe_post_stream(const session_key& key, std::uint64_t post_stream, ngx_int_t worker)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    subscription subscribed;
+    if (record == nullptr) {
+        subscribed.session_gone = true;
+        return subscribed;
+    }
+    const std::uint64_t next_id = record->stream != nullptr ? record->stream->next_id : record->next_event_id;
+    if (post_stream == 0 || post_stream >= next_id) {
+        return subscribed;  // no stream of this session has that number
+    }
+    post_stream_entry* post = record->stream == nullptr ? nullptr : post_entry_of(record->stream, post_stream);
+    if (post == nullptr && record->stream != nullptr) {
+        // The ring still holding id P shows what it was: a POST stream's
+        // opening marker, or an event of another stream.
+        const mcp_session::ring_window window = locked_zone::window_of(record->stream);
+        if (post_stream >= window.oldest() &&
+            locked_zone::slots_of(record->stream)[window.slot(post_stream)].post_stream != post_stream) {
+            return subscribed;
+        }
+    }
+    subscribed.token = ++zone.shared().next_subscription;
+    subscribed.expires_at = mcp_session::expires_at(times_of(record), zone_.policy);
+    ++zone.shared().counters.post_stream_resumes;
+    if (post == nullptr) {
+        return subscribed;  // forgotten: the read sends what the ring still holds of it, and ends
+    }
+    if (post->subscriber != 0) {
+        zone.notify(post->subscriber_worker, post->subscriber);  // taken over
+    } else {
+        ++zone.shared().open_streams;
+    }
+    post->subscriber = subscribed.token;
+    post->subscriber_worker = static_cast<std::int32_t>(worker);
+    return subscribed;
+}
+
+void event_store::unsubscribe_post_stream(const session_key& key, std::uint64_t post_stream, std::uint64_t token)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    post_stream_entry* post = record == nullptr || record->stream == nullptr
+                                  ? nullptr
+                                  : post_entry_of(record->stream, post_stream);
+    if (post != nullptr && post->subscriber == token) {
+        post->subscriber = 0;
+        post->subscriber_worker = -1;
+        --tx.zone().shared().open_streams;
+        tx.zone().release_idle_ring(record);
+    }
+}
+
+read_outcome event_store::read_post_stream(const session_key& key, std::uint64_t post_stream, std::uint64_t token,
+                                           std::uint64_t cursor, const mcp_session::wire_form& form, std::string& out)
+{
+    read_outcome outcome;
+    outcome.last_id = cursor;
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr || record->stream == nullptr) {
+        return outcome;  // ended
+    }
+    session_stream* stream = record->stream;
+    const post_stream_entry* post = post_entry_of(stream, post_stream);
+    if (post != nullptr && post->subscriber != token) {
+        outcome.state = stream_state::taken_over;
+        return outcome;
+    }
+    outcome.state = stream_state::open;
+    const bool seed = form.vocabulary == mcp_session::stream_vocabulary::seed;
+    auto lost_up_to = [&](std::uint64_t last_lost) {
+        mcp_session::append_post_stream_lagged(out, seed, form.priming, post_stream, last_lost, last_lost - cursor);
+        cursor = outcome.last_id = last_lost;
+        ++tx.zone().shared().counters.lagged_notices;
+    };
+    // The stream's events are in the ring in their order, among others'.
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    const event_slot* slots = locked_zone::slots_of(stream);
+    bool answered = false;
+    for (std::uint64_t id = window.oldest(); id < window.next_id && !answered; ++id) {
+        const event_slot& slot = slots[window.slot(id)];
+        if (slot.post_stream != post_stream || (slot.flags & slot_framed) == 0 || slot.post_index <= cursor) {
+            continue;
+        }
+        const std::size_t framed = slot.size + post_event_framing;
+        if (out.size() + framed > out.capacity()) {
+            if (outcome.events == 0) {
+                outcome.needed = out.size() + framed;
+            }
+            return outcome;  // the rest after this batch is written
+        }
+        if (slot.post_index > cursor + 1) {
+            lost_up_to(slot.post_index - 1);
+        }
+        out += "id: ";
+        mcp_session::append_post_event_id(out, post_stream, slot.post_index);
+        out += '\n';
+        out.append(reinterpret_cast<const char*>(slot.data), slot.size);
+        out += '\n';
+        cursor = outcome.last_id = slot.post_index;
+        ++outcome.events;
+        ++tx.zone().shared().counters.events_replayed;
+        answered = (slot.flags & slot_response) != 0;
+    }
+    // Done once the response went out, or the answer ended (or was
+    // forgotten) and everything the ring held of it did.
+    const bool recording = post != nullptr && post->recording != 0;
+    const std::uint64_t response = post != nullptr ? post->response_index : 0;
+    const bool done = answered || (response != 0 && cursor >= response) || !recording;
+    if (!done) {
+        return outcome;
+    }
+    const std::uint64_t last = response != 0 ? response : (post != nullptr ? post->next_index - 1 : cursor);
+    if (cursor < last && out.size() + post_event_framing > out.capacity()) {
+        return outcome;  // the notice goes into the next batch
+    }
+    if (cursor < last) {
+        lost_up_to(last);
+    }
+    if (outcome.events == 0 && out.empty()) {
+        outcome.state = stream_state::ended;
     }
     return outcome;
 }

@@ -6,6 +6,7 @@
 #include "mcp_session/event.hpp"
 #include "mcp_session/replay.hpp"
 #include "mcp_session/session_key.hpp"
+#include "mcp_session/sse_relay.hpp"
 #include "mcp_session/sse_wire.hpp"
 
 #include <string>
@@ -88,6 +89,37 @@ public:
     // A heartbeat of a session's open stream: refreshes its idle clock and
     // counts the beat; false when the session is gone or has expired.
     bool beat(const mcp_session::session_key& key, mcp_session::unix_ms now);
+
+    // POST streams: a backend's SSE answer to a session's POST, recorded
+    // in the session's ring (mcp_session/sse_relay.hpp has the id scheme).
+
+    // Opens the recording of a POST stream by `worker`: its number P, or 0
+    // when it is not recorded (session gone, no room for the ring, or
+    // post_streams_tracked answers of the session still being read).
+    std::uint64_t open_post_stream(const mcp_session::session_key& key, ngx_int_t worker, mcp_session::unix_ms now);
+
+    // Records `events` of stream P (the ones that find no room are lost,
+    // as a resuming client is told) and wakes the GET resuming it.
+    // `next_index`: events up to next_index-1 went to the client.
+    void record_post_events(const mcp_session::session_key& key, std::uint64_t stream,
+                            const std::vector<mcp_session::relayed_event>& events, std::uint64_t next_index,
+                            mcp_session::unix_ms now);
+
+    // The backend's answer ended, or the request did; `unrecorded`: events
+    // passed on but too large to record.
+    void close_post_stream(const mcp_session::session_key& key, std::uint64_t stream, std::uint64_t next_index,
+                           std::size_t unrecorded);
+
+    // A GET resuming stream P. Token 0 with session_gone: the session
+    // ended; token 0 otherwise: P names no stream of the session.
+    subscription subscribe_post_stream(const mcp_session::session_key& key, std::uint64_t stream, ngx_int_t worker);
+    void unsubscribe_post_stream(const mcp_session::session_key& key, std::uint64_t stream, std::uint64_t token);
+
+    // As read(), for stream P after its event `cursor` (k): the stream
+    // ends (state ended) once everything up to its response, or up to its
+    // last event when the backend's answer ended without one, went out.
+    read_outcome read_post_stream(const mcp_session::session_key& key, std::uint64_t stream, std::uint64_t token,
+                                  std::uint64_t cursor, const mcp_session::wire_form& form, std::string& out);
 
 private:
     zone_conf& zone_;

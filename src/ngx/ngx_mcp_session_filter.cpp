@@ -4,6 +4,7 @@
 
 #include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_recorder.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
 
@@ -165,6 +166,7 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
         request_state* state = state_of(r);
         if (state != nullptr && r == r->main && !state->answered_here) {
             observe_answer(r, state);
+            start_post_recording(r, state);
         }
         add_cors_to_own_answer(r, state);
     } catch (const std::exception& e) {
@@ -215,15 +217,22 @@ void watch_error_body(ngx_http_request_t* r, request_state* state, ngx_chain_t* 
 
 ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
 {
+    request_state* state = nullptr;
     try {
-        request_state* state = r == r->main ? state_of(r) : nullptr;
+        state = r == r->main ? state_of(r) : nullptr;
         if (state != nullptr && state->ending_on_error && in != nullptr) {
             watch_error_body(r, state, in);
+        }
+        if (state != nullptr && state->recorder != nullptr) {
+            return relay_post_stream(r, state, in, next_body_filter);
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: body filter failed: %s", e.what());
     } catch (...) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: body filter failed");
+    }
+    if (state != nullptr && state->recorder != nullptr) {
+        return NGX_ERROR;  // a relayed answer cannot go on raw after rewritten bytes
     }
     return next_body_filter(r, in);
 }

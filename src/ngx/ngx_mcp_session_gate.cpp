@@ -14,6 +14,7 @@
 #include "mcp_session/message.hpp"
 #include "mcp_session/protocol.hpp"
 #include "mcp_session/session_id.hpp"
+#include "mcp_session/sse_relay.hpp"
 
 #include <exception>
 #include <memory>
@@ -106,12 +107,13 @@ ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state
         return refuse(r, state, NGX_HTTP_BAD_REQUEST, "Bad Request: more than one Last-Event-ID header");
     }
     if (last.count == 1) {
-        const auto cursor = mcp_session::parse_last_event_id(to_view(last.first->value));
-        if (!cursor) {
+        const auto position = mcp_session::parse_stream_position(to_view(last.first->value));
+        if (!position) {
             return refuse(r, state, NGX_HTTP_BAD_REQUEST,
-                          "Bad Request: Last-Event-ID must be a decimal event id of this session's stream");
+                          "Bad Request: Last-Event-ID must be an event id of this session's streams");
         }
-        state->last_event_id = *cursor;
+        state->last_event_id = position->index;
+        state->resumed_post_stream = position->stream;
     }
     state->streamed = true;
     r->content_handler = stream_handler;  // instead of the location's proxy_pass

@@ -23,7 +23,9 @@ struct request_state {
     bool answered_here;  // nginx wrote the response itself; filters keep out
     ngx_str_t id;        // presented (trimmed) or learned: $mcp_session_id
     mcp_session::session_key key;  // meaningful while status is valid
-    std::uint64_t last_event_id;   // a stream's starting cursor
+    std::uint64_t last_event_id;   // a stream's starting cursor (a POST stream's: its k)
+    std::uint64_t resumed_post_stream;  // Last-Event-ID named POST stream P (0: the standalone stream)
+    struct post_recorder* recorder;     // the backend's SSE answer to this POST is being recorded
     mcp_session::event_kind publish_kind;
     stream_ctx* stream;
     ngx_int_t access_result;       // what the access handler answers when re-entered

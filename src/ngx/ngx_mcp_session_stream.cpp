@@ -32,7 +32,8 @@ struct stream_ctx {
     zone_conf* zone = nullptr;
     mcp_session::session_key key;
     std::uint64_t token = 0;
-    std::uint64_t cursor = 0;
+    std::uint64_t post_stream = 0;  // 0: the session's standalone stream; else P of the POST stream resumed
+    std::uint64_t cursor = 0;       // the last id sent (a POST stream's: its k)
     std::uint64_t sent = 0;  // events up to here were written out (cursor, once nothing is pending)
     std::uint64_t replay_until = 0;  // the newest event when the stream opened
     mcp_session::wire_form form;     // from mcp_session_stream_events and the negotiated revision
@@ -176,11 +177,17 @@ read_outcome read_batch(stream_ctx* s)
         s->out = take_batch_buffer();
     }
     s->out.clear();
-    read_outcome got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->form, s->out);
+    event_store events(*s->zone);
+    auto read = [&] {
+        return s->post_stream != 0
+                   ? events.read_post_stream(s->key, s->post_stream, s->token, s->cursor, s->form, s->out)
+                   : events.read(s->key, s->token, s->cursor, s->replay_until, s->form, s->out);
+    };
+    read_outcome got = read();
     if (got.state == stream_state::open && got.needed > s->out.capacity()) {
         s->out.reserve(got.needed);
         s->out.clear();
-        got = event_store(*s->zone).read(s->key, s->token, s->cursor, s->replay_until, s->form, s->out);
+        got = read();
     }
     return got;
 }
@@ -223,12 +230,12 @@ stream_fate pump(stream_ctx* s) noexcept
             return finish(s, false);
         }
         if (got.state != stream_state::open) {
-            return finish(s, true);  // session ended, or a newer GET took over
+            return finish(s, true);  // session ended, a newer GET took over, or a POST stream is complete
         }
+        s->cursor = got.last_id;  // also past events of other streams, which this one skips
         if (s->out.empty()) {
             return stream_fate::alive;
         }
-        s->cursor = got.last_id;
         if (send_out(s) == stream_fate::ended) {
             return stream_fate::ended;
         }
@@ -296,7 +303,11 @@ void on_heartbeat(ngx_event_t* ev) noexcept
     if (!s->writing) {
         try {
             s->out.clear();
-            mcp_session::append_heartbeat(s->out, s->form, s->cursor, now);
+            if (s->post_stream != 0) {
+                s->out += ": heartbeat\n\n";  // the client's Last-Event-ID stays that of a real event
+            } else {
+                mcp_session::append_heartbeat(s->out, s->form, s->cursor, now);
+            }
         } catch (const std::exception& e) {
             log_failure(ev->log, "heartbeat", &e);
             (void)finish(s, false);
@@ -360,7 +371,11 @@ void cleanup_stream(void* data) noexcept
         streams_by_token.erase(stream_id{s->zone, s->token});
         try {
             // A batch still pending at the end may never have reached the client.
-            event_store(*s->zone).unsubscribe(s->key, s->token, s->writing ? s->sent : s->cursor);
+            if (s->post_stream != 0) {
+                event_store(*s->zone).unsubscribe_post_stream(s->key, s->post_stream, s->token);
+            } else {
+                event_store(*s->zone).unsubscribe(s->key, s->token, s->writing ? s->sent : s->cursor);
+            }
         } catch (...) {
         }
     }
@@ -382,6 +397,7 @@ stream_ctx* create_stream(ngx_http_request_t* r, request_state* state)
     s->zone = state->zone;
     s->key = state->key;
     s->cursor = state->last_event_id;
+    s->post_stream = state->resumed_post_stream;
     s->out = take_batch_buffer();
     state->stream = s;
     return s;
@@ -402,20 +418,28 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     }
 
     event_store events(*s->zone);
-    const subscription subscribed = events.subscribe(s->key, ngx_worker);
+    const subscription subscribed =
+        s->post_stream != 0 ? events.subscribe_post_stream(s->key, s->post_stream, ngx_worker)
+                            : events.subscribe(s->key, ngx_worker);
     s->token = subscribed.token;
     s->replay_until = subscribed.newest;
-    // Without Last-Event-ID (or with 0) a stream gets what no stream has
-    // sent yet: events published before the first stream, never a
-    // message an earlier stream already delivered.
-    if (s->cursor == 0) {
-        s->cursor = subscribed.delivered;
+    if (s->post_stream == 0) {
+        // Without Last-Event-ID (or with 0) a stream gets what no stream has
+        // sent yet: events published before the first stream, never a
+        // message an earlier stream already delivered.
+        if (s->cursor == 0) {
+            s->cursor = subscribed.delivered;
+        }
+        // A Last-Event-ID from the future (another session's, or a stale
+        // client's) replays nothing; the stream goes on from the newest event.
+        s->cursor = std::min(s->cursor, subscribed.newest);
     }
-    // A Last-Event-ID from the future (another session's, or a stale
-    // client's) replays nothing; the stream goes on from the newest event.
-    s->cursor = std::min(s->cursor, subscribed.newest);
     if (subscribed.session_gone) {
         return send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
+    }
+    if (s->token == 0 && s->post_stream != 0) {
+        return send_json(r, NGX_HTTP_BAD_REQUEST,
+                         mcp_session::transport_error_body("Bad Request: Last-Event-ID names no stream of this session"));
     }
     if (s->token == 0) {
         return send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -472,7 +496,11 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     // then drops the last reference.
     r->main->count++;
     s->out.clear();
-    mcp_session::append_connected(s->out, s->form, s->cursor, to_view(state->id), now);
+    if (s->post_stream != 0) {
+        s->out += ": connected\n\n";  // resuming: the client's Last-Event-ID is already right
+    } else {
+        mcp_session::append_connected(s->out, s->form, s->cursor, to_view(state->id), now);
+    }
     if (send_out(s) == stream_fate::alive && pump(s) == stream_fate::alive && ngx_exiting) {
         (void)finish(s, true);  // opened on an HTTP/2 connection of a worker that is leaving
     }

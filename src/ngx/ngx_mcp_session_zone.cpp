@@ -139,6 +139,17 @@ session_record* oldest_in(ngx_queue_t* queue, const session_record* spare)
     return nullptr;
 }
 
+// A POST stream still being read or resumed keeps the ring it records into.
+bool post_streams_busy(const session_stream* stream)
+{
+    for (const post_stream_entry& post : stream->posts) {
+        if (post.stream != 0 && (post.recording != 0 || post.subscriber != 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool holds_messages(session_stream* stream)
 {
     const mcp_session::ring_window window = locked_zone::window_of(stream);
@@ -433,6 +444,10 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
     stream->capacity = capacity;
+    for (post_stream_entry& post : stream->posts) {
+        post = post_stream_entry{};
+        post.recorder_worker = post.subscriber_worker = -1;
+    }
     std::memset(slots_of(stream), 0, capacity * sizeof(event_slot));
     record->stream = stream;
     ++sh_.sessions_with_ring;
@@ -443,7 +458,7 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
 bool locked_zone::release_idle_ring(session_record* record)
 {
     session_stream* stream = record->stream;
-    if (stream == nullptr || stream->subscriber != 0 || holds_messages(stream)) {
+    if (stream == nullptr || stream->subscriber != 0 || holds_messages(stream) || post_streams_busy(stream)) {
         return false;
     }
     const std::uint64_t next_id = stream->next_id;
@@ -479,6 +494,12 @@ void locked_zone::free_stream(session_record* record)
     if (stream->subscriber != 0) {
         --sh_.open_streams;
         notify(stream->subscriber_worker, stream->subscriber);
+    }
+    for (const post_stream_entry& post : stream->posts) {
+        if (post.subscriber != 0) {
+            --sh_.open_streams;
+            notify(post.subscriber_worker, post.subscriber);
+        }
     }
     --sh_.sessions_with_ring;
     ++sh_.counters.rings_freed;
@@ -612,13 +633,32 @@ std::size_t locked_zone::release_streams_of(std::int32_t worker)
     std::size_t released = 0;
     for_each_by_creation([&](session_record* r) {
         session_stream* stream = r->stream;
-        if (stream != nullptr && stream->subscriber != 0 && stream->subscriber_worker == worker) {
+        if (stream == nullptr) {
+            return;
+        }
+        if (stream->subscriber != 0 && stream->subscriber_worker == worker) {
             stream->subscriber = 0;
             stream->subscriber_worker = -1;
             --sh_.open_streams;
             ++released;
-            release_idle_ring(r);
         }
+        for (post_stream_entry& post : stream->posts) {
+            if (post.subscriber != 0 && post.subscriber_worker == worker) {
+                post.subscriber = 0;
+                post.subscriber_worker = -1;
+                --sh_.open_streams;
+                ++released;
+            }
+            // The answer it was reading is gone with it: a resuming GET
+            // ends after what was recorded.
+            if (post.recording != 0 && post.recorder_worker == worker) {
+                post.recording = 0;
+                if (post.subscriber != 0) {
+                    notify(post.subscriber_worker, post.subscriber);
+                }
+            }
+        }
+        release_idle_ring(r);
     });
     return released;
 }

@@ -21,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 11;
+constexpr std::uint32_t layout_version = 12;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -76,8 +76,35 @@ struct zone_shared {
 struct event_slot {
     std::uint64_t id;
     u_char* data;  // slab allocation of `size` bytes
+    std::uint64_t post_stream;  // 0: the standalone stream; else P of the POST stream it belongs to
     std::uint32_t size;
+    std::uint32_t post_index;   // k within that POST stream (0: the marker that opened it)
     mcp_session::event_kind kind;
+    std::uint8_t flags;         // slot_framed, slot_response
+};
+
+// The payload is an event's field lines as the client got them live
+// (mcp_session::relayed_event::fields), not data to be framed.
+inline constexpr std::uint8_t slot_framed = 1;
+// The event carried the JSON-RPC response of its POST stream.
+inline constexpr std::uint8_t slot_response = 2;
+
+// A POST stream whose events the session's ring records: its numbering,
+// whether its answer is still being read, and who resumes it. Its number
+// P is the session event id of the marker slot that opened it (ids are
+// never reused, also across a ring given back). A few are tracked per
+// session (the most recent ones); a resume of an older one replays what
+// the ring still holds of it and ends.
+inline constexpr std::size_t post_streams_tracked = 8;
+
+struct post_stream_entry {
+    std::uint64_t stream;          // P; 0: the entry is free
+    std::uint32_t next_index;      // k of its next event: 1 .. next_index-1 were passed to the client
+    std::uint32_t response_index;  // k of the event that carried the response; 0: none yet
+    std::uint8_t recording;        // 1 while a worker reads the backend's answer
+    std::int32_t recorder_worker;  // that worker's number (its death ends the recording)
+    std::uint64_t subscriber;      // token of the GET resuming it; 0: none
+    std::int32_t subscriber_worker;
 };
 
 // Allocated at a session's first event or subscriber, never before:
@@ -90,6 +117,7 @@ struct session_stream {
     std::uint64_t first_kept;  // ids below were lost in a restart (see ring_window)
     std::uint64_t quiet_below;  // ids below were only markers of a ring given back (see ring_window)
     std::uint64_t delivered;  // the newest id any stream has sent: where a GET without Last-Event-ID starts
+    post_stream_entry posts[post_streams_tracked];
     // event_slot[capacity] follows
 };
 
@@ -144,6 +172,7 @@ static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_cop
 static_assert(std::is_standard_layout_v<session_extras> && std::is_trivially_copyable_v<session_extras>);
 static_assert(std::is_standard_layout_v<backend_index_entry> && std::is_trivially_copyable_v<backend_index_entry>);
 static_assert(std::is_standard_layout_v<event_slot> && std::is_trivially_copyable_v<event_slot>);
+static_assert(std::is_standard_layout_v<post_stream_entry> && std::is_trivially_copyable_v<post_stream_entry>);
 static_assert(std::is_standard_layout_v<worker_inbox> && std::is_trivially_copyable_v<worker_inbox>);
 static_assert(std::is_standard_layout_v<zone_shared> && std::is_trivially_copyable_v<zone_shared>);
 

@@ -1,0 +1,270 @@
+#include "ngx_mcp_session_recorder.hpp"
+
+#include "ngx_mcp_session_events.hpp"
+#include "ngx_mcp_session_http.hpp"
+
+#include "mcp_session/sse_relay.hpp"
+#include "mcp_session/sse_wire.hpp"
+#include "mcp_session/text.hpp"
+
+#include <algorithm>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace mcp_ngx {
+
+// One recorded answer. Lives in the request pool; its cleanup runs the
+// destructor and ends the recording if the answer did not.
+struct post_recorder {
+    post_recorder(zone_conf& zone_, const mcp_session::session_key& key_, std::uint64_t stream_, bool priming,
+                  std::size_t event_max_size)
+        : zone(&zone_), key(key_), stream(stream_), relay(stream_, priming, event_max_size)
+    {
+    }
+
+    zone_conf* zone;
+    mcp_session::session_key key;
+    std::uint64_t stream;
+    mcp_session::sse_relay relay;
+    bool closed = false;
+    bool client_gone = false;  // the client left: the answer is still read and recorded, not sent
+    std::string out;                              // the relayed bytes of one body filter call
+    std::vector<mcp_session::relayed_event> events;
+    ngx_chain_t* free = nullptr;                  // our output buffers, sent and ready again
+    ngx_chain_t* busy = nullptr;                  // ... still being sent
+    // The upstream's buffers whose bytes went into busy output: they stay
+    // unconsumed until it is sent, so the upstream reads no further ahead
+    // of a slow client than its own buffer (proxy_buffer_size).
+    std::vector<ngx_buf_t*> held;
+};
+
+namespace {
+
+constexpr std::size_t output_chunk_bytes = 16 * 1024;
+
+const ngx_buf_tag_t recorder_tag = reinterpret_cast<ngx_buf_tag_t>(&ngx_mcp_session_module);
+
+void close_recording(post_recorder* rec) noexcept
+{
+    if (rec->closed) {
+        return;
+    }
+    rec->closed = true;
+    try {
+        event_store(*rec->zone).close_post_stream(rec->key, rec->stream, rec->relay.next_index(),
+                                                  rec->relay.oversized());
+    } catch (...) {
+        // The session's resumer then ends at the session's end.
+    }
+}
+
+void cleanup_recorder(void* data) noexcept
+{
+    auto* rec = static_cast<post_recorder*>(data);
+    close_recording(rec);
+    rec->~post_recorder();
+}
+
+bool is_event_stream(const ngx_http_request_t* r)
+{
+    static constexpr std::string_view type = "text/event-stream";
+    const ngx_str_t& value = r->headers_out.content_type;
+    return value.len >= type.size() &&
+           ngx_strncasecmp(value.data, reinterpret_cast<u_char*>(const_cast<char*>(type.data())), type.size()) == 0 &&
+           (value.len == type.size() || value.data[type.size()] == ';' || value.data[type.size()] == ' ');
+}
+
+// An output buffer from the free list, or a new one.
+ngx_buf_t* output_buffer(ngx_http_request_t* r, post_recorder* rec, ngx_chain_t*** tail)
+{
+    ngx_chain_t* cl = ngx_chain_get_free_buf(r->pool, &rec->free);
+    if (cl == nullptr) {
+        return nullptr;
+    }
+    ngx_buf_t* b = cl->buf;
+    if (b->start == nullptr) {
+        b->start = static_cast<u_char*>(ngx_palloc(r->pool, output_chunk_bytes));
+        if (b->start == nullptr) {
+            return nullptr;
+        }
+        b->end = b->start + output_chunk_bytes;
+        b->tag = recorder_tag;
+    }
+    const ngx_buf_t fresh{};
+    u_char* start = b->start;
+    u_char* end = b->end;
+    *b = fresh;
+    b->start = b->pos = b->last = start;
+    b->end = end;
+    b->tag = recorder_tag;
+    cl->next = nullptr;
+    **tail = cl;
+    *tail = &cl->next;
+    return b;
+}
+
+// The client is gone: what would have gone to it is dropped (the ring has
+// it), the upstream's buffers are free again so it reads on until the
+// backend's answer ends (proxy_read_timeout bounds it), and no send
+// timeout can end the request meanwhile. The request ends as any whose
+// client left: when the upstream finalizes it.
+ngx_int_t absorb(ngx_http_request_t* r, post_recorder* rec, ngx_chain_t* dropped)
+{
+    if (!rec->client_gone) {
+        rec->client_gone = true;
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcp_session: client left during a POST stream; the backend's answer is still recorded");
+    }
+    r->connection->error = 1;  // nothing more is written to it, and the end is a termination
+    for (ngx_chain_t* cl = dropped; cl != nullptr; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        if (cl->buf->in_file) {
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+    }
+    for (ngx_buf_t* held : rec->held) {
+        held->pos = held->last;
+    }
+    rec->held.clear();
+    ngx_event_t* wev = r->connection->write;
+    wev->ready = 1;
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+    return NGX_OK;
+}
+
+}  // namespace
+
+void start_post_recording(ngx_http_request_t* r, request_state* state)
+{
+    auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    if (!lcf->stream || state->status != session_status::valid || r->method != NGX_HTTP_POST ||
+        r->headers_out.status != NGX_HTTP_OK || !answered_by_backend(r) || !is_event_stream(r)) {
+        return;
+    }
+    const std::uint64_t stream = event_store(*state->zone).open_post_stream(state->key, ngx_worker, now_ms());
+    if (stream == 0) {
+        return;  // passed on as it is (counted)
+    }
+    ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    void* memory = cleanup == nullptr ? nullptr : ngx_pcalloc(r->pool, sizeof(post_recorder));
+    if (memory == nullptr) {
+        event_store(*state->zone).close_post_stream(state->key, stream, 1, 0);
+        throw std::bad_alloc();
+    }
+    const mcp_session::wire_form form = mcp_session::wire_form_for(
+        static_cast<mcp_session::stream_vocabulary>(lcf->stream_events),
+        mcp_session::trim_ows(to_view(state->protocol_version)));
+    post_recorder* rec;
+    try {
+        rec = new (memory) post_recorder(*state->zone, state->key, stream, form.priming, lcf->event_max_size);
+        rec->out.reserve(output_chunk_bytes);
+    } catch (...) {
+        event_store(*state->zone).close_post_stream(state->key, stream, 1, 0);
+        throw;
+    }
+    cleanup->handler = cleanup_recorder;
+    cleanup->data = rec;
+    state->recorder = rec;
+
+    // Events are relayed as they arrive, in memory: a stream must not wait
+    // in proxy buffers or temp files (this runs before the upstream sets
+    // its body handlers up, so it reads the answer unbuffered).
+    r->upstream->buffering = 0;
+    // nginx's ids change the length.
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_accept_ranges(r);
+    // Disconnection is not cancellation: a client that leaves must not end
+    // the backend's answer, which a resuming client will want. The
+    // upstream's broken-connection check would finalize it at the client's
+    // FIN or RST_STREAM; without it, the client's absence shows as a failed
+    // write, which the body filter absorbs.
+    r->read_event_handler = ngx_http_block_reading;
+}
+
+ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_chain_t* in,
+                            ngx_http_output_body_filter_pt next)
+{
+    post_recorder* rec = state->recorder;
+    rec->out.clear();
+    rec->events.clear();
+    bool last = false;
+    bool flush = false;
+    ngx_chain_t* pass_on = nullptr;  // a buffer not in memory ends the relaying (see below)
+    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        if (!ngx_buf_in_memory(b) && ngx_buf_size(b) > 0) {
+            // Unbuffered proxying never hands over file buffers; should
+            // another module do it, the rest goes on as it is, unrecorded.
+            pass_on = cl;
+            break;
+        }
+        last |= b->last_buf != 0;
+        flush |= b->flush != 0 || b->sync != 0;
+        if (b->last > b->pos) {
+            rec->relay.feed(std::string_view(reinterpret_cast<const char*>(b->pos), static_cast<std::size_t>(b->last - b->pos)),
+                            rec->out, rec->events);
+            rec->held.push_back(b);
+        }
+    }
+    if (last || pass_on != nullptr) {
+        rec->relay.finish(rec->out);
+    }
+    if (!rec->events.empty()) {
+        event_store(*rec->zone).record_post_events(rec->key, rec->stream, rec->events, rec->relay.next_index(),
+                                                   now_ms());
+    }
+    if (last || pass_on != nullptr) {
+        close_recording(rec);
+    }
+
+    ngx_chain_t* out = nullptr;
+    ngx_chain_t** tail = &out;
+    ngx_buf_t* b = nullptr;
+    for (std::size_t done = 0; done < rec->out.size();) {
+        b = output_buffer(r, rec, &tail);
+        if (b == nullptr) {
+            return NGX_ERROR;
+        }
+        const std::size_t n = std::min<std::size_t>(rec->out.size() - done, b->end - b->start);
+        b->last = ngx_cpymem(b->pos, rec->out.data() + done, n);
+        b->temporary = 1;
+        done += n;
+    }
+    if (b == nullptr && (last || flush) && pass_on == nullptr) {
+        b = output_buffer(r, rec, &tail);  // an empty buffer carrying the flags
+        if (b == nullptr) {
+            return NGX_ERROR;
+        }
+    }
+    if (b != nullptr) {
+        b->flush = 1;  // a live stream: every event leaves at once
+        b->last_buf = last ? 1 : 0;
+        b->last_in_chain = last ? 1 : 0;
+    }
+    *tail = pass_on;
+    if (rec->client_gone || r->connection->error) {
+        return absorb(r, rec, out);
+    }
+    const ngx_int_t rc = next(r, out);
+    if (rc == NGX_ERROR) {
+        return absorb(r, rec, out);
+    }
+    ngx_chain_update_chains(r->pool, &rec->free, &rec->busy, &out, recorder_tag);
+    // Our output is a copy: holding the upstream's buffers is only the
+    // backpressure, which an ended relay no longer needs.
+    if (rec->busy == nullptr || rec->closed) {
+        for (ngx_buf_t* held : rec->held) {
+            held->pos = held->last;  // sent: the upstream may reuse its buffer
+        }
+        rec->held.clear();
+    }
+    if (pass_on != nullptr) {
+        state->recorder = nullptr;  // the rest of the answer passes untouched
+    }
+    return rc;
+}
+
+}  // namespace mcp_ngx

@@ -21,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 11;
+constexpr std::uint32_t layout_version = 12;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full

@@ -53,6 +53,23 @@ void figures_samples(std::string& requests, std::string& classes, std::string& h
     histogram.append(std::to_string(cumulative)).append("\n");
 }
 
+// A counter by method and one more label, without its zero samples.
+template <std::size_t N, typename LabelOf>
+void by_method(std::string& out, const std::string& zone_label, std::string_view name, std::string_view label,
+               const std::array<std::array<std::uint64_t, N>, method_labels.size()>& rows, LabelOf label_of)
+{
+    for (std::size_t m = 0; m < rows.size(); ++m) {
+        for (std::size_t i = 0; i < N; ++i) {
+            if (rows[m][i] == 0) {
+                continue;
+            }
+            out.append(name).append("{").append(zone_label).append(",method=\"");
+            out.append(prometheus_label_value(method_labels[m])).append("\",").append(label).append("=\"");
+            out.append(label_of(i)).append("\"} ").append(std::to_string(rows[m][i])).append("\n");
+        }
+    }
+}
+
 }  // namespace
 
 std::size_t latency_bucket_of(std::uint64_t ms)
@@ -205,32 +222,15 @@ std::string traffic_prometheus(std::string_view zone, const traffic_figures& fig
     header(out, "mcp_session_http_responses_total", "counter",
            "Answers in mcp_session locations by exact HTTP status (a fixed list of codes, any other is \"other\"), "
            "by JSON-RPC method.");
-    for (std::size_t m = 0; m < method_labels.size(); ++m) {
-        for (std::size_t s = 0; s < status_labels; ++s) {
-            const std::uint64_t n = figures.statuses[m][s];
-            if (n == 0) {
-                continue;
-            }
-            const std::string status = s < tracked_statuses.size() ? std::to_string(tracked_statuses[s]) : "other";
-            out += "mcp_session_http_responses_total{" + zone_label + ",method=\"" +
-                   prometheus_label_value(method_labels[m]) + "\",status=\"" + status + "\"} " + std::to_string(n) + "\n";
-        }
-    }
-
+    by_method(out, zone_label, "mcp_session_http_responses_total", "status", figures.statuses, [](std::size_t s) {
+        return s < tracked_statuses.size() ? std::to_string(tracked_statuses[s]) : std::string("other");
+    });
     header(out, "mcp_session_jsonrpc_errors_total", "counter",
            "Backend answers to POSTs carrying a JSON-RPC error, by JSON-RPC method and error code class "
            "(tool_error: a tools/call result with isError true).");
-    for (std::size_t m = 0; m < method_labels.size(); ++m) {
-        for (std::size_t c = 0; c < error_classes; ++c) {
-            const std::uint64_t n = figures.errors[m][c];
-            if (n == 0) {
-                continue;
-            }
-            out += "mcp_session_jsonrpc_errors_total{" + zone_label + ",method=\"" +
-                   prometheus_label_value(method_labels[m]) + "\",class=\"" +
-                   std::string(error_class_label(static_cast<error_class>(c))) + "\"} " + std::to_string(n) + "\n";
-        }
-    }
+    by_method(out, zone_label, "mcp_session_jsonrpc_errors_total", "class", figures.errors, [](std::size_t c) {
+        return std::string(error_class_label(static_cast<error_class>(c)));
+    });
 
     header(out, "mcp_session_own_answers_total", "counter",
            "Answers nginx made itself instead of the backend, by reason (session_not_found: the client must re-initialize).");

@@ -1,5 +1,6 @@
 // ngx_mcp_session: MCP session validation at the edge. This file only
 // wires the module into nginx; the behaviour lives in src/.
+#include "src/ngx/ngx_mcp_session_answer_watch.hpp"
 #include "src/ngx/ngx_mcp_session_conf.hpp"
 #include "src/ngx/ngx_mcp_session_doorbell.hpp"
 #include "src/ngx/ngx_mcp_session_phases.hpp"
@@ -33,6 +34,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
     }
     *logger = record_traffic;
     install_filters();
+    install_answer_watch();
     return prepare_state_saves(cf);
 }
 
@@ -47,6 +49,7 @@ ngx_int_t init_module(ngx_cycle_t* cycle) noexcept
     // reload. What can fail was done by the zones' init (ngx_mcp_session_cycle.cpp).
     commit_doorbells(cycle);
     restore_state(cycle);
+    apply_tracked_tools(cycle);
     return NGX_OK;
 }
 
@@ -71,6 +74,8 @@ void exit_master(ngx_cycle_t* cycle) noexcept { save_state_at_exit(cycle); }
 
 ngx_command_t commands[] = {
     {ngx_string("mcp_session_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_zone_directive,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("mcp_session_tracked_tools"), NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE, set_tracked_tools_directive,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("mcp_session"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_session_directive, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

@@ -222,3 +222,80 @@ location /t { return 200 "started\n"; }
 GET /t
 --- response_body
 started
+
+=== TEST 26: mcp_session_tracked_tools names a zone declared after it
+--- http_config
+mcp_session_tracked_tools zone=mcp get_weather search_docs;
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { return 200 "started\n"; }
+--- request
+GET /t
+--- response_body
+started
+
+=== TEST 27: mcp_session_tracked_tools names an unknown zone
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools zone=nope echo;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: unknown mcp_session zone "nope" \(declare it with mcp_session_zone\) in \S+nginx\.conf:\d+/]
+
+=== TEST 28: mcp_session_tracked_tools without zone=
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools echo add;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid parameter "echo", expected "zone=NAME" in \S+nginx\.conf:\d+/]
+
+=== TEST 29: a tool name that could never be a label
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools zone=mcp echo "café";
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid tool name "caf.+", expected 1 to 64 printable ASCII bytes in \S+nginx\.conf:\d+/]
+
+=== TEST 30: a tool name longer than 64 bytes
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools zone=mcp xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid tool name "x{65}", expected 1 to 64 printable ASCII bytes in \S+nginx\.conf:\d+/]
+
+=== TEST 31: the same tool name twice
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools zone=mcp echo add echo;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: duplicate tool name "echo" in \S+nginx\.conf:\d+/]
+
+=== TEST 32: more tool names than the zone has slots
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools zone=mcp t0 t1 t2 t3 t4 t5 t6 t7 t8 t9 t10 t11 t12 t13 t14 t15 t16 t17 t18 t19 t20 t21 t22 t23 t24 t25 t26 t27 t28 t29 t30 t31 t32;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: too many tracked tools \(33\), at most 32 in \S+nginx\.conf:\d+/]
+
+=== TEST 33: two lists for one zone
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_tracked_tools zone=mcp echo;
+mcp_session_tracked_tools zone=mcp add;
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: tracked tools of mcp_session zone "mcp" are already set in \S+nginx\.conf:\d+/]
+
+=== TEST 34: mcp_session_tracked_tools outside http
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session_tracked_tools zone=mcp echo; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session_tracked_tools" directive is not allowed here in \S+nginx\.conf:\d+/]

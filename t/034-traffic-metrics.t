@@ -4,6 +4,11 @@
 # "other"; unprintable names are "other"), and the module's own answers by
 # reason. The scrape passes `promtool check metrics` (Debian's prometheus
 # package). Two workers write the same shared counters.
+#
+# Then, a second nginx: JSON-RPC errors in backend answers (JSON and SSE)
+# by method and code class, tools/call results with isError, exact HTTP
+# statuses, and mcp_session_tracked_tools (configured names only, others
+# "other", re-applied at reload keeping the counters of names that stay).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -85,4 +90,156 @@ is($? >> 8, 0, 'promtool check metrics accepts the scrape') or diag($lint);
 
 unlike($n->error_log, qr/AddressSanitizer|runtime error|exited on signal|\[(alert|crit|emerg)\]/, 'no crash or alert');
 $n->stop;
+
+sub promtool_ok {
+    my ($scrape, $what) = @_;
+    my ($out, $path) = tempfile(UNLINK => 1);
+    print {$out} $scrape;
+    close $out;
+    my $said = `promtool check metrics < $path 2>&1`;
+    is($? >> 8, 0, "promtool check metrics accepts $what") or diag($said);
+}
+
+# Backend answers by path: /mcp/X is proxied to /backend/X.
+my $backends = <<'CONF';
+location /mcp {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_inspect_body on;
+    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    proxy_http_version 1.1;
+    proxy_buffering off;
+}
+location /backend {
+    default_type application/json;
+    return 200 '{"jsonrpc":"2.0","id":1,"result":{}}';
+}
+location /backend/json {
+    default_type application/json;
+    return 200 '{"jsonrpc":"2.0","id":3,"error":{"code":$arg_code,"message":"no"}}';
+}
+location /backend/batch {
+    default_type "application/json; charset=utf-8";
+    return 200 '[{"jsonrpc":"2.0","id":1,"error":{"code":-32601}},{"jsonrpc":"2.0","id":2,"result":{}},{"jsonrpc":"2.0","id":3,"error":{"code":-32099}}]';
+}
+location /backend/sse {
+    default_type text/event-stream;
+    return 200 ": hello\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"error\":{}}}\r\n\r\nid: 9\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\r\ndata: \"error\":{\"code\":$arg_code,\"message\":\"no\"}}\r\n\r\n";
+}
+location /backend/tool-error {
+    default_type application/json;
+    return 200 '{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"boom"}],"isError":true}}';
+}
+location /backend/sse-tool-error {
+    default_type text/event-stream;
+    return 200 "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"isError\":true}}\n\n";
+}
+location /backend/limited {
+    default_type application/json;
+    return 429 '{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"slow down"}}';
+}
+location /backend/text {
+    default_type text/plain;
+    return 400 '{"jsonrpc":"2.0","id":3,"error":{"code":-32600}}';
+}
+location /backend/teapot { return 418 "short and stout\n"; }
+location = /status { mcp_session_status zone=mcp; }
+CONF
+
+my $m = start_nginx(
+    workers     => 2,
+    http_config => "mcp_session_zone zone=mcp:2m;\nmcp_session_tracked_tools zone=mcp echo add search;",
+    config      => $backends);
+$res = $m->request('POST', '/mcp', body => $initialize);
+is($res->{status}, 200, 'second nginx: initialize');
+$sid = $res->{headers}{'mcp-session-id'}[0];
+sub post_m {
+    my ($uri, $body) = @_;
+    my $r = $m->request('POST', $uri, headers => ['Mcp-Session-Id' => $sid, 'Accept' => 'application/json, text/event-stream'], body => $body);
+    return $r;
+}
+my $list = '{"jsonrpc":"2.0","id":3,"method":"tools/list"}';
+my %sent = ('-32700' => 1, '-32600' => 1, '-32601' => 2, '-32602' => 1, '-32603' => 1, '-32000' => 1, '-32050' => 1, '-1' => 1);
+for my $code (sort keys %sent) {
+    my $r = post_m("/mcp/json?code=$code", $list) for 1 .. $sent{$code};
+}
+is(post_m('/mcp/json?code=-32601', $list)->{body}, '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"no"}}', 'the answer reaches the client unchanged');
+my $sse = post_m('/mcp/sse?code=-32602', '{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p"}}');
+like($sse->{body}, qr/"code":-32602,"message":"no"\}\}\r\n\r\n\z/, 'an SSE answer reaches the client unchanged');
+post_m('/mcp/sse?code=-32603', '{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p"}}');
+post_m('/mcp/batch', '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]');
+post_m('/mcp/tool-error', call_tool('add'));
+post_m('/mcp/sse-tool-error', call_tool('echo'));
+post_m('/mcp', call_tool('echo'));
+post_m('/mcp/tool-error', $list);   # isError outside tools/call: not a tool error
+post_m('/mcp/limited', $list);
+post_m('/mcp/text', $list);         # not JSON by its type: not read
+post_m('/mcp/teapot', call_tool('unlisted'));
+is(post_m('/mcp', call_tool('unlisted-too'))->{status}, 200, 'the last request');
+
+my $scrape;
+ok(poll_until(5, sub {
+    $scrape = $m->request('GET', '/status?format=prometheus')->{body};
+    $scrape =~ /^mcp_session_tool_calls_total\{zone="mcp",tool="other"\} 2$/m;
+}), 'the scrape has the last tools/call');
+sub value_of { my ($re) = @_; return $scrape =~ /^$re (\S+)$/m ? $1 : 0 }
+sub errors { my ($method, $class) = @_; return value_of(qr/mcp_session_jsonrpc_errors_total\{zone="mcp",method="\Q$method\E",class="$class"\}/) }
+
+like($scrape, qr/^# HELP mcp_session_jsonrpc_errors_total .+\n# TYPE mcp_session_jsonrpc_errors_total counter$/m, 'errors: HELP and TYPE');
+is(errors('tools/list', 'parse_error'), 1, 'tools/list: -32700 is parse_error');
+is(errors('tools/list', 'invalid_request'), 1, 'tools/list: -32600 is invalid_request');
+is(errors('tools/list', 'method_not_found'), 3, 'tools/list: -32601 three times');
+is(errors('tools/list', 'invalid_params'), 1, 'tools/list: -32602');
+is(errors('tools/list', 'internal_error'), 1, 'tools/list: -32603');
+is(errors('tools/list', 'server_error'), 3, 'tools/list: -32000, -32050 and the 429 answer\'s -32000 are server_error');
+is(errors('tools/list', 'other'), 1, 'tools/list: -1 is other');
+is(errors('tools/list', 'tool_error'), 0, 'tools/list: isError outside tools/call is no tool_error');
+is(errors('prompts/get', 'invalid_params'), 1, 'an SSE answer: the event data is read (two data lines, CRLF)');
+is(errors('prompts/get', 'internal_error'), 1, '... and another');
+is(scalar(() = $scrape =~ /^mcp_session_jsonrpc_errors_total\{zone="mcp",method="prompts\/get"/mg), 2, '... the notification before it is no error');
+is(errors('batch', 'method_not_found'), 1, 'a batch answer: each error counts');
+is(errors('batch', 'server_error'), 1, '... by its own code');
+is(errors('tools/call', 'tool_error'), 2, 'tools/call results with isError: JSON and SSE');
+unlike($scrape, qr/class="invalid_request"\} [2-9]/, 'a text/plain answer is not read');
+
+is(value_of(qr/mcp_session_http_responses_total\{zone="mcp",method="tools\/list",status="429"\}/), 1, 'exact status 429');
+is(value_of(qr/mcp_session_http_responses_total\{zone="mcp",method="tools\/list",status="400"\}/), 1, 'exact status 400');
+is(value_of(qr/mcp_session_http_responses_total\{zone="mcp",method="tools\/call",status="other"\}/), 1, 'a status off the list (418) is other');
+is(value_of(qr/mcp_session_http_responses_total\{zone="mcp",method="initialize",status="200"\}/), 1, 'initialize: one 200');
+like($scrape, qr/^# TYPE mcp_session_http_responses_total counter$/m, 'statuses: TYPE');
+
+is(value_of(qr/mcp_session_tool_calls_total\{zone="mcp",tool="echo"\}/), 2, 'a configured tool: echo 2 calls');
+is(value_of(qr/mcp_session_tool_calls_total\{zone="mcp",tool="add"\}/), 1, 'add 1 call');
+like($scrape, qr/^mcp_session_tool_calls_total\{zone="mcp",tool="search"\} 0$/m, 'a configured tool never called is there, at 0');
+is(scalar(() = $scrape =~ /^mcp_session_tool_calls_total\{/mg), 4, 'exactly the configured names and "other"');
+unlike($scrape, qr/tool="unlisted/, 'unconfigured names get no label of their own');
+promtool_ok($scrape, 'the scrape with errors and statuses');
+
+# A reload re-applies the names: echo stays (and keeps its count), add and
+# search go, fetch comes.
+ok($m->reload(http_config => "mcp_session_zone zone=mcp:2m;\nmcp_session_tracked_tools zone=mcp fetch echo;"), 'reload with other tracked tools');
+post_m('/mcp', call_tool('echo'));
+is(post_m('/mcp', call_tool('add'))->{status}, 200, 'add, no longer tracked');
+ok(poll_until(5, sub {
+    $scrape = $m->request('GET', '/status?format=prometheus')->{body};
+    $scrape =~ /^mcp_session_tool_calls_total\{zone="mcp",tool="other"\} 3$/m;
+}), 'after the reload: add counts as other');
+is(value_of(qr/mcp_session_tool_calls_total\{zone="mcp",tool="echo"\}/), 3, 'echo kept its counter across the reload');
+like($scrape, qr/^mcp_session_tool_calls_total\{zone="mcp",tool="fetch"\} 0$/m, 'fetch has its slot');
+is(scalar(() = $scrape =~ /^mcp_session_tool_calls_total\{/mg), 3, 'exactly echo, fetch and other');
+is(errors('tools/list', 'method_not_found'), 3, 'the error counters survive the reload');
+
+# Without the directive, new names get slots by first use again; the
+# configured ones stay.
+ok($m->reload(http_config => "mcp_session_zone zone=mcp:2m;"), 'reload without tracked tools');
+post_m('/mcp', call_tool('fresh'));
+ok(poll_until(5, sub {
+    $scrape = $m->request('GET', '/status?format=prometheus')->{body};
+    $scrape =~ /^mcp_session_tool_calls_total\{zone="mcp",tool="fresh"\} 1$/m;
+}), 'a new name has its own slot again');
+is(value_of(qr/mcp_session_tool_calls_total\{zone="mcp",tool="echo"\}/), 3, 'echo still there');
+promtool_ok($scrape, 'the scrape after the reloads');
+
+unlike($m->error_log, qr/AddressSanitizer|runtime error|exited on signal|\[(alert|crit|emerg)\]/, 'second nginx: no crash or alert');
+$m->stop;
 done_testing();

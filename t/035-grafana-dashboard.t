@@ -49,13 +49,15 @@ location /mcp {
     mcp_session_inspect_body on;
     proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
 }
-location /backend { return 200 '{"jsonrpc":"2.0","id":1,"result":{}}'; }
+location /backend { default_type application/json; return 200 '{"jsonrpc":"2.0","id":1,"result":{}}'; }
+location /backend/error { default_type application/json; return 200 '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"no"}}'; }
 location = /status { mcp_session_status zone=mcp; }
 CONF
 my $res = $n->request('POST', '/mcp', body => '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}');
 my $sid = $res->{headers}{'mcp-session-id'}[0];
 $n->request('POST', '/mcp', headers => ['Mcp-Session-Id' => $sid],
     body => '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo"}}');
+$n->request('POST', '/mcp/error', headers => ['Mcp-Session-Id' => $sid], body => '{"jsonrpc":"2.0","id":3,"method":"vendor/x"}');
 $n->request('POST', '/mcp', headers => ['Mcp-Session-Id' => 'gone'], body => '{}');
 my $scrape;
 poll_until(5, sub {
@@ -71,7 +73,8 @@ for my $metric (sort keys %named) {
 }
 ok($named{$_}, "the dashboard shows $_")
     for qw(mcp_session_zone_sessions mcp_session_zone_open_streams mcp_session_own_answers_total
-           mcp_session_tool_calls_total mcp_session_tool_calls_duration_seconds_bucket);
+           mcp_session_tool_calls_total mcp_session_tool_calls_duration_seconds_bucket
+           mcp_session_jsonrpc_errors_total mcp_session_http_responses_total);
 
 $n->stop;
 done_testing();

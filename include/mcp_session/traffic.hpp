@@ -1,9 +1,11 @@
 // MCP traffic figures for the status endpoint: requests per JSON-RPC
 // method and per tool with upstream latency histograms, answers by HTTP
-// status class, and the module's own answers by reason. Cardinality is
-// bounded: a fixed method list (anything else is "other"), and the first
-// max_tracked_tools distinct tool names a zone sees (later ones are
-// "other"), so a client inventing names cannot grow the scrape.
+// status (class and exact code), backend JSON-RPC errors by code class,
+// and the module's own answers by reason. Cardinality is bounded: a fixed
+// method list (anything else is "other"), a fixed status list, and either
+// the tool names mcp_session_tracked_tools configures or else the first
+// max_tracked_tools distinct names a zone sees (other names are "other"),
+// so a client inventing names cannot grow the scrape.
 #pragma once
 
 #include <array>
@@ -41,6 +43,7 @@ inline constexpr std::array<std::string_view, 24> method_labels = {
 
 std::size_t method_index(std::string_view method);
 
+// Tool slots per zone: configured names, or else the first names seen.
 inline constexpr std::size_t max_tracked_tools = 32;
 inline constexpr std::size_t max_tool_name = 64;
 
@@ -65,6 +68,32 @@ enum class own_answer : std::uint8_t {
 own_answer own_answer_of(unsigned status);
 std::string_view own_answer_label(own_answer reason);
 
+// Exact HTTP statuses counted on their own; any other is "other" (the
+// status class counters still see it).
+inline constexpr std::array<unsigned, 16> tracked_statuses = {200, 202, 204, 400, 401, 403, 404, 405,
+                                                              406, 409, 413, 429, 500, 502, 503, 504};
+inline constexpr std::size_t status_labels = tracked_statuses.size() + 1;  // the last is "other"
+
+std::size_t status_index(unsigned status);
+
+// What kind of failure a backend's JSON-RPC answer reports: the error
+// code classes of JSON-RPC 2.0, and a tools/call result with isError.
+enum class error_class : std::uint8_t {
+    parse_error,       // -32700
+    invalid_request,   // -32600
+    method_not_found,  // -32601
+    invalid_params,    // -32602
+    internal_error,    // -32603
+    server_error,      // -32099 .. -32000 (implementation-defined)
+    other,             // any other code, or none readable
+    tool_error,        // tools/call result with "isError": true
+    count_,
+};
+inline constexpr std::size_t error_classes = static_cast<std::size_t>(error_class::count_);
+
+error_class error_class_of(std::int64_t code);
+std::string_view error_class_label(error_class c);
+
 // One label set's figures, as read from the zone.
 struct request_figures {
     std::uint64_t requests = 0;
@@ -83,6 +112,8 @@ struct traffic_figures {
     std::array<tool_figures, max_tracked_tools + 1> tools{};  // the last is "other"
     std::size_t tools_used = 0;                                 // named slots taken
     std::array<std::uint64_t, static_cast<std::size_t>(own_answer::count_)> own_answers{};
+    std::array<std::array<std::uint64_t, status_labels>, method_labels.size()> statuses{};   // by method
+    std::array<std::array<std::uint64_t, error_classes>, method_labels.size()> errors{};     // by method
 };
 
 // Prometheus text exposition for one zone (appended to status_prometheus).

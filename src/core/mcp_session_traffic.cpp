@@ -53,6 +53,23 @@ void figures_samples(std::string& requests, std::string& classes, std::string& h
     histogram.append(std::to_string(cumulative)).append("\n");
 }
 
+// A counter by method and one more label, without its zero samples.
+template <std::size_t N, typename LabelOf>
+void by_method(std::string& out, const std::string& zone_label, std::string_view name, std::string_view label,
+               const std::array<std::array<std::uint64_t, N>, method_labels.size()>& rows, LabelOf label_of)
+{
+    for (std::size_t m = 0; m < rows.size(); ++m) {
+        for (std::size_t i = 0; i < N; ++i) {
+            if (rows[m][i] == 0) {
+                continue;
+            }
+            out.append(name).append("{").append(zone_label).append(",method=\"");
+            out.append(prometheus_label_value(method_labels[m])).append("\",").append(label).append("=\"");
+            out.append(label_of(i)).append("\"} ").append(std::to_string(rows[m][i])).append("\n");
+        }
+    }
+}
+
 }  // namespace
 
 std::size_t latency_bucket_of(std::uint64_t ms)
@@ -123,6 +140,45 @@ std::string_view own_answer_label(own_answer reason)
     return "other";
 }
 
+std::size_t status_index(unsigned status)
+{
+    for (std::size_t i = 0; i < tracked_statuses.size(); ++i) {
+        if (tracked_statuses[i] == status) {
+            return i;
+        }
+    }
+    return tracked_statuses.size();  // other
+}
+
+error_class error_class_of(std::int64_t code)
+{
+    switch (code) {
+    case -32700: return error_class::parse_error;
+    case -32600: return error_class::invalid_request;
+    case -32601: return error_class::method_not_found;
+    case -32602: return error_class::invalid_params;
+    case -32603: return error_class::internal_error;
+    default: break;
+    }
+    return code >= -32099 && code <= -32000 ? error_class::server_error : error_class::other;
+}
+
+std::string_view error_class_label(error_class c)
+{
+    switch (c) {
+    case error_class::parse_error: return "parse_error";
+    case error_class::invalid_request: return "invalid_request";
+    case error_class::method_not_found: return "method_not_found";
+    case error_class::invalid_params: return "invalid_params";
+    case error_class::internal_error: return "internal_error";
+    case error_class::server_error: return "server_error";
+    case error_class::tool_error: return "tool_error";
+    case error_class::other:
+    case error_class::count_: break;
+    }
+    return "other";
+}
+
 std::string traffic_prometheus(std::string_view zone, const traffic_figures& figures)
 {
     const std::string zone_label = "zone=\"" + prometheus_label_value(zone) + "\"";
@@ -155,12 +211,26 @@ std::string traffic_prometheus(std::string_view zone, const traffic_figures& fig
         figures_samples(requests, classes, histogram, "mcp_session_tool_calls", labels, t.figures);
     }
     header(out, "mcp_session_tool_calls_total", "counter",
-           "tools/call requests by tool name (the first 32 names a zone sees; later ones are \"other\").");
+           "tools/call requests by tool name (the names mcp_session_tracked_tools configures, else the first 32 a "
+           "zone sees; any other name is \"other\").");
     out += requests;
     header(out, "mcp_session_tool_calls_responses_total", "counter", "Answers to tools/call by HTTP status class.");
     out += classes;
     header(out, "mcp_session_tool_calls_duration_seconds", "histogram", "Upstream response time of tools/call, by tool.");
     out += histogram;
+
+    header(out, "mcp_session_http_responses_total", "counter",
+           "Answers in mcp_session locations by exact HTTP status (a fixed list of codes, any other is \"other\"), "
+           "by JSON-RPC method.");
+    by_method(out, zone_label, "mcp_session_http_responses_total", "status", figures.statuses, [](std::size_t s) {
+        return s < tracked_statuses.size() ? std::to_string(tracked_statuses[s]) : std::string("other");
+    });
+    header(out, "mcp_session_jsonrpc_errors_total", "counter",
+           "Backend answers to POSTs carrying a JSON-RPC error, by JSON-RPC method and error code class "
+           "(tool_error: a tools/call result with isError true).");
+    by_method(out, zone_label, "mcp_session_jsonrpc_errors_total", "class", figures.errors, [](std::size_t c) {
+        return std::string(error_class_label(static_cast<error_class>(c)));
+    });
 
     header(out, "mcp_session_own_answers_total", "counter",
            "Answers nginx made itself instead of the backend, by reason (session_not_found: the client must re-initialize).");

@@ -6,6 +6,7 @@
 
 #include "mcp_session/protocol.hpp"
 #include "mcp_session/sse_wire.hpp"
+#include "mcp_session/traffic.hpp"
 
 #include <exception>
 #include "ngx_mcp_session_zone.hpp"
@@ -294,6 +295,55 @@ char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noe
     return ngx_conf_set_str_array_slot(cf, cmd, conf);
 }
 
+// mcp_session_tracked_tools zone=NAME TOOL...: the zone's tool labels,
+// exactly these. The zone may be declared later (check_zone_references).
+char* set_tracked_tools_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    auto* mcf = static_cast<main_conf*>(conf);
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    ngx_shm_zone_t* shm_zone = reference_zone(cf, args[1], "\"zone=NAME\"");
+    if (shm_zone == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    auto* lists = static_cast<tracked_tools_conf*>(mcf->tracked_tools.elts);
+    for (ngx_uint_t i = 0; i < mcf->tracked_tools.nelts; ++i) {
+        if (lists[i].shm_zone == shm_zone) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "tracked tools of mcp_session zone \"%V\" are already set",
+                               &shm_zone->shm.name);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+    }
+    const ngx_uint_t count = cf->args->nelts - 2;
+    if (count > mcp_session::max_tracked_tools) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "too many tracked tools (%ui), at most %uz", count,
+                           mcp_session::max_tracked_tools);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    ngx_array_t* names = ngx_array_create(cf->pool, count, sizeof(ngx_str_t));
+    auto* list = static_cast<tracked_tools_conf*>(ngx_array_push(&mcf->tracked_tools));
+    if (names == nullptr || list == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    for (ngx_uint_t i = 2; i < cf->args->nelts; ++i) {
+        const std::string_view name = to_view(args[i]);
+        if (!mcp_session::is_trackable_tool_name(name)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid tool name \"%V\", expected 1 to %uz printable ASCII bytes",
+                               &args[i], mcp_session::max_tool_name);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        for (ngx_uint_t j = 2; j < i; ++j) {
+            if (to_view(args[j]) == name) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "duplicate tool name \"%V\"", &args[i]);
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+        }
+        *static_cast<ngx_str_t*>(ngx_array_push(names)) = args[i];  // room for count was made
+    }
+    list->shm_zone = shm_zone;
+    list->names = names;
+    return NGX_CONF_OK;
+}
+
 char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
 {
     auto* lcf = static_cast<loc_conf*>(conf);
@@ -321,7 +371,8 @@ void* create_main_conf(ngx_conf_t* cf) noexcept
         return nullptr;
     }
     if (ngx_array_init(&mcf->zones, cf->pool, 2, sizeof(zone_conf*)) != NGX_OK ||
-        ngx_array_init(&mcf->references, cf->pool, 4, sizeof(zone_reference)) != NGX_OK) {
+        ngx_array_init(&mcf->references, cf->pool, 4, sizeof(zone_reference)) != NGX_OK ||
+        ngx_array_init(&mcf->tracked_tools, cf->pool, 1, sizeof(tracked_tools_conf)) != NGX_OK) {
         return nullptr;
     }
     return mcf;
@@ -443,6 +494,11 @@ ngx_int_t check_zone_references(ngx_conf_t* cf) noexcept
                           &refs[i].name, &refs[i].file, refs[i].line);
             return NGX_ERROR;
         }
+    }
+    // Every zone is declared: hand each its tracked tools.
+    auto* lists = static_cast<tracked_tools_conf*>(mcf->tracked_tools.elts);
+    for (ngx_uint_t i = 0; i < mcf->tracked_tools.nelts; ++i) {
+        static_cast<zone_conf*>(lists[i].shm_zone->data)->tracked_tools = lists[i].names;
     }
     return NGX_OK;
 }

@@ -32,6 +32,7 @@ struct zone_conf {
     bool made_afresh;         // this cycle created the shared memory (not a reload)
     std::uint64_t cycle;      // this cycle's number in the zone (zone_shared::cycles)
     ngx_cycle_t* conf_cycle;  // the cycle this configuration belongs to
+    ngx_array_t* tracked_tools;  // ngx_str_t, mcp_session_tracked_tools; nullptr: the first names seen
 };
 
 // Where a location named a zone, so an undeclared one can be reported
@@ -43,9 +44,16 @@ struct zone_reference {
     ngx_uint_t line;
 };
 
+// One mcp_session_tracked_tools, until the zone it names is known.
+struct tracked_tools_conf {
+    ngx_shm_zone_t* shm_zone;
+    ngx_array_t* names;  // ngx_str_t
+};
+
 struct main_conf {
-    ngx_array_t zones;       // zone_conf*
-    ngx_array_t references;  // zone_reference
+    ngx_array_t zones;          // zone_conf*
+    ngx_array_t references;     // zone_reference
+    ngx_array_t tracked_tools;  // tracked_tools_conf
 };
 
 // Every zone the cycle declares (none without an http block). `Cycle` is
@@ -100,6 +108,7 @@ char* set_status_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexc
 char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_tracked_tools_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 extern ngx_conf_enum_t session_modes[];
 extern ngx_conf_enum_t stream_vocabularies[];
 void* create_main_conf(ngx_conf_t* cf) noexcept;

@@ -16,6 +16,7 @@ enum class session_status : std::uint8_t { none, created, valid, unknown, expire
 std::string_view status_name(session_status status);
 
 struct stream_ctx;
+struct answer_watch_ctx;
 
 struct request_state {
     zone_conf* zone;
@@ -41,6 +42,7 @@ struct request_state {
     ngx_str_t method;              // $mcp_method, where the body was read
     ngx_str_t target;              // $mcp_tool: the tool, prompt or resource it names
     bool deciding;                 // the body decides the session (issue mode, sessionless)
+    answer_watch_ctx* answer_watch;  // reading a backend answer for JSON-RPC errors (ngx_mcp_session_answer_watch.cpp)
     mcp_session::unix_ms created_ms;          // $mcp_session_age
     mcp_session::unix_ms previous_access_ms;  // $mcp_session_idle: before this request
 };

@@ -62,4 +62,22 @@ BOOST_AUTO_TEST_CASE(the_exposition_has_cumulative_histograms_and_escaped_labels
     BOOST_TEST(text.find("# TYPE mcp_session_requests_duration_seconds histogram\n") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(exact_statuses_and_error_classes_are_exposed_only_where_counted)
+{
+    traffic_figures f;
+    f.statuses[method_index("tools/call")][status_index(429)] = 2;
+    f.statuses[method_index("tools/call")][status_index(418)] = 1;
+    f.errors[method_index("tools/list")][static_cast<std::size_t>(error_class::method_not_found)] = 5;
+    f.errors[method_index("tools/call")][static_cast<std::size_t>(error_class::tool_error)] = 1;
+    const std::string text = traffic_prometheus("z", f);
+    BOOST_TEST(text.find("# TYPE mcp_session_http_responses_total counter\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_http_responses_total{zone=\"z\",method=\"tools/call\",status=\"429\"} 2\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_http_responses_total{zone=\"z\",method=\"tools/call\",status=\"other\"} 1\n") != std::string::npos);
+    BOOST_TEST(text.find("status=\"200\"") == std::string::npos);
+    BOOST_TEST(text.find("# TYPE mcp_session_jsonrpc_errors_total counter\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_jsonrpc_errors_total{zone=\"z\",method=\"tools/list\",class=\"method_not_found\"} 5\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_jsonrpc_errors_total{zone=\"z\",method=\"tools/call\",class=\"tool_error\"} 1\n") != std::string::npos);
+    BOOST_TEST(text.find("class=\"parse_error\"") == std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

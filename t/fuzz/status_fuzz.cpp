@@ -19,7 +19,7 @@ using json = nlohmann::json;
 namespace {
 
 constexpr std::size_t gauges = 6;
-constexpr std::size_t counters = 15;
+constexpr std::size_t counters = 24;
 
 // One sample line: name{zone="<escaped>"} value. Returns false when the
 // line does not have that shape.

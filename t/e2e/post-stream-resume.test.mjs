@@ -1,0 +1,229 @@
+// Issue 13, Tests (a) and (b): a tools/call whose POST stream is cut mid-call
+// (a TCP relay drops every connection and refuses new ones for 1.5 s, right
+// after the client has received progress step 2) completes through nginx
+// with `mcp_session_stream on`, every progress notification once and in
+// order: nginx gives the backend's events ids, keeps reading the backend's
+// answer while the client is gone, and replays the rest on the client's
+// GET + Last-Event-ID. Against the bare backend the same call never
+// completes: an SDK backend without an event store sends no ids, so the
+// client cannot resume at all; server-everything's in-memory store replays
+// what it stored during the outage but maps the resumed stream wrongly, so
+// the later steps and the result are lost.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { startBackend, startNginx, pollUntil, freePort, badLogLines } from "./harness.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const OUTAGE_MS = 1500;
+// Reconnect attempts 100..400 ms apart, 3.2 s in all: they outlast the outage.
+const reconnectionOptions = { initialReconnectionDelay: 100, maxReconnectionDelay: 400, reconnectionDelayGrowFactor: 1.5, maxRetries: 10 };
+// Without progress for this long the call fails (the bare backends' fate).
+const CALL_TIMEOUT_MS = 5000;
+
+// A TCP relay in front of 127.0.0.1:targetPort. cut() resets every open
+// connection (both sides) and, for `ms`, closes each new one as soon as it
+// is accepted; then it accepts again.
+async function startRelay(targetPort) {
+  const sockets = new Set();
+  let refusing = false;
+  let timer = null;
+  const stats = { accepted: 0, refused: 0, cuts: 0 };
+  const server = net.createServer((downstream) => {
+    if (refusing) {
+      stats.refused++;
+      downstream.resetAndDestroy();
+      return;
+    }
+    stats.accepted++;
+    const upstream = net.connect({ host: "127.0.0.1", port: targetPort });
+    sockets.add(downstream);
+    sockets.add(upstream);
+    const drop = () => {
+      sockets.delete(downstream);
+      sockets.delete(upstream);
+      downstream.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [downstream, upstream]) {
+      socket.on("error", drop);
+      socket.on("close", drop);
+    }
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+  });
+  const port = await freePort();
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", resolve);
+  });
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stats,
+    cut(ms = OUTAGE_MS) {
+      stats.cuts++;
+      refusing = true;
+      for (const socket of [...sockets]) socket.resetAndDestroy();
+      sockets.clear();
+      timer = setTimeout(() => { refusing = false; }, ms);
+    },
+    async close() {
+      clearTimeout(timer);
+      for (const socket of [...sockets]) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+// The SDK backend of steps_server.mjs as a child process.
+async function startStepsBackend() {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(here, "steps_server.mjs")], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => { stdout += chunk; });
+  child.stderr.on("data", (chunk) => { stderr += chunk; });
+  await pollUntil(`the steps backend on port ${port}`, () => {
+    if (child.exitCode !== null) throw new Error(`steps backend exited: ${stderr}`);
+    return stdout.includes(`listening ${port}`);
+  });
+  return {
+    port,
+    log: () => stdout + stderr,
+    // The backend ran the call to its end (it returned its result).
+    finished: (sessionId) => stdout.includes(`done session ${sessionId}`),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      await pollUntil("the steps backend to exit", () => child.exitCode !== null || child.signalCode !== null);
+    },
+  };
+}
+
+// Connects through `relay`, calls the tool and cuts the relay once progress
+// 2 has arrived. Resolves with what the client saw, whether the call
+// completed or failed.
+async function callAcrossCut(relay, tool) {
+  const transport = new StreamableHTTPClientTransport(new URL(relay.url), { reconnectionOptions });
+  const client = new Client({ name: "ngx-mcp-session-e2e-resume", version: "1.0.0" });
+  const errors = [];
+  client.onerror = (err) => errors.push(err.message);
+  await client.connect(transport);
+  const sessionId = transport.sessionId;
+  const progress = [];
+  let result = null;
+  let error = null;
+  try {
+    result = await client.callTool(tool, undefined, {
+      onprogress: ({ progress: step }) => {
+        progress.push(step);
+        if (step === 2 && relay.stats.cuts === 0) relay.cut();
+      },
+      resetTimeoutOnProgress: true,
+      timeout: CALL_TIMEOUT_MS,
+      maxTotalTimeout: 15000,
+    });
+  } catch (err) {
+    error = err;
+  }
+  try { await transport.terminateSession(); } catch { /* the bare backends may have lost it */ }
+  await client.close();
+  return { sessionId, protocolVersion: transport.protocolVersion, progress, result, error, errors };
+}
+
+const describe = (seen) => JSON.stringify({ progress: seen.progress, error: seen.error?.message, errors: seen.errors });
+
+let steps;
+let everything;
+let stepsEdge;
+let everythingEdge;
+const relays = [];
+
+const portOf = (edge) => Number(new URL(edge.url).port);
+
+async function relayTo(port) {
+  const relay = await startRelay(port);
+  relays.push(relay);
+  return relay;
+}
+
+before(async () => {
+  [steps, everything] = await Promise.all([startStepsBackend(), startBackend()]);
+  stepsEdge = await startNginx({ name: "resume-steps", backendPort: steps.port, stream: true });
+  everythingEdge = await startNginx({ name: "resume-everything", backendPort: everything.port, stream: true });
+});
+
+after(async () => {
+  for (const relay of relays) await relay.close();
+  for (const edge of [stepsEdge, everythingEdge]) if (edge) await edge.stop();
+  for (const backend of [steps, everything]) if (backend) await backend.stop();
+});
+
+const stepsTool = { name: "steps", arguments: { count: 6, intervalMs: 150 } };
+// 0.8 s a step: the cut comes at 1.6 s, the client is back at about 3.2 s,
+// so steps 3 and 4 fall into the outage and 5, 6 and the result come after.
+const longRunning = { name: "trigger-long-running-operation", arguments: { duration: 4.8, steps: 6 } };
+
+function assertResumedThroughNginx(seen, relay) {
+  assert.equal(seen.protocolVersion, "2025-11-25");
+  assert.equal(relay.stats.cuts, 1);
+  assert.ok(relay.stats.refused > 0, "the client tried to reconnect during the outage");
+  assert.equal(seen.error, null, describe(seen));
+  assert.deepEqual(seen.progress, [1, 2, 3, 4, 5, 6], describe(seen));
+}
+
+test("SDK backend (no event store) through nginx: the call cut after progress 2 completes, every progress once, in order", async () => {
+  const relay = await relayTo(portOf(stepsEdge));
+  const seen = await callAcrossCut(relay, stepsTool);
+  assertResumedThroughNginx(seen, relay);
+  assert.equal(seen.result.content[0].text, "steps done: 6");
+  assert.ok(steps.finished(seen.sessionId), "the backend ran the call to its end");
+  // The client came back with GET + the id nginx gave progress 2's event.
+  await pollUntil("the resuming GET in the access log", () =>
+    / GET 200 last-event-id=\[\d+\.\d+\] /.test(stepsEdge.accessLog()));
+  assert.deepEqual(badLogLines(stepsEdge.errorLog()), []);
+});
+
+test("SDK backend (no event store) bare: the same cut call never completes", async (t) => {
+  const relay = await relayTo(steps.port);
+  const seen = await callAcrossCut(relay, stepsTool);
+  t.diagnostic(`client saw ${describe(seen)}`);
+  assert.equal(relay.stats.cuts, 1);
+  // No ids on its events: the SDK client does not even try to resume the
+  // POST stream, and the call times out with only the steps before the cut.
+  assert.equal(seen.result, null, describe(seen));
+  assert.equal(seen.error?.code, ErrorCode.RequestTimeout, describe(seen));
+  assert.deepEqual(seen.progress, [1, 2]);
+});
+
+test("server-everything through nginx: the long-running operation cut after progress 2 completes, every progress once, in order", async () => {
+  const relay = await relayTo(portOf(everythingEdge));
+  const seen = await callAcrossCut(relay, longRunning);
+  assertResumedThroughNginx(seen, relay);
+  assert.match(seen.result.content[0].text, /^Long running operation completed\. Duration: 4\.8 seconds, Steps: 6\./);
+  await pollUntil("the resuming GET in the access log", () =>
+    / GET 200 last-event-id=\[\d+\.\d+\] /.test(everythingEdge.accessLog()));
+  assert.deepEqual(badLogLines(everythingEdge.errorLog()), []);
+});
+
+test("server-everything bare: the same cut call never completes", async (t) => {
+  const relay = await relayTo(everything.port);
+  const seen = await callAcrossCut(relay, longRunning);
+  t.diagnostic(`client saw ${describe(seen)}`);
+  assert.equal(relay.stats.cuts, 1);
+  // It does resume (its store gives ids and a priming event) and replays
+  // the steps stored during the outage, but the resumed stream is not the
+  // one the later steps and the result are sent to.
+  assert.equal(seen.result, null, describe(seen));
+  assert.equal(seen.error?.code, ErrorCode.RequestTimeout, describe(seen));
+  assert.notDeepEqual(seen.progress, [1, 2, 3, 4, 5, 6]);
+});

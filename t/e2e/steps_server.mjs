@@ -1,0 +1,89 @@
+// An MCP server as people write it with the official SDK: McpServer +
+// StreamableHTTPServerTransport, sessions in process memory, NO event
+// store (so it sends no SSE ids, no priming event, and cannot replay).
+// Run as `PORT=n node steps_server.mjs`; prints "listening PORT" once it
+// accepts, and one line per progress step and per finished call.
+//
+// Tool `steps`: sends `count` (6) notifications/progress with the request's
+// progressToken, `intervalMs` (150) apart, then returns "steps done: N".
+import http from "node:http";
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const transports = new Map();
+
+function createServer() {
+  const server = new McpServer({ name: "ngx-mcp-session-e2e-steps", version: "1.0.0" });
+  server.registerTool("steps", {
+    description: "Sends progress notifications, then returns",
+    inputSchema: { count: z.number().int().min(1).default(6), intervalMs: z.number().int().min(0).default(150) },
+  }, async ({ count = 6, intervalMs = 150 }, extra) => {
+    const progressToken = extra._meta?.progressToken;
+    for (let i = 1; i <= count; i++) {
+      await pause(intervalMs);
+      if (progressToken !== undefined) {
+        await extra.sendNotification({ method: "notifications/progress", params: { progressToken, progress: i, total: count } });
+      }
+      console.log(`progress ${i} session ${extra.sessionId}`);
+    }
+    console.log(`done session ${extra.sessionId}`);
+    return { content: [{ type: "text", text: `steps done: ${count}` }] };
+  });
+  return server;
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => { text += chunk; });
+    req.on("end", () => {
+      try { resolve(text ? JSON.parse(text) : undefined); } catch (err) { reject(err); }
+    });
+    req.on("error", reject);
+  });
+}
+
+function reject(res, status, message) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }));
+}
+
+const httpServer = http.createServer(async (req, res) => {
+  try {
+    if (!req.url.startsWith("/mcp")) return reject(res, 404, "Not found");
+    const sessionId = req.headers["mcp-session-id"];
+    const body = req.method === "POST" ? await readBody(req) : undefined;
+    let transport = sessionId ? transports.get(sessionId) : undefined;
+    if (!transport) {
+      if (sessionId || req.method !== "POST" || !isInitializeRequest(body)) {
+        return reject(res, sessionId ? 404 : 400, sessionId ? "Session not found" : "Bad Request: No valid session ID provided");
+      }
+      transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          console.log(`session ${id}`);
+          transports.set(id, transport);
+        },
+      });
+      transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
+      await createServer().connect(transport);
+    }
+    await transport.handleRequest(req, res, body);
+  } catch (err) {
+    console.log(`error ${err?.stack ?? err}`);
+    if (!res.headersSent) reject(res, 500, "Internal server error");
+  }
+});
+
+httpServer.listen(Number(process.env.PORT), "127.0.0.1", () => {
+  console.log(`listening ${httpServer.address().port}`);
+});
+process.on("SIGTERM", () => {
+  httpServer.closeAllConnections();
+  httpServer.close(() => process.exit(0));
+});

@@ -101,6 +101,8 @@ async function startStepsBackend() {
     log: () => stdout + stderr,
     // The backend ran the call to its end (it returned its result).
     finished: (sessionId) => stdout.includes(`done session ${sessionId}`),
+    // What the SDK reported for the session, e.g. a result it could not send.
+    errors: (sessionId) => stdout.split("\n").filter((line) => line.startsWith(`error session ${sessionId}:`)),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
@@ -186,7 +188,9 @@ test("SDK backend (no event store) through nginx: the call cut after progress 2 
   const seen = await callAcrossCut(relay, stepsTool);
   assertResumedThroughNginx(seen, relay);
   assert.equal(seen.result.content[0].text, "steps done: 6");
+  // nginx was still reading when the backend sent the rest and its result.
   assert.ok(steps.finished(seen.sessionId), "the backend ran the call to its end");
+  assert.deepEqual(steps.errors(seen.sessionId), []);
   // The client came back with GET + the id nginx gave progress 2's event.
   await pollUntil("the resuming GET in the access log", () =>
     / GET 200 last-event-id=\[\d+\.\d+\] /.test(stepsEdge.accessLog()));
@@ -203,6 +207,9 @@ test("SDK backend (no event store) bare: the same cut call never completes", asy
   assert.equal(seen.result, null, describe(seen));
   assert.equal(seen.error?.code, ErrorCode.RequestTimeout, describe(seen));
   assert.deepEqual(seen.progress, [1, 2]);
+  // The backend could not send its result: the client's connection was gone.
+  await pollUntil("the backend to end the call", () => steps.finished(seen.sessionId));
+  assert.match(steps.errors(seen.sessionId).join("\n"), /Failed to send response: .*No connection established/);
 });
 
 test("server-everything through nginx: the long-running operation cut after progress 2 completes, every progress once, in order", async () => {

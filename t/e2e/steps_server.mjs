@@ -6,6 +6,8 @@
 //
 // Tool `steps`: sends `count` (6) notifications/progress with the request's
 // progressToken, `intervalMs` (150) apart, then returns "steps done: N".
+// "error session ID: ..." lines are what the SDK reports, e.g. "Failed to
+// send response" when the client's connection is gone when the result is.
 import http from "node:http";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
@@ -16,8 +18,9 @@ import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const transports = new Map();
 
-function createServer() {
+function createServer(transport) {
   const server = new McpServer({ name: "ngx-mcp-session-e2e-steps", version: "1.0.0" });
+  server.server.onerror = (err) => console.log(`error session ${transport.sessionId}: ${err.message}`);
   server.registerTool("steps", {
     description: "Sends progress notifications, then returns",
     inputSchema: { count: z.number().int().min(1).default(6), intervalMs: z.number().int().min(0).default(150) },
@@ -71,7 +74,7 @@ const httpServer = http.createServer(async (req, res) => {
         },
       });
       transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
-      await createServer().connect(transport);
+      await createServer(transport).connect(transport);
     }
     await transport.handleRequest(req, res, body);
   } catch (err) {

@@ -170,23 +170,28 @@ after(async () => {
   for (const backend of [steps, everything]) if (backend) await backend.stop();
 });
 
+// 150 ms a step: the backend has answered in full before the client is back,
+// so steps 3..6 and the result all come from nginx's ring.
 const stepsTool = { name: "steps", arguments: { count: 6, intervalMs: 150 } };
 // 0.8 s a step: the cut comes at 1.6 s, the client is back at about 3.2 s,
-// so steps 3 and 4 fall into the outage and 5, 6 and the result come after.
+// so steps 3 and 4 fall into the outage (replayed) and 5, 6 and the result
+// come live on the resumed stream.
 const longRunning = { name: "trigger-long-running-operation", arguments: { duration: 4.8, steps: 6 } };
 
-function assertResumedThroughNginx(seen, relay) {
+function assertResumedThroughNginx(seen, relay, edge) {
   assert.equal(seen.protocolVersion, "2025-11-25");
   assert.equal(relay.stats.cuts, 1);
   assert.ok(relay.stats.refused > 0, "the client tried to reconnect during the outage");
   assert.equal(seen.error, null, describe(seen));
   assert.deepEqual(seen.progress, [1, 2, 3, 4, 5, 6], describe(seen));
+  // nginx saw the client leave mid-stream and went on reading the backend.
+  assert.match(edge.errorLog(), /mcp_session: client left during a POST stream/);
 }
 
 test("SDK backend (no event store) through nginx: the call cut after progress 2 completes, every progress once, in order", async () => {
   const relay = await relayTo(portOf(stepsEdge));
   const seen = await callAcrossCut(relay, stepsTool);
-  assertResumedThroughNginx(seen, relay);
+  assertResumedThroughNginx(seen, relay, stepsEdge);
   assert.equal(seen.result.content[0].text, "steps done: 6");
   // nginx was still reading when the backend sent the rest and its result.
   assert.ok(steps.finished(seen.sessionId), "the backend ran the call to its end");
@@ -215,7 +220,7 @@ test("SDK backend (no event store) bare: the same cut call never completes", asy
 test("server-everything through nginx: the long-running operation cut after progress 2 completes, every progress once, in order", async () => {
   const relay = await relayTo(portOf(everythingEdge));
   const seen = await callAcrossCut(relay, longRunning);
-  assertResumedThroughNginx(seen, relay);
+  assertResumedThroughNginx(seen, relay, everythingEdge);
   assert.match(seen.result.content[0].text, /^Long running operation completed\. Duration: 4\.8 seconds, Steps: 6\./);
   await pollUntil("the resuming GET in the access log", () =>
     / GET 200 last-event-id=\[\d+\.\d+\] /.test(everythingEdge.accessLog()));

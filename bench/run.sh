@@ -30,6 +30,16 @@ mkdir -p "$OUT/nginx/conf" "$OUT/nginx/logs" "$OUT/nginx/tmp"
 g++ -std=c++17 -O2 -Wall -Wextra -pthread "$ROOT/bench/sse_bench.cpp" -o "$SSE"
 
 user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root;"
+
+# The backend's answer to a tools/call: 63 progress notifications of about
+# 1 KB, then the result (a JSON-RPC response, which ends the stream).
+{
+    pad=$(printf 'x%.0s' $(seq 1 960))
+    for i in $(seq 1 63); do
+        printf 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":%d,"message":"%s"}}\n\n' "$i" "$pad"
+    done
+    printf 'data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"%s"}]}}\n\n' "$pad"
+} >"$OUT/sse64.txt"
 cat >"$OUT/nginx/conf/nginx.conf" <<CONF
 load_module $MODULE;
 load_module $NCHAN;
@@ -50,12 +60,14 @@ http {
     mcp_session_zone zone=mcp:1024m buffer=512 idle_timeout=1h;
     mcp_session_zone zone=rings:64m idle_timeout=1h;  # default ring: 256 events
     mcp_session_zone zone=small:16m idle_timeout=1h;  # stays at 1000 sessions, beside the 1M zone
+    mcp_session_zone zone=rec:256m buffer=64 idle_timeout=1h;  # POST streams recorded (issue 13)
     # The recipe a user would write instead of the module (see /lua below).
     lua_shared_dict lua_sessions 64m;
     upstream trivial { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {  # the trivial upstream: answers at once, echoes ?sid= as the session id
         listen 127.0.0.1:$UPSTREAM_PORT reuseport;
         location / { add_header Mcp-Session-Id \$arg_sid; return 200 "ok"; }
+        location = /sse64 { alias $OUT/sse64.txt; default_type text/event-stream; }
     }
     server {
         listen 127.0.0.1:$PORT reuseport;
@@ -69,6 +81,20 @@ http {
         }
         location /small { mcp_session zone=small; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        # A tools/call answered with 64 SSE events of 1 KB: recorded (stream on) vs plain proxying.
+        location /rec { mcp_session zone=rec; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location /mcp-sse {
+            mcp_session zone=rec;
+            mcp_session_stream on;
+            mcp_session_heartbeat off;
+            mcp_session_event_max_size 4k;
+            proxy_method GET;
+            proxy_pass http://trivial/sse64;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location = /rec/status { mcp_session_status zone=rec; }
+        location /plain-sse { proxy_method GET; proxy_pass http://trivial/sse64; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /lua { include $ROOT/bench/lua_recipe.conf; }
         location = /mcp/publish { mcp_session_publish zone=mcp; }
         location = /mcp/status { mcp_session_status zone=mcp; }
@@ -132,7 +158,8 @@ ratio_runs() {
     A_MEDIAN=$(median <<<"$as"); B_MEDIAN=$(median <<<"$bs"); RATIOS=$rs
 }
 
-log "populating 1000 sessions (zone, small zone, Lua dict)"
+log "populating 1000 sessions (zone, small zone, recording zone, Lua dict)"
+"$SSE" populate --port "$PORT" --count 1000 --prefix live- --path /rec >/dev/null
 "$SSE" populate --port "$PORT" --count 1000 --prefix live- >/dev/null
 "$SSE" populate --port "$PORT" --count 1000 --prefix live- --path /small >/dev/null
 "$SSE" populate --port "$PORT" --count 1000 --prefix live- --path /lua >/dev/null
@@ -140,6 +167,39 @@ log "populating 1000 sessions (zone, small zone, Lua dict)"
     { echo "the Lua recipe did not learn its sessions" >&2; exit 1; }
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Mcp-Session-Id: live-500' -d '{}' "$base/mcp") == 200 ]] ||
     { echo "the module did not learn its sessions" >&2; exit 1; }
+
+# POST streams (issue 13): a tools/call answered with 64 SSE events of
+# 1 KB, relayed with nginx's ids and recorded, vs plain proxying of the
+# same answer; then the resume of such a stream and its zone bytes.
+log "POST streams: 64 x 1 KB events per POST, recorded vs plain proxy ($RUNS runs)"
+post_stream_rps() { wrk_rps -s "$ROOT/bench/post_stream.lua" "$@"; }
+used_before=$(curl -s "$base/rec/status" | field bytes_used)
+events_before=$(curl -s "$base/rec/status" | field post_events_recorded)
+for path in mcp-sse plain-sse; do wrk -t2 -c64 -d2s -s "$ROOT/bench/post_stream.lua" "$base/$path" >/dev/null 2>&1; done
+ratio_runs "post_stream_rps $base/mcp-sse" "post_stream_rps $base/plain-sse"
+verdict=$(meets "$(minimum <<<"$RATIOS")" 0.90 ">=")
+row "POST streams: POSTs/s answered with 64 × 1 KB SSE events, recorded (stream on) vs plain proxy_pass" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.90×, every run" "$verdict"
+limit "POST streams" "$verdict" "each event is scanned line by line, given nginx's id, copied into our output buffers and into the zone (one slab allocation and one lock per body-filter call), where plain proxying passes the upstream's buffers on untouched."
+used_after=$(curl -s "$base/rec/status" | field bytes_used)
+rings=$(curl -s "$base/rec/status" | field sessions_with_ring)
+events_after=$(curl -s "$base/rec/status" | field post_events_recorded)
+# In the steady state every recorded session holds a full ring (64 slots).
+per_event=$(awk -v u="$((used_after - used_before))" -v r="$rings" 'BEGIN { if (r == 0) print "n/a"; else printf "%.0f", u / (r * 64) }')
+row "POST streams: zone bytes per recorded event (1 KB payloads, ring of 64, $rings sessions, $((events_after - events_before)) events recorded)" "$per_event" "—" "—" "—" "—"
+rm_="" rr=""
+for ((run = 1; run <= RUNS; run++)); do
+    resumed=$("$SSE" resume --port "$PORT" --path /mcp-sse --prefix live- --events 64 --runs 50) || continue
+    rm_+="$(field median_us <<<"$resumed") "
+done
+verdict=$(meets "$(maximum <<<"$rm_")" 1000 "<=")
+row "POST stream resume: reconnect to the last of 64 replayed events, median of 50 (µs)" "$(median <<<"$rm_") (runs: $(spread "$rm_"))" "—" "—" "≤ 1000 µs median, every run" "$verdict"
+limit "POST stream resume" "$verdict" "see the runs' spread."
+
+# BENCH_ONLY=post_streams: these rows alone (a quick look while working on them).
+if [[ ${BENCH_ONLY:-} == post_streams ]]; then
+    printf '%s\n' "${rows[@]}" | tee "$OUT/post_streams.md"
+    exit 0
+fi
 
 # One untimed round of each first: the first seconds after nginx starts
 # (connections to the upstream, page faults, CPU clocks) are slower for
@@ -232,6 +292,7 @@ verdict=$(meets "$(maximum <<<"${rm_:-999999}")" 1000 "<=")
 ((replay_failed == 0)) || verdict="missed ($replay_failed of $RUNS runs failed)"
 row "replay: reconnect to last of 256 × 1 KB events ($(field bytes <<<"$replay") bytes of SSE), median of 50 (µs)" "$(median <<<"$rm_") (runs: $(spread "$rm_"))" "$(median <<<"$rf") (bare loopback TCP, same bytes)" "$(spread "$rr")" "≤ 1000 µs, every run" "$verdict"
 limit "replay" "$verdict" "see the runs' spread: the machine's load, not the ring walk, moves it."
+
 
 log "shared memory per session with a full ring of 256 × 1 KB events"
 ring_sessions=100

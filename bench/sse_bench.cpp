@@ -5,6 +5,8 @@
 //
 //   sse_bench deliver --target mcp|nchan --port P --streams N --rate R --seconds S
 //   sse_bench replay  --port P --events 256 --size 1024 --runs 50
+//   sse_bench resume  --port P --path /mcp-sse --prefix live- --events 64 --runs 50
+//                     (a POST whose backend answers with E events, then GETs resuming it from P.0)
 //   sse_bench populate --port P --count N --prefix p [--path /mcp]   (learn N sessions, pipelined)
 //   sse_bench fill --port P --count N --prefix p --path /rings --events E --size S
 //                                     (N sessions, each with E events of S bytes)
@@ -373,27 +375,12 @@ double loopback_floor_us(std::size_t bytes, int runs)
     return percentile(times, 0.5);
 }
 
-int run_replay(const options& opt)
+// Times `opt.runs` GETs of `sid` on `path` from `last_event_id`, each from
+// its connect to the end of the event that `marker` starts.
+std::vector<std::int64_t> time_replays(const options& opt, const std::string& path, const std::string& sid,
+                                       const std::string& last_event_id, const std::string& marker,
+                                       std::size_t& replay_bytes)
 {
-    // A session of its own per run: a run again on "replay" would find the
-    // earlier runs' events in its ring and measure a different replay.
-    const std::string sid = "replay-" + std::to_string(getpid());
-    int fd = connect_local(opt.port);
-    std::string buffer;
-    write_all(fd, "POST /mcp?sid=" + sid + " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
-    if (read_response(fd, buffer) != 200) {
-        throw std::runtime_error("creating the replay session failed");
-    }
-    for (int i = 0; i < opt.events; ++i) {
-        write_all(fd, target_api::publish_to_session("/mcp", sid, payload(i, 0, opt.size)));
-        if (read_response(fd, buffer) != 202) {
-            throw std::runtime_error("publishing a replay event failed");
-        }
-    }
-    close(fd);
-
-    const std::string marker = "id: " + std::to_string(opt.events) + "\n";
-    std::size_t replay_bytes = 0;
     std::vector<std::int64_t> times;
     for (int run = 0; run < opt.runs; ++run) {
         const std::int64_t t0 = now_ns();
@@ -401,8 +388,8 @@ int run_replay(const options& opt)
         // A replay that stalls fails the run instead of hanging the bench.
         const timeval limit{10, 0};
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
-        write_all(s, "GET /mcp HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + sid +
-                         "\r\nLast-Event-ID: 0\r\n\r\n");
+        write_all(s, "GET " + path + " HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + sid +
+                         "\r\nLast-Event-ID: " + last_event_id + "\r\n\r\n");
         // Scans only what arrived since the last read (the client must not
         // be the slow part of what it measures).
         std::string got;
@@ -433,6 +420,64 @@ int run_replay(const options& opt)
         replay_bytes = got.size();
         close(s);
     }
+    return times;
+}
+
+// A POST stream recorded by nginx (issue 13): one POST whose backend
+// answers with `opt.events` events, then resumes of it from its priming id.
+int run_resume(const options& opt)
+{
+    const std::string sid = opt.prefix + "7";
+    int fd = connect_local(opt.port);
+    write_all(fd, "POST " + opt.path + " HTTP/1.1\r\nHost: bench\r\nMcp-Session-Id: " + sid +
+                      "\r\nAccept: application/json, text/event-stream\r\nConnection: close\r\n"
+                      "Content-Length: 2\r\n\r\n{}");
+    std::string answer;
+    for (char chunk[65536];;) {
+        const ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n <= 0) {
+            break;
+        }
+        answer.append(chunk, static_cast<std::size_t>(n));
+    }
+    close(fd);
+    const std::size_t at = answer.find(".1\n");
+    const std::size_t id = answer.rfind("id: ", at);
+    if (at == std::string::npos || id == std::string::npos) {
+        throw std::runtime_error("the POST's answer carries no P.1 id");
+    }
+    const std::string stream = answer.substr(id + 4, at - id - 4);
+    std::size_t replay_bytes = 0;
+    std::vector<std::int64_t> times = time_replays(
+        opt, opt.path, sid, stream + ".0", "id: " + stream + "." + std::to_string(opt.events) + "\n", replay_bytes);
+    std::vector<std::int64_t> copy = times;
+    std::printf("{\"events\":%d,\"runs\":%d,\"bytes\":%zu,\"median_us\":%.1f,\"p90_us\":%.1f}\n", opt.events,
+                opt.runs, replay_bytes, percentile(copy, 0.5), percentile(times, 0.9));
+    return 0;
+}
+
+int run_replay(const options& opt)
+{
+    // A session of its own per run: a run again on "replay" would find the
+    // earlier runs' events in its ring and measure a different replay.
+    const std::string sid = "replay-" + std::to_string(getpid());
+    int fd = connect_local(opt.port);
+    std::string buffer;
+    write_all(fd, "POST /mcp?sid=" + sid + " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}");
+    if (read_response(fd, buffer) != 200) {
+        throw std::runtime_error("creating the replay session failed");
+    }
+    for (int i = 0; i < opt.events; ++i) {
+        write_all(fd, target_api::publish_to_session("/mcp", sid, payload(i, 0, opt.size)));
+        if (read_response(fd, buffer) != 202) {
+            throw std::runtime_error("publishing a replay event failed");
+        }
+    }
+    close(fd);
+
+    const std::string marker = "id: " + std::to_string(opt.events) + "\n";
+    std::size_t replay_bytes = 0;
+    std::vector<std::int64_t> times = time_replays(opt, "/mcp", sid, "0", marker, replay_bytes);
     std::vector<std::int64_t> copy = times;
     const double floor_us = loopback_floor_us(replay_bytes, opt.runs);
     std::printf("{\"events\":%d,\"size\":%d,\"runs\":%d,\"bytes\":%zu,\"median_us\":%.1f,\"p90_us\":%.1f,"
@@ -521,6 +566,9 @@ int main(int argc, char** argv)
         }
         if (opt.mode == "replay") {
             return run_replay(opt);
+        }
+        if (opt.mode == "resume") {
+            return run_resume(opt);
         }
         if (opt.mode == "populate") {
             return run_populate(opt);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -20,6 +21,25 @@ inline std::string_view trim_ows(std::string_view raw)
         raw.remove_suffix(1);
     }
     return raw;
+}
+
+// The first CR or LF at or after `from` (npos: none). Two memchr scans:
+// string_view::find_first_of looks each byte up in the set, which made it
+// the hottest function of a 64 KB SSE answer.
+inline std::size_t find_line_end(std::string_view text, std::size_t from = 0)
+{
+    if (from >= text.size()) {
+        return std::string_view::npos;
+    }
+    const char* begin = text.data() + from;
+    const std::size_t rest = text.size() - from;
+    const auto* lf = static_cast<const char*>(std::memchr(begin, '\n', rest));
+    const std::size_t before_lf = lf != nullptr ? static_cast<std::size_t>(lf - begin) : rest;
+    const auto* cr = static_cast<const char*>(std::memchr(begin, '\r', before_lf));
+    if (cr != nullptr) {
+        return from + static_cast<std::size_t>(cr - begin);
+    }
+    return lf != nullptr ? from + before_lf : std::string_view::npos;
 }
 
 // A plain decimal (digits only, at least one, no sign or space) that fits

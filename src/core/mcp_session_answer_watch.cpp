@@ -1,4 +1,5 @@
 #include "mcp_session/answer_watch.hpp"
+#include "mcp_session/text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -255,7 +256,7 @@ void answer_watch::feed_stream(std::string_view piece)
             continue;
         }
         // A value runs to the end of the line: take it in one step.
-        std::size_t end = piece.find_first_of("\r\n", i);
+        std::size_t end = find_line_end(piece, i);
         if (end == std::string_view::npos) {
             end = piece.size();
         }

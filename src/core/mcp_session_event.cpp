@@ -70,7 +70,7 @@ void append_sse_event(std::string& out, std::string_view id, event_kind kind, st
     // its own data: field, which the client joins back with LF.
     std::size_t start = 0;
     for (;;) {
-        const std::size_t end = data.find_first_of("\r\n", start);
+        const std::size_t end = find_line_end(data, start);
         out += "data: ";
         out.append(data.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
         out += '\n';

@@ -42,6 +42,7 @@ struct post_recorder {
 namespace {
 
 constexpr std::size_t output_chunk_bytes = 16 * 1024;
+constexpr std::size_t relay_read_bytes = 16 * 1024;
 
 const ngx_buf_tag_t recorder_tag = reinterpret_cast<ngx_buf_tag_t>(&ngx_mcp_session_module);
 
@@ -135,6 +136,28 @@ ngx_int_t absorb(ngx_http_request_t* r, post_recorder* rec, ngx_chain_t* dropped
     return NGX_OK;
 }
 
+// Unbuffered, the upstream reads only into its one buffer
+// (proxy_buffer_size, a page by default): a 64 KB tool-call answer would
+// cost 16 reads, writes and filter passes. The body not yet passed on
+// moves along; the headers keep pointing into the old buffer, which the
+// pool keeps.
+void enlarge_read_buffer(ngx_http_request_t* r)
+{
+    ngx_buf_t& b = r->upstream->buffer;
+    if (b.start == nullptr || static_cast<std::size_t>(b.end - b.start) >= relay_read_bytes) {
+        return;
+    }
+    auto* fresh = static_cast<u_char*>(ngx_palloc(r->pool, relay_read_bytes));
+    if (fresh == nullptr) {
+        return;  // the page-sized buffer still works
+    }
+    const std::size_t pending = static_cast<std::size_t>(b.last - b.pos);
+    ngx_memcpy(fresh, b.pos, pending);
+    b.start = b.pos = fresh;
+    b.last = fresh + pending;
+    b.end = fresh + relay_read_bytes;
+}
+
 }  // namespace
 
 void start_post_recording(ngx_http_request_t* r, request_state* state)
@@ -173,6 +196,7 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
     // in proxy buffers or temp files (this runs before the upstream sets
     // its body handlers up, so it reads the answer unbuffered).
     r->upstream->buffering = 0;
+    enlarge_read_buffer(r);
     // nginx's ids change the length.
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);

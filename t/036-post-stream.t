@@ -83,6 +83,7 @@ location /plain/ {
 location = /mcp/init { mcp_session zone=mcp; mcp_session_stream on; proxy_pass http://127.0.0.1:\$TEST_NGINX_SERVER_PORT/backend; }
 location /backend { add_header Mcp-Session-Id \$arg_sid; return 200 "{}\\n"; }
 location /files/ { alias $files/; default_type text/event-stream; }
+location = /files/encoded { alias $files/call; default_type text/event-stream; add_header Content-Encoding br; }
 location = /publish { mcp_session_publish zone=mcp; }
 location = /status { mcp_session_status zone=mcp; }
 CONF
@@ -253,6 +254,14 @@ my ($p1, $p2);
 {
     my $raw = do { open my $fh, '<:raw', "$files/call" or die $!; local $/; <$fh> };
     is(body_of(post('a', '/plain/call')), $raw, 'stream off: the answer passes byte for byte');
+}
+
+# 8b. A compressed answer is no SSE text to rewrite: it passes untouched.
+{
+    my $raw = do { open my $fh, '<:raw', "$files/call" or die $!; local $/; <$fh> };
+    my $before = counter('post_streams_recorded');
+    is(body_of(post('a', '/mcp/encoded')), $raw, 'Content-Encoding: the answer passes byte for byte');
+    is(counter('post_streams_recorded'), $before, '... and is not recorded');
 }
 
 # 9. HTTP/2: the relayed stream and a resume.

@@ -1,8 +1,11 @@
 // Small text rules shared by the header parsers.
 #pragma once
 
+#include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -40,6 +43,37 @@ inline std::size_t find_line_end(std::string_view text, std::size_t from = 0)
         return from + static_cast<std::size_t>(cr - begin);
     }
     return lf != nullptr ? from + before_lf : std::string_view::npos;
+}
+
+// Short text (ids, counts) in a fixed array: what code under the zone
+// lock builds, where no heap allocation may happen. Longer text is cut.
+class short_text {
+public:
+    short_text& operator<<(std::string_view text)
+    {
+        const std::size_t n = text.size() < sizeof(bytes_) - size_ ? text.size() : sizeof(bytes_) - size_;
+        std::memcpy(bytes_ + size_, text.data(), n);
+        size_ += n;
+        return *this;
+    }
+    short_text& operator<<(std::uint64_t value)
+    {
+        char digits[20];
+        const char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+        return *this << std::string_view(digits, static_cast<std::size_t>(end - digits));
+    }
+    std::string_view view() const { return std::string_view(bytes_, size_); }
+
+private:
+    char bytes_[64];
+    std::size_t size_ = 0;
+};
+
+inline void append_decimal(std::string& out, std::uint64_t value)
+{
+    short_text text;
+    text << value;
+    out += text.view();
 }
 
 // A plain decimal (digits only, at least one, no sign or space) that fits

@@ -46,13 +46,6 @@ bool plain_ascii8(const char* p)
     return ((word & high) | ((word - ones * 0x20) & ~word & high)) == 0;
 }
 
-void append_decimal(std::string& out, std::uint64_t value)
-{
-    char text[20];
-    const auto end = std::to_chars(text, text + sizeof(text), value).ptr;
-    out.append(text, static_cast<std::size_t>(end - text));
-}
-
 void make_room(std::string& out, std::size_t more)
 {
     const std::size_t need = out.size() + more;
@@ -92,12 +85,12 @@ void append_post_event_id(std::string& out, std::uint64_t stream, std::uint64_t 
 void append_post_stream_lagged(std::string& out, bool seed_vocabulary, bool priming, std::uint64_t stream,
                                std::uint64_t last_lost_index, std::uint64_t dropped)
 {
-    std::string id;
-    append_post_event_id(id, stream, last_lost_index);
+    short_text id;  // under the zone lock: no heap allocation
+    id << stream << "." << last_lost_index;
     wire_form form;
     form.vocabulary = seed_vocabulary ? stream_vocabulary::seed : stream_vocabulary::compatible;
     form.priming = priming;
-    append_lagged(out, form, std::string_view(id), dropped);
+    append_lagged(out, form, id.view(), dropped);
 }
 
 sse_relay::sse_relay(std::uint64_t stream, bool priming, std::size_t event_max_size)

@@ -1,5 +1,7 @@
 #include "mcp_session/sse_wire.hpp"
 
+#include "mcp_session/text.hpp"
+
 #include <cstdio>
 
 namespace mcp_session {
@@ -14,7 +16,12 @@ void append_id_only(std::string& out, std::string_view id)
     out += "\ndata: \n\n";
 }
 
-void append_id_only(std::string& out, std::uint64_t id) { append_id_only(out, std::string_view(std::to_string(id))); }
+void append_id_only(std::string& out, std::uint64_t id)
+{
+    short_text text;
+    text << id;
+    append_id_only(out, text.view());
+}
 
 // The session id is visible ASCII (the gate checked it), but quotes and
 // backslashes still need escaping inside a JSON string.
@@ -37,7 +44,13 @@ void append_json_string(std::string& out, std::string_view text)
     out += '"';
 }
 
-std::string dropped_json(std::uint64_t dropped) { return "{\"dropped\":" + std::to_string(dropped) + "}"; }
+// Built under the zone lock: no heap allocation.
+short_text dropped_json(std::uint64_t dropped)
+{
+    short_text json;
+    json << "{\"dropped\":" << dropped << "}";
+    return json;
+}
 
 }  // namespace
 
@@ -86,13 +99,13 @@ void append_heartbeat(std::string& out, const wire_form& form, std::uint64_t cur
 void append_lagged(std::string& out, const wire_form& form, std::string_view last_lost_id, std::uint64_t dropped)
 {
     if (form.vocabulary == stream_vocabulary::seed) {
-        append_sse_event(out, last_lost_id, event_kind::lagged, dropped_json(dropped));
+        append_sse_event(out, last_lost_id, event_kind::lagged, dropped_json(dropped).view());
         return;
     }
     // A comment every client skips, with the count for whoever reads it;
     // where the revision allows, the id moves the client's cursor past the gap.
     out += ": lagged ";
-    out += dropped_json(dropped);
+    out += dropped_json(dropped).view();
     out += "\n\n";
     if (form.priming) {
         append_id_only(out, last_lost_id);
@@ -101,7 +114,9 @@ void append_lagged(std::string& out, const wire_form& form, std::string_view las
 
 void append_lagged(std::string& out, const wire_form& form, std::uint64_t last_lost_id, std::uint64_t dropped)
 {
-    append_lagged(out, form, std::string_view(std::to_string(last_lost_id)), dropped);
+    short_text id;
+    id << last_lost_id;
+    append_lagged(out, form, id.view(), dropped);
 }
 
 std::string_view closing_text(const wire_form& form)

@@ -330,6 +330,11 @@ void event_store::record_post_events(const session_key& key, std::uint64_t post_
         return;  // the session ended (its resumer with it)
     }
     for (const mcp_session::relayed_event& event : events) {
+        // After the response no resumer sends anything; beyond u32 no index fits.
+        if (post->response_index != 0 || event.index > UINT32_MAX) {
+            ++zone.shared().counters.post_events_unrecorded;
+            continue;
+        }
         room_report room;
         void* data = zone.allocate_with_room(event.fields.size() + 1, mcp_session::room_purpose::event, record, &now,
                                              room);
@@ -352,7 +357,7 @@ void event_store::record_post_events(const session_key& key, std::uint64_t post_
         }
         ++zone.shared().counters.post_events_recorded;
     }
-    post->next_index = static_cast<std::uint32_t>(std::max<std::uint64_t>(post->next_index, next_index));
+    post->next_index = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(post->next_index, next_index), UINT32_MAX));
     if (post->subscriber != 0) {
         zone.notify(post->subscriber_worker, post->subscriber);
     }
@@ -371,7 +376,7 @@ void event_store::close_post_stream(const session_key& key, std::uint64_t post_s
         return;
     }
     post->recording = 0;
-    post->next_index = static_cast<std::uint32_t>(std::max<std::uint64_t>(post->next_index, next_index));
+    post->next_index = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(post->next_index, next_index), UINT32_MAX));
     if (post->subscriber != 0) {
         zone.notify(post->subscriber_worker, post->subscriber);  // to end once it has sent the rest
     }

@@ -76,8 +76,10 @@ bool is_event_stream(const ngx_http_request_t* r)
            (value.len == type.size() || value.data[type.size()] == ';' || value.data[type.size()] == ' ');
 }
 
-// An output buffer from the free list, or a new one.
-ngx_buf_t* output_buffer(ngx_http_request_t* r, post_recorder* rec, ngx_chain_t*** tail)
+// An output buffer from the free list, or a new one sized for `wanted`
+// bytes (within bounds): a backend writing a few bytes at a time to a
+// client that does not read must not cost a full chunk per write.
+ngx_buf_t* output_buffer(ngx_http_request_t* r, post_recorder* rec, ngx_chain_t*** tail, std::size_t wanted)
 {
     ngx_chain_t* cl = ngx_chain_get_free_buf(r->pool, &rec->free);
     if (cl == nullptr) {
@@ -85,11 +87,12 @@ ngx_buf_t* output_buffer(ngx_http_request_t* r, post_recorder* rec, ngx_chain_t*
     }
     ngx_buf_t* b = cl->buf;
     if (b->start == nullptr) {
-        b->start = static_cast<u_char*>(ngx_palloc(r->pool, output_chunk_bytes));
+        const std::size_t size = std::clamp<std::size_t>(wanted, 512, output_chunk_bytes);
+        b->start = static_cast<u_char*>(ngx_palloc(r->pool, size));
         if (b->start == nullptr) {
             return nullptr;
         }
-        b->end = b->start + output_chunk_bytes;
+        b->end = b->start + size;
         b->tag = recorder_tag;
     }
     const ngx_buf_t fresh{};
@@ -164,8 +167,9 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
 {
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     if (!lcf->stream || state->status != session_status::valid || r->method != NGX_HTTP_POST ||
-        r->headers_out.status != NGX_HTTP_OK || !answered_by_backend(r) || !is_event_stream(r)) {
-        return;
+        r->headers_out.status != NGX_HTTP_OK || !answered_by_backend(r) || !is_event_stream(r) ||
+        r->headers_out.content_encoding != nullptr) {
+        return;  // a compressed stream is not SSE text to relay
     }
     const std::uint64_t stream = event_store(*state->zone).open_post_stream(state->key, ngx_worker, now_ms());
     if (stream == 0) {
@@ -205,7 +209,11 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
     // upstream's broken-connection check would finalize it at the client's
     // FIN or RST_STREAM; without it, the client's absence shows as a failed
     // write, which the body filter absorbs.
-    r->read_event_handler = ngx_http_block_reading;
+    // A request body still arriving (proxy_request_buffering off) needs the
+    // read events; the upstream puts its check back after the body anyway.
+    if (!r->reading_body) {
+        r->read_event_handler = ngx_http_block_reading;
+    }
 }
 
 ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_chain_t* in,
@@ -215,7 +223,6 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
     rec->out.clear();
     rec->events.clear();
     bool last = false;
-    bool flush = false;
     ngx_chain_t* pass_on = nullptr;  // a buffer not in memory ends the relaying (see below)
     for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
         ngx_buf_t* b = cl->buf;
@@ -226,7 +233,6 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
             break;
         }
         last |= b->last_buf != 0;
-        flush |= b->flush != 0 || b->sync != 0;
         if (b->last > b->pos) {
             rec->relay.feed(std::string_view(reinterpret_cast<const char*>(b->pos), static_cast<std::size_t>(b->last - b->pos)),
                             rec->out, rec->events);
@@ -244,11 +250,14 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         close_recording(rec);
     }
 
+    if (rec->client_gone || r->connection->error) {
+        return absorb(r, rec, in);  // nothing is built for a client that is gone
+    }
     ngx_chain_t* out = nullptr;
     ngx_chain_t** tail = &out;
     ngx_buf_t* b = nullptr;
     for (std::size_t done = 0; done < rec->out.size();) {
-        b = output_buffer(r, rec, &tail);
+        b = output_buffer(r, rec, &tail, rec->out.size() - done);
         if (b == nullptr) {
             return NGX_ERROR;
         }
@@ -257,8 +266,10 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         b->temporary = 1;
         done += n;
     }
-    if (b == nullptr && (last || flush) && pass_on == nullptr) {
-        b = output_buffer(r, rec, &tail);  // an empty buffer carrying the flags
+    // Every data buffer leaves flushed, so a flush alone has nothing to
+    // push; only the end needs a buffer of its own.
+    if (b == nullptr && last && pass_on == nullptr) {
+        b = output_buffer(r, rec, &tail, 0);
         if (b == nullptr) {
             return NGX_ERROR;
         }
@@ -268,13 +279,13 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         b->last_buf = last ? 1 : 0;
         b->last_in_chain = last ? 1 : 0;
     }
-    *tail = pass_on;
-    if (rec->client_gone || r->connection->error) {
-        return absorb(r, rec, out);
+    // The caller's links stay the caller's: ours point to its buffers.
+    if (pass_on != nullptr && ngx_chain_add_copy(r->pool, tail, pass_on) != NGX_OK) {
+        return NGX_ERROR;
     }
     const ngx_int_t rc = next(r, out);
     if (rc == NGX_ERROR) {
-        return absorb(r, rec, out);
+        return absorb(r, rec, in);
     }
     ngx_chain_update_chains(r->pool, &rec->free, &rec->busy, &out, recorder_tag);
     // Our output is a copy: holding the upstream's buffers is only the

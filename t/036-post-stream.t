@@ -74,6 +74,11 @@ $front
     proxy_buffering on;
     proxy_pass http://127.0.0.1:$live_port/;
 }
+location /slow/ {
+$front
+    send_timeout 1s;
+    proxy_pass http://127.0.0.1:$live_port/;
+}
 location /plain/ {
     mcp_session zone=mcp;
     mcp_session_stream off;
@@ -303,7 +308,11 @@ sub live_backend {
             chomp $line;
             last if $line eq 'END';
             $line =~ s/\\n/\n/g;
-            $ok = 0 unless defined syswrite($c, $line);
+            for (my $off = 0; $off < length $line;) {
+                my $n = syswrite($c, $line, length($line) - $off, $off);
+                if (!defined $n) { $ok = 0; last }
+                $off += $n;
+            }
             print {$child_end} "sent\n";
         }
         close $c;
@@ -398,6 +407,29 @@ my $call_body = '{"jsonrpc":"2.0","id":7,"method":"tools/call"}';
     is($? >> 8, 0, 'HTTP/2: after the client left, every write of the backend succeeded');
     my @ids = @{ event_ids(resume('gone2', "$p.1")->{body}) };
     is("@ids", join(' ', map { "$p.$_" } 2 .. 4), '... and the resume gets the rest');
+}
+
+# 12. A client that stops reading without closing (a network gone
+#     silent): after send_timeout nginx stops waiting for it but not for
+#     the backend, which writes its whole answer; the resume gets its end.
+{
+    my ($send, $pid) = live_backend();
+    create('silent');
+    my $call = open_stream($n, 'POST', '/slow/call', headers => [tool_call_headers('silent')], body => $call_body);
+    $send->("data: " . progress_json(1) . "\n\n");
+    $call->read_until(qr/progress":1,/, 5);
+    my ($p) = $call->data =~ /id: (\d+)\.1\n/;
+    # The client reads no more: 40 MB fill every socket buffer on the way.
+    my $pad = '{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"' . ('y' x 800) . '"}}';
+    $send->("data: $pad\n\n" x 45000);
+    $send->("data: " . response_json(7) . "\n\n");
+    $send->('END');
+    waitpid($pid, 0);
+    is($? >> 8, 0, 'a client silent for send_timeout: the backend still wrote its whole answer');
+    my $res = resume('silent', "$p.1");
+    like($res->{body}, qr/^: lagged \{"dropped":\d+\}$/m, '... the resume announces what the ring no longer holds');
+    like($res->{body}, qr/id: $p\.45002\ndata: [^\n]*"result"[^\n]*\n\n\z/, '... and ends with the response');
+    $call->close;
 }
 
 unlike($n->error_log, qr/\[(?:alert|emerg)\]|signal \d+/, 'no alert, no crashed worker');

@@ -29,6 +29,8 @@ struct post_recorder {
     mcp_session::sse_relay relay;
     bool closed = false;
     bool client_gone = false;  // the client left: the answer is still read and recorded, not sent
+    bool bypass = false;       // a buffer not in memory came: the rest passes untouched, unrecorded
+    ngx_http_event_handler_pt client_writable = nullptr;  // the upstream's, wrapped by on_client_writable
     std::string out;                              // the relayed bytes of one body filter call
     std::vector<mcp_session::relayed_event> events;
     ngx_chain_t* free = nullptr;                  // our output buffers, sent and ready again
@@ -161,6 +163,26 @@ void enlarge_read_buffer(ngx_http_request_t* r)
     b.end = fresh + relay_read_bytes;
 }
 
+// A client that took nothing for send_timeout is as good as gone (a
+// network that vanished without a FIN or RST): instead of ending the
+// request, and the backend's answer with it, the answer is read on and
+// recorded for the client's resume.
+void on_client_writable(ngx_http_request_t* r) noexcept
+{
+    request_state* state = state_of(r);
+    post_recorder* rec = state != nullptr ? state->recorder : nullptr;
+    if (rec == nullptr || rec->client_writable == nullptr) {
+        return;
+    }
+    ngx_event_t* wev = r->connection->write;
+    if (wev->timedout && !rec->client_gone && !rec->closed && !rec->bypass) {
+        wev->timedout = 0;
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT, "client timed out");
+        (void)absorb(r, rec, nullptr);
+    }
+    rec->client_writable(r);
+}
+
 }  // namespace
 
 void start_post_recording(ngx_http_request_t* r, request_state* state)
@@ -220,6 +242,14 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
                             ngx_http_output_body_filter_pt next)
 {
     post_recorder* rec = state->recorder;
+    if (rec->bypass) {
+        return next(r, in);
+    }
+    if (rec->client_writable == nullptr) {
+        // The upstream has set its downstream handler by the first body.
+        rec->client_writable = r->write_event_handler;
+        r->write_event_handler = on_client_writable;
+    }
     rec->out.clear();
     rec->events.clear();
     bool last = false;
@@ -296,9 +326,7 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         }
         rec->held.clear();
     }
-    if (pass_on != nullptr) {
-        state->recorder = nullptr;  // the rest of the answer passes untouched
-    }
+    rec->bypass = pass_on != nullptr;
     return rc;
 }
 

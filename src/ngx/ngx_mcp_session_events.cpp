@@ -58,6 +58,14 @@ event_slot& next_slot(locked_zone& zone, session_stream* stream)
     return slot;
 }
 
+// Events up to next_index-1 went to the client (indexes beyond u32 are
+// never recorded, so the count stops there).
+void advance_next_index(post_stream_entry& post, std::uint64_t next_index)
+{
+    post.next_index = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(std::max<std::uint64_t>(post.next_index, next_index), UINT32_MAX));
+}
+
 bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 {
     return !mcp_session::is_expired(times_of(record), zone.policy, now);
@@ -357,7 +365,7 @@ void event_store::record_post_events(const session_key& key, std::uint64_t post_
         }
         ++zone.shared().counters.post_events_recorded;
     }
-    post->next_index = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(post->next_index, next_index), UINT32_MAX));
+    advance_next_index(*post, next_index);
     if (post->subscriber != 0) {
         zone.notify(post->subscriber_worker, post->subscriber);
     }
@@ -376,7 +384,7 @@ void event_store::close_post_stream(const session_key& key, std::uint64_t post_s
         return;
     }
     post->recording = 0;
-    post->next_index = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(post->next_index, next_index), UINT32_MAX));
+    advance_next_index(*post, next_index);
     if (post->subscriber != 0) {
         zone.notify(post->subscriber_worker, post->subscriber);  // to end once it has sent the rest
     }

@@ -5,6 +5,7 @@
 #include "src/ngx/ngx_mcp_session_doorbell.hpp"
 #include "src/ngx/ngx_mcp_session_phases.hpp"
 #include "src/ngx/ngx_mcp_session_state.hpp"
+#include "src/ngx/ngx_mcp_session_sticky.hpp"
 #include "src/ngx/ngx_mcp_session_traffic.hpp"
 
 namespace {
@@ -15,7 +16,7 @@ ngx_int_t preconfiguration(ngx_conf_t* cf) noexcept { return add_variables(cf); 
 
 ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
 {
-    if (check_zone_references(cf) != NGX_OK) {
+    if (check_zone_references(cf) != NGX_OK || check_sticky_upstreams(cf) != NGX_OK) {
         return NGX_ERROR;
     }
     // Precontent, not access: allow/deny, auth_basic and auth_request (with
@@ -113,13 +114,15 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("mcp_session_status"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_status_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("mcp_session_sticky"), NGX_HTTP_UPS_CONF | NGX_CONF_NOARGS, set_sticky_directive,
+     NGX_HTTP_SRV_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
 ngx_http_module_t module_ctx = {
     preconfiguration,  postconfiguration,
     create_main_conf,  nullptr,  // init main conf
-    nullptr,           nullptr,  // server conf
+    create_srv_conf,   nullptr,  // server conf: upstream blocks' mcp_session_sticky
     create_loc_conf,   merge_loc_conf,
 };
 

@@ -18,9 +18,10 @@ namespace mcp_session {
 // Bumped whenever the layout changes; a file of a version this module
 // cannot read is refused.
 // Version 1 had a public checksum anyone could recompute: refused now.
-inline constexpr std::uint32_t state_file_version = 3;
-// Version 2 differs only in its one-byte backend id size and two id forms
-// (verbatim, UUID); files of it are still read, so an upgrade keeps sessions.
+inline constexpr std::uint32_t state_file_version = 4;
+// Version 3 differs only in having no pinned upstream server; version 2
+// also in its one-byte backend id size and two id forms (verbatim, UUID).
+// Files of both are still read, so an upgrade keeps sessions.
 inline constexpr std::uint32_t oldest_state_file_version = 2;
 
 // The key authenticating the file (read from the key file by the glue).
@@ -47,7 +48,13 @@ struct saved_session {
     std::uint64_t principal = 0;      // keyed digests, as in the zone
     std::uint64_t tenant = 0;
     std::string backend_id;           // issue mode: the backend's own id
+    std::string pinned_server;        // mcp_session_sticky: the upstream server's address
 };
+
+// A pinned server's address as nginx names a peer (`127.0.0.1:8081`,
+// `[::1]:8081`, `unix:/run/mcp.sock`): visible ASCII, bounded.
+inline constexpr std::size_t max_pinned_server_length = 119;
+bool is_storable_server_name(std::string_view name);
 
 struct state_header {
     std::uint64_t binding_key = 0;  // the zone's digest key: saved bindings stay comparable
@@ -59,7 +66,7 @@ struct state_header {
 class state_writer {
 public:
     // Bytes one session takes at most, and the fixed header + trailer.
-    static std::size_t record_size(std::size_t id_size, std::size_t backend_id_size);
+    static std::size_t record_size(std::size_t id_size, std::size_t backend_id_size, std::size_t pinned_size = 0);
     static std::size_t max_record_size();
     static std::size_t framing_size();
 
@@ -67,7 +74,8 @@ public:
 
     // False (and nothing written) when the reservation is used up.
     bool add(const session_key& key, const session_times& times, std::uint64_t next_event_id, std::uint8_t bound,
-             std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id);
+             std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id,
+             std::string_view pinned_server = {});
 
     // Writes the count, raises saved_at to the latest access written (two
     // workers' cached clocks differ by a few ms; the reader requires every

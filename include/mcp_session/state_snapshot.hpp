@@ -67,7 +67,8 @@ public:
 
     // Under the lock; writes nothing unless `yes`.
     added add(const session_key& key, const session_times& times, std::uint64_t next_event_id, std::uint8_t bound,
-              std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id);
+              std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id,
+              std::string_view pinned_server = {});
 
     // The finished file (count, save time and MAC written): done once,
     // off the event loop, since the MAC reads every byte.

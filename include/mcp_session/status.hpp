@@ -1,6 +1,7 @@
 // What the status endpoint reports about a zone, and its two formats.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -32,6 +33,20 @@ struct zone_counters {
     std::uint64_t post_events_recorded = 0;     // events of POST streams put into rings
     std::uint64_t post_events_unrecorded = 0;   // ... passed on but not recorded (too large, no room)
     std::uint64_t post_stream_resumes = 0;      // GETs resuming a POST stream
+    std::uint64_t sessions_replica_lost = 0;    // ended: their pinned upstream server was gone
+    std::uint64_t sessions_backend_lost = 0;    // ended: their backend said it no longer knows them
+};
+
+// Sessions pinned to one upstream server (mcp_session_sticky), by the
+// address nginx names the server with.
+inline constexpr std::size_t max_status_upstreams = 64;
+inline constexpr std::size_t max_upstream_name = 119;
+
+struct upstream_count {
+    std::uint64_t sessions = 0;
+    std::uint8_t size = 0;
+    char name[max_upstream_name] = {};
+    std::string_view name_view() const { return {name, size}; }
 };
 
 struct zone_status {
@@ -43,6 +58,8 @@ struct zone_status {
     std::uint64_t sessions_with_ring = 0;
     std::uint64_t open_streams = 0;
     zone_counters counters;
+    std::size_t upstreams = 0;  // used entries of upstream_sessions
+    std::array<upstream_count, max_status_upstreams> upstream_sessions{};
 };
 
 std::string status_json(const zone_status& status);

@@ -13,8 +13,11 @@ constexpr char magic[8] = {'M', 'C', 'P', 'S', 'T', 'A', 'T', 'E'};
 constexpr std::size_t header_size = 8 + 4 + 4 + 8 + 8 + 8;
 constexpr std::size_t saved_at_offset = header_size - 16;
 constexpr std::size_t mac_size = sizeof(sha256_digest);
-// created, last access, next event id, principal, tenant; bound, id form, id size, backend size (2 bytes)
-constexpr std::size_t record_fixed_size = 5 * 8 + 5;
+// created, last access, next event id, principal, tenant; bound, id form,
+// id size, backend size (2 bytes), pinned server size; then the id, the
+// backend id and the pinned server.
+constexpr std::size_t record_fixed_size = 5 * 8 + 6;
+constexpr std::size_t version_3_record_fixed_size = 5 * 8 + 5;  // no pinned server
 constexpr std::size_t version_2_record_fixed_size = 5 * 8 + 4;  // backend size in 1 byte
 constexpr std::size_t max_backend_id_size = max_session_id_length;
 
@@ -78,12 +81,21 @@ state_contents refuse(std::string why)
 
 }  // namespace
 
-std::size_t state_writer::record_size(std::size_t id_size, std::size_t backend_id_size)
+std::size_t state_writer::record_size(std::size_t id_size, std::size_t backend_id_size, std::size_t pinned_size)
 {
-    return record_fixed_size + id_size + backend_id_size;
+    return record_fixed_size + id_size + backend_id_size + pinned_size;
 }
 
-std::size_t state_writer::max_record_size() { return record_size(session_key::max_stored_size, max_backend_id_size); }
+std::size_t state_writer::max_record_size()
+{
+    return record_size(session_key::max_stored_size, max_backend_id_size, max_pinned_server_length);
+}
+
+bool is_storable_server_name(std::string_view name)
+{
+    return name.size() <= max_pinned_server_length &&
+           std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
 
 std::size_t state_writer::framing_size() { return header_size + mac_size; }
 
@@ -102,9 +114,13 @@ state_writer::state_writer(std::string& out, const state_header& header) : out_(
 }
 
 bool state_writer::add(const session_key& key, const session_times& times, std::uint64_t next_event_id,
-                       std::uint8_t bound, std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id)
+                       std::uint8_t bound, std::uint64_t principal, std::uint64_t tenant, std::string_view backend_id,
+                       std::string_view pinned_server)
 {
-    const std::size_t size = record_size(key.size(), backend_id.size());
+    if (!is_storable_server_name(pinned_server)) {
+        pinned_server = {};  // the zone never holds one; saved unpinned rather than refused on reading
+    }
+    const std::size_t size = record_size(key.size(), backend_id.size(), pinned_server.size());
     if (backend_id.size() > max_backend_id_size || out_.size() + size + mac_size > out_.capacity()) {
         return false;
     }
@@ -117,8 +133,10 @@ bool state_writer::add(const session_key& key, const session_times& times, std::
     out_.push_back(static_cast<char>(key.form()));
     out_.push_back(static_cast<char>(key.size()));
     append_le(out_, backend_id.size(), 2);
+    out_.push_back(static_cast<char>(pinned_server.size()));
     out_.append(reinterpret_cast<const char*>(key.data()), key.size());
     out_.append(backend_id.data(), backend_id.size());
+    out_.append(pinned_server.data(), pinned_server.size());
     saved_at_ = std::max(saved_at_, times.last_access_ms);
     ++count_;
     return true;
@@ -173,7 +191,9 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
     }
     // Each record takes at least its fixed part: a count that cannot fit
     // is refused before anything is reserved.
-    const std::size_t fixed_size = version == 2 ? version_2_record_fixed_size : record_fixed_size;
+    const std::size_t fixed_size = version == 2   ? version_2_record_fixed_size
+                                   : version == 3 ? version_3_record_fixed_size
+                                                  : record_fixed_size;
     if (count > (in.left() - mac_size) / fixed_size) {
         return refuse("truncated: fewer records than the header counts");
     }
@@ -192,11 +212,13 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
         const std::uint8_t form = in.u8();
         const std::size_t id_size = in.u8();
         const std::size_t backend_size = version == 2 ? in.u8() : in.u16();
-        if (!in.has(id_size + backend_size + mac_size)) {
+        const std::size_t pinned_size = version >= 4 ? in.u8() : 0;
+        if (!in.has(id_size + backend_size + pinned_size + mac_size)) {
             return refuse("truncated in record " + std::to_string(i));
         }
         const std::string_view id = in.take(id_size);
         const std::string_view backend = in.take(backend_size);
+        const std::string_view pinned = in.take(pinned_size);
         // Only the form the zone itself would give the id (version 2 knew
         // two forms, and packed no hex id, so such records are re-packed).
         const auto* id_bytes = reinterpret_cast<const std::uint8_t*>(id.data());
@@ -211,7 +233,8 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
         } else {
             s.key = session_key::from_stored(id_bytes, id_size, static_cast<id_form>(form));
         }
-        if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend))) {
+        if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend)) ||
+            !is_storable_server_name(pinned)) {
             return refuse("record " + std::to_string(i) + ": malformed fields");
         }
         // Times the writer took from the clock: never before 1970, never
@@ -225,6 +248,7 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
                           " out of bounds");
         }
         s.backend_id.assign(backend);
+        s.pinned_server.assign(pinned);
         c.sessions.push_back(std::move(s));
     }
     if (in.left() != mac_size) {

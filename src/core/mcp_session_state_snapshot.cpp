@@ -33,15 +33,17 @@ void state_snapshot::make_room(std::size_t sessions)
 
 state_snapshot::added state_snapshot::add(const session_key& key, const session_times& times,
                                           std::uint64_t next_event_id, std::uint8_t bound, std::uint64_t principal,
-                                          std::uint64_t tenant, std::string_view backend_id)
+                                          std::uint64_t tenant, std::string_view backend_id,
+                                          std::string_view pinned_server)
 {
-    const std::size_t size = state_writer::record_size(key.size(), backend_id.size());
+    const std::size_t size = state_writer::record_size(key.size(), backend_id.size(), pinned_server.size());
     if (bytes_.size() + size + mac_size > max_bytes_) {
         ++left_out_;
         return added::left_out;
     }
-    return writer_->add(key, times, next_event_id, bound, principal, tenant, backend_id) ? added::yes
-                                                                                          : added::no_room;
+    return writer_->add(key, times, next_event_id, bound, principal, tenant, backend_id, pinned_server)
+               ? added::yes
+               : added::no_room;
 }
 
 const std::string& state_snapshot::finish(std::string_view key)

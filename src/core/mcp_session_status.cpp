@@ -44,6 +44,10 @@ constexpr counter_field counter_fields[] = {
     {"post_events_unrecorded", &zone_counters::post_events_unrecorded,
      "Events of POST streams passed on but not recorded (larger than mcp_session_event_max_size, or no room)."},
     {"post_stream_resumes", &zone_counters::post_stream_resumes, "GET requests resuming a POST stream."},
+    {"sessions_replica_lost", &zone_counters::sessions_replica_lost,
+     "Sessions ended at the edge because their pinned upstream server was gone (mcp_session_sticky)."},
+    {"sessions_backend_lost", &zone_counters::sessions_backend_lost,
+     "Sessions ended at the edge because their backend answered that it no longer knows them."},
 };
 
 struct gauge_field {
@@ -95,6 +99,12 @@ std::string status_json(const zone_status& status)
         counters[f.name] = status.counters.*f.field;
     }
     body["counters"] = counters;
+    nlohmann::ordered_json upstreams = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < status.upstreams && i < status.upstream_sessions.size(); ++i) {
+        const upstream_count& u = status.upstream_sessions[i];
+        upstreams[std::string(u.name_view())] = u.sessions;
+    }
+    body["upstreams"] = upstreams;
     return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -111,6 +121,14 @@ std::string status_prometheus(const zone_status& status)
         const std::string name = std::string("mcp_session_") + f.name + "_total";
         out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " counter\n";
         out += name + label + std::to_string(status.counters.*f.field) + "\n";
+    }
+    out += "# HELP mcp_session_upstream_sessions Live sessions pinned to each upstream server (mcp_session_sticky).\n"
+           "# TYPE mcp_session_upstream_sessions gauge\n";
+    const std::string zone_label = "{zone=\"" + prometheus_label_value(status.zone) + "\",upstream=\"";
+    for (std::size_t i = 0; i < status.upstreams && i < status.upstream_sessions.size(); ++i) {
+        const upstream_count& u = status.upstream_sessions[i];
+        out += "mcp_session_upstream_sessions" + zone_label + prometheus_label_value(u.name_view()) + "\"} " +
+               std::to_string(u.sessions) + "\n";
     }
     return out;
 }

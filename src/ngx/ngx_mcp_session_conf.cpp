@@ -1,5 +1,6 @@
 // Directives: mcp_session_zone (http) and mcp_session (http/server/location).
 #include "ngx_mcp_session_conf.hpp"
+#include "ngx_mcp_session_sticky.hpp"
 
 #include "ngx_mcp_session_phases.hpp"
 #include "ngx_mcp_session_policy.hpp"
@@ -467,6 +468,9 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
         conf->tenant = prev->tenant;
     }
     if (char* error = check_stream_settings(cf, conf, stream_set_here)) {
+        return error;
+    }
+    if (char* error = check_sticky_location(cf, conf->zone != nullptr)) {
         return error;
     }
     if (conf->zone != nullptr) {

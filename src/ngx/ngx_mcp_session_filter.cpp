@@ -6,6 +6,7 @@
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_recorder.hpp"
 #include "ngx_mcp_session_request.hpp"
+#include "ngx_mcp_session_sticky.hpp"
 #include "ngx_mcp_session_store.hpp"
 
 #include "mcp_session/backend_answer.hpp"
@@ -23,6 +24,26 @@ ngx_http_output_body_filter_pt next_body_filter;
 constexpr std::string_view session_header = "Mcp-Session-Id";
 
 bool is_success(ngx_uint_t status) { return status >= 200 && status < 300; }
+
+// mcp_session_sticky: the session stays with the server that answered it
+// well. A session not pinned yet (made before the upstream became sticky,
+// or restored from an older state file) is pinned by its next success.
+void pin_to_answering_server(ngx_http_request_t* r, request_state* state, session_store& store)
+{
+    const std::string_view server = sticky_server_of(r);
+    if (server.empty()) {
+        return;
+    }
+    if (!store.pin(state->key, server)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mcp_session zone \"%V\": session not pinned to \"%*s\" (more than %uz servers hold "
+                      "sessions, or the address is longer than %uz bytes); it is balanced per request",
+                      &state->zone->name, server.size(), server.data(), pin_slots, max_pinned_name);
+        return;
+    }
+    state->pinned_server.data = r->upstream->peer.name->data;  // lives as long as the cycle
+    state->pinned_server.len = server.size();
+}
 
 // A backend that breaks the id rules breaks every session it makes, which
 // one line per worker is enough to show.
@@ -71,8 +92,10 @@ void learn_session(ngx_http_request_t* r, request_state* state)
         return;
     }
     state->status = session_status::created;
+    state->key = *key;
     state->id = value;
     state->created_ms = state->previous_access_ms = now_ms();
+    pin_to_answering_server(r, state, store);
 }
 
 // Issue mode: the answer carries nginx's id for a session this request
@@ -127,6 +150,7 @@ void settle_issued_session(ngx_http_request_t* r, request_state* state)
             store.set_backend_id(state->key, backend_id);
         }
     }
+    pin_to_answering_server(r, state, store);
 }
 
 
@@ -151,6 +175,9 @@ void observe_answer(ngx_http_request_t* r, request_state* state)
     } else if (backend && state->status == session_status::valid) {
         if (r->method == NGX_HTTP_DELETE && is_success(status)) {
             session_store(*state->zone).remove(state->key);
+        } else if (is_success(status) && state->pinned_server.len == 0 && !sticky_server_of(r).empty()) {
+            session_store store(*state->zone);
+            pin_to_answering_server(r, state, store);
         } else if (status == NGX_HTTP_NOT_FOUND && is_json(r)) {
             state->ending_on_error = true;  // decided by the body filter
         }

@@ -163,6 +163,12 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    if (!found.pinned_view().empty()) {
+        state->pinned_server = pool_copy(r, found.pinned_view());  // mcp_session_sticky routes by it
+        if (state->pinned_server.data == nullptr) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
     const ngx_int_t routed = route_stream(r, lcf, state);
     if (routed == NGX_DECLINED && !state->streamed && lcf->inspect_body && r->method == NGX_HTTP_POST) {
         return read_body_first(r, state);  // for $mcp_method, $mcp_tool, $mcp_rpc_id

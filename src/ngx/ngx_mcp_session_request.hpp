@@ -43,6 +43,8 @@ struct request_state {
     ngx_str_t target;              // $mcp_tool: the tool, prompt or resource it names
     bool deciding;                 // the body decides the session (issue mode, sessionless)
     answer_watch_ctx* answer_watch;  // reading a backend answer for JSON-RPC errors (ngx_mcp_session_answer_watch.cpp)
+    ngx_str_t pinned_server;       // the upstream server the session is pinned to: $mcp_session_upstream
+    bool pinned_server_gone;       // mcp_session_sticky found it down, or connecting to it failed
     mcp_session::unix_ms created_ms;          // $mcp_session_age
     mcp_session::unix_ms previous_access_ms;  // $mcp_session_idle: before this request
 };

@@ -131,6 +131,7 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
         // Ids keep increasing; the events themselves were not saved, so a
         // ring made later announces the ids below as lost (no ring now).
         z.restore_event_ids(record, s.next_event_id);
+        z.pin(record, s.pinned_server);  // no slot left: balanced again, and pinned by its next answer
         records[i] = record;
         ++result.restored;
     }
@@ -202,7 +203,8 @@ constexpr std::size_t slice_sessions = 512;
 constexpr ngx_msec_t slice_pause_ms = 1;
 
 // Appends one session to the snapshot (under the lock, no allocation).
-mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snapshot, session_record* r)
+mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snapshot, const locked_zone& zone,
+                                              session_record* r)
 {
     const session_extras none{};
     const session_extras& extras = r->extras != nullptr ? *r->extras : none;
@@ -212,7 +214,7 @@ mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snaps
     const std::uint64_t next_id =
         r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
     return snapshot.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
-                        extras.tenant, locked_zone::backend_id_of(r));
+                        extras.tenant, locked_zone::backend_id_of(r), zone.pinned_server(r));
 }
 
 // The first node of the tree whose hash is still ahead of the cursor.
@@ -258,7 +260,7 @@ slice_outcome copy_slice(zone_conf& zone, mcp_session::save_cursor& cursor, mcp_
         // Out of room: the slice ends here and the next one goes on from
         // this session, after room was made outside the lock (unless it
         // collides with the last one copied: then it is left out).
-        if (add_record(snapshot, record_of(node)) == mcp_session::state_snapshot::added::no_room &&
+        if (add_record(snapshot, tx.zone(), record_of(node)) == mcp_session::state_snapshot::added::no_room &&
             cursor.may_stop_before(node->key, slice_sessions, slice_sessions)) {
             break;
         }

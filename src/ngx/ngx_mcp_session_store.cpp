@@ -95,6 +95,11 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
         outcome.backend_id_size = backend_id.size();
         std::memcpy(outcome.backend_id, backend_id.data(), outcome.backend_id_size);
     }
+    const std::string_view pinned = zone.pinned_server(record);
+    if (!pinned.empty()) {
+        outcome.pinned_size = pinned.size();
+        std::memcpy(outcome.pinned, pinned.data(), pinned.size());
+    }
     return outcome;
 }
 
@@ -151,6 +156,26 @@ std::uint64_t session_store::binding_key()
     return zone_.shared->hash_seed;  // fixed at zone creation: no lock needed
 }
 
+bool session_store::pin(const session_key& key, std::string_view server)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    return record != nullptr && tx.zone().pin(record, server);
+}
+
+bool session_store::end_lost(const session_key& key, loss why)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr) {
+        return false;
+    }
+    tx.zone().remove(record);
+    mcp_session::zone_counters& counters = tx.zone().shared().counters;
+    ++(why == loss::replica ? counters.sessions_replica_lost : counters.sessions_backend_lost);
+    return true;
+}
+
 bool session_store::remove(const session_key& key)
 {
     zone_transaction tx(zone_);
@@ -180,6 +205,12 @@ mcp_session::zone_status session_store::status()
         status.open_streams = sh.open_streams;
         status.counters = sh.counters;
         status.bytes_free = static_cast<std::uint64_t>(zone_.pool->pfree) * ngx_pagesize;
+        for (const upstream_pin& slot : sh.pins) {
+            if (slot.sessions > 0) {
+                status.upstream_sessions[status.upstreams++] = {slot.sessions, slot.size, {}};
+                std::memcpy(status.upstream_sessions[status.upstreams - 1].name, slot.name, slot.size);
+            }
+        }
     }
     // Formatting and allocation happen after the lock is dropped.
     status.zone.assign(reinterpret_cast<const char*>(zone_.name.data), zone_.name.len);

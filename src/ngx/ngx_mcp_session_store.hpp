@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ngx_mcp_session_conf.hpp"
+#include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/session_id.hpp"
 #include "mcp_session/session_key.hpp"
@@ -37,6 +38,11 @@ struct lookup_outcome {
         return long_backend_id.empty() ? std::string_view{backend_id, backend_id_size} : long_backend_id;
     }
 
+    // The upstream server the session is pinned to (mcp_session_sticky).
+    std::size_t pinned_size = 0;
+    char pinned[max_pinned_name] = {};
+    std::string_view pinned_view() const { return {pinned, pinned_size}; }
+
     mcp_session::unix_ms created_ms = 0;          // for $mcp_session_age
     mcp_session::unix_ms previous_access_ms = 0;  // for $mcp_session_idle
 };
@@ -71,7 +77,16 @@ public:
     // Issue mode: remembers the backend's own id for one of nginx's sessions.
     bool set_backend_id(const mcp_session::session_key& key, std::string_view backend_id);
 
+    // Pins a session to the upstream server that created it; false when
+    // it is gone or the zone tracks too many servers (pin_slots).
+    bool pin(const mcp_session::session_key& key, std::string_view server);
+
     bool remove(const mcp_session::session_key& key);
+
+    // Ends a session whose pinned server is gone, or whose backend said it
+    // no longer knows it; counted apart from DELETEs.
+    enum class loss { replica, backend };
+    bool end_lost(const mcp_session::session_key& key, loss why);
 
     // Removes up to `budget` expired sessions; claims the zone's sweep
     // slot first, so it returns 0 when another worker swept recently.

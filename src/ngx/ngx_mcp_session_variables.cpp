@@ -52,8 +52,9 @@ ngx_int_t protocol_version_variable(ngx_http_request_t* r, ngx_http_variable_val
     return NGX_OK;
 }
 
-// A string the body inspection found (already capped and cleaned by
-// mcp_session::log_label); `offset` selects the request_state member.
+// A string of the request's state: what the body inspection found (already
+// capped and cleaned by mcp_session::log_label) or the pinned upstream
+// server (an address nginx wrote); `offset` selects the request_state member.
 ngx_int_t body_label_variable(ngx_http_request_t* r, ngx_http_variable_value_t* v, uintptr_t offset) noexcept
 {
     request_state* state = state_of(r);
@@ -112,6 +113,7 @@ constexpr variable_spec variables[] = {
     {"mcp_method", body_label_variable, offsetof(request_state, method)},
     {"mcp_tool", body_label_variable, offsetof(request_state, target)},
     {"mcp_rpc_id", body_label_variable, offsetof(request_state, request_id)},
+    {"mcp_session_upstream", body_label_variable, offsetof(request_state, pinned_server)},
 };
 
 }  // namespace

@@ -235,6 +235,7 @@ void locked_zone::remove(session_record* record)
 {
     free_stream(record);
     free_extras(record);
+    unpin(record);
     ngx_queue_remove(&record->by_last_access);
     ngx_queue_remove(&record->by_creation);
     ngx_rbtree_node_t* node = node_of(record);
@@ -258,6 +259,8 @@ session_record* locked_zone::fill(ngx_rbtree_node_t* node, const session_key& ke
     record->id_size = static_cast<std::uint8_t>(key.size());
     record->id_form = static_cast<std::uint8_t>(key.form());
     record->flags = 0;
+    record->pin = 0;
+    record->unused = 0;
     record->stream = nullptr;
     record->extras = nullptr;
     record->next_event_id = 1;
@@ -740,6 +743,56 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
     zone->pool->log_nomem = 0;
     zone->made_afresh = true;  // restored from its state file in init_module
     return prepare_zone_for_cycle(*zone);
+}
+
+bool locked_zone::pin(session_record* record, std::string_view name)
+{
+    unpin(record);
+    if (name.empty()) {
+        return true;
+    }
+    if (name.size() > max_pinned_name) {
+        return false;
+    }
+    upstream_pin* free_slot = nullptr;
+    for (std::size_t i = 0; i < pin_slots; ++i) {
+        upstream_pin& slot = sh_.pins[i];
+        const bool same = slot.size == name.size() && std::memcmp(slot.name, name.data(), name.size()) == 0;
+        if (same || (slot.sessions == 0 && free_slot == nullptr)) {
+            free_slot = &slot;
+            if (same) {
+                break;
+            }
+        }
+    }
+    if (free_slot == nullptr) {
+        return false;
+    }
+    free_slot->size = static_cast<std::uint8_t>(name.size());
+    std::memcpy(free_slot->name, name.data(), name.size());
+    ++free_slot->sessions;
+    record->pin = static_cast<std::uint8_t>(free_slot - sh_.pins + 1);
+    return true;
+}
+
+void locked_zone::unpin(session_record* record)
+{
+    if (record->pin != 0 && record->pin <= pin_slots) {
+        upstream_pin& slot = sh_.pins[record->pin - 1];
+        if (slot.sessions > 0) {
+            --slot.sessions;
+        }
+    }
+    record->pin = 0;
+}
+
+std::string_view locked_zone::pinned_server(const session_record* record) const
+{
+    if (record->pin == 0 || record->pin > pin_slots) {
+        return {};
+    }
+    const upstream_pin& slot = sh_.pins[record->pin - 1];
+    return std::string_view(reinterpret_cast<const char*>(slot.name), slot.size);
 }
 
 }  // namespace mcp_ngx

@@ -21,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 12;
+constexpr std::uint32_t layout_version = 13;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -44,6 +44,20 @@ struct worker_inbox {
 struct worker_tenant {
     std::uint64_t cycle;  // zone_shared::cycles when the holder started
     std::int64_t pid;
+};
+
+// The upstream servers sessions are pinned to (mcp_session_sticky), by
+// the address nginx names them with (`127.0.0.1:8081`, `unix:/path`): a
+// session keeps a slot number, so the address is stored once per server,
+// not once per session, and the per-server counts cost nothing to read.
+// A slot whose count drops to 0 is free for another address.
+inline constexpr std::size_t pin_slots = mcp_session::max_status_upstreams;
+inline constexpr std::size_t max_pinned_name = mcp_session::max_upstream_name;
+
+struct upstream_pin {
+    std::uint64_t sessions;
+    std::uint8_t size;
+    u_char name[max_pinned_name];
 };
 
 struct zone_shared {
@@ -71,6 +85,7 @@ struct zone_shared {
     std::uint64_t cycles;                    // configuration cycles that used the zone
     worker_tenant tenants[inbox_workers];    // by worker number
     struct traffic_table* traffic;           // MCP traffic counters (ngx_mcp_session_traffic.hpp); may be null
+    upstream_pin pins[pin_slots];            // see session_record::pin
 };
 
 struct event_slot {
@@ -151,7 +166,9 @@ struct session_record {
     u_char data;   // ngx_rbtree_node_t::data
     std::uint8_t id_size;
     std::uint8_t id_form;  // mcp_session::id_form
-    std::uint32_t flags;  // record_established
+    std::uint16_t flags;  // record_established, record_ids_lost
+    std::uint8_t pin;     // 1 + the zone_shared::pins slot of its upstream server; 0: not pinned
+    std::uint8_t unused;
     ngx_queue_t by_last_access;  // in unused_by_last_access until established, then by_last_access
     ngx_queue_t by_creation;
     mcp_session::unix_ms created_ms;
@@ -162,10 +179,10 @@ struct session_record {
 };
 
 // The session has been named by a request since the one that created it.
-inline constexpr std::uint32_t record_established = 1;
+inline constexpr std::uint16_t record_established = 1;
 // The ids below next_event_id were lost in a restart (not only markers of
 // a ring given back): a ring made for the session announces them.
-inline constexpr std::uint32_t record_ids_lost = 2;
+inline constexpr std::uint16_t record_ids_lost = 2;
 
 static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);
@@ -237,6 +254,12 @@ public:
     bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id);
     static std::string_view backend_id_of(const session_record* record);
 
+    // Pins the session to the upstream server named `name` (its peer
+    // address); false when the name is too long or every slot holds
+    // another server's sessions. An empty name unpins.
+    bool pin(session_record* record, std::string_view name);
+    std::string_view pinned_server(const session_record* record) const;
+
     // Tells `worker` that the stream with `token` has news (or ended).
     void notify(std::int32_t worker, std::uint64_t token);
 
@@ -272,6 +295,7 @@ private:
     bool drop_oldest_own_event(session_record* owner, std::size_t wanted);
     void free_stream(session_record* record);
     void free_extras(session_record* record);
+    void unpin(session_record* record);
 
     zone_conf& zone_;
     zone_shared& sh_;

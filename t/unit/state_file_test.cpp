@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(a_set_reserved_field_is_refused_even_with_a_valid_mac)
 BOOST_AUTO_TEST_CASE(a_file_not_signed_with_the_key_is_refused)
 {
     std::string planted = file_with(2, 2);
-    planted[first_record + 45] ^= 1;  // the first byte of the first session id
+    planted[first_record + 46] ^= 1;  // the first byte of the first session id
     for (const std::string& other_key : {std::string(), std::string(state_key_size, 'x'), key + "k"}) {
         const state_contents c = read_state(resigned(planted, other_key), limits(10));
         BOOST_TEST(!c.ok);
@@ -318,6 +318,70 @@ BOOST_AUTO_TEST_CASE(expired_sessions_are_not_restored)
     BOOST_TEST(!worth_restoring(s, policy, start + 90 * 1000));   // idle limit counted while down
     s.times.last_access_ms = start + 3599 * 1000;
     BOOST_TEST(!worth_restoring(s, policy, start + 3600 * 1000));  // lifetime too
+}
+
+
+BOOST_AUTO_TEST_CASE(pinned_servers_round_trip_and_bad_ones_are_refused)
+{
+    std::string out;
+    out.reserve(state_writer::framing_size() + 3 * state_writer::max_record_size());
+    state_writer w(out, {});
+    const std::string longest(max_pinned_server_length, 'u');
+    BOOST_TEST(w.add(key_of("pinned"), {start, start}, 0, 0, 0, 0, "b-1", "127.0.0.1:8081"));
+    BOOST_TEST(w.add(key_of("longest"), {start, start}, 0, 0, 0, 0, "", longest));
+    // A name the zone could not hold is saved unpinned, not refused later.
+    BOOST_TEST(w.add(key_of("spaced"), {start, start}, 0, 0, 0, 0, "", "unix:/a b"));
+    w.finish(key);
+    const state_contents c = read_state(out, limits(10));
+    BOOST_TEST_REQUIRE(c.ok, c.error);
+    BOOST_TEST_REQUIRE(c.sessions.size() == 3u);
+    BOOST_TEST(c.sessions[0].pinned_server == "127.0.0.1:8081");
+    BOOST_TEST(c.sessions[0].backend_id == "b-1");
+    BOOST_TEST(c.sessions[1].pinned_server == longest);
+    BOOST_TEST(c.sessions[2].pinned_server.empty());
+
+    // A file someone edited to pin a session to a name with a control
+    // byte (resigned, so only the field check can catch it).
+    std::string edited = out;
+    const std::size_t at = edited.find("127.0.0.1:8081");
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    edited[at + 3] = '\n';
+    const state_contents bad = read_state(resigned(edited, key), limits(10));
+    BOOST_TEST(!bad.ok);
+    BOOST_TEST(bad.error.find("malformed fields") != std::string::npos, bad.error);
+}
+
+BOOST_AUTO_TEST_CASE(version_3_files_are_read_unpinned)
+{
+    // Version 3: the record has no pinned-server size byte.
+    std::string out("MCPSTATE", 8);
+    auto le = [&out](std::uint64_t v, int size) {
+        for (int i = 0; i < size; ++i) {
+            out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+        }
+    };
+    le(3, 4);
+    le(0, 4);
+    le(0xfeed, 8);
+    le(static_cast<std::uint64_t>(start), 8);
+    le(1, 8);
+    le(static_cast<std::uint64_t>(start), 8);
+    le(static_cast<std::uint64_t>(start), 8);
+    le(0, 8);
+    le(0, 8);
+    le(0, 8);
+    out.push_back(0);  // bound
+    out.push_back(0);  // verbatim
+    out.push_back(2);  // id size
+    le(3, 2);          // backend id size
+    out.append("s1").append("b-3");
+    const sha256_digest mac = hmac_sha256(key, out);
+    out.append(reinterpret_cast<const char*>(mac.data()), mac.size());
+    const state_contents c = read_state(out, limits(10));
+    BOOST_TEST_REQUIRE(c.ok, c.error);
+    BOOST_TEST_REQUIRE(c.sessions.size() == 1u);
+    BOOST_TEST(c.sessions[0].backend_id == "b-3");
+    BOOST_TEST(c.sessions[0].pinned_server.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -48,7 +48,8 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["streams_no_room"] == 0);
     BOOST_TEST(body["counters"]["markers_no_room"] == 0);
     BOOST_TEST(body["counters"]["post_stream_resumes"] == 0);
-    BOOST_TEST(body["counters"].size() == 24u);
+    BOOST_TEST(body["counters"].size() == 26u);
+    BOOST_TEST(body["upstreams"].empty());
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_has_help_type_and_zone_label)
@@ -67,6 +68,29 @@ BOOST_AUTO_TEST_CASE(label_values_are_escaped)
     zone_status s = sample();
     s.zone = "a\"b\\c";
     BOOST_TEST(status_prometheus(s).find("{zone=\"a\\\"b\\\\c\"}") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(sessions_per_upstream_server)
+{
+    zone_status s = sample();
+    const auto add = [&s](std::string_view name, std::uint64_t sessions) {
+        upstream_count& u = s.upstream_sessions[s.upstreams++];
+        u.sessions = sessions;
+        u.size = static_cast<std::uint8_t>(name.size());
+        std::copy(name.begin(), name.end(), u.name);
+    };
+    add("127.0.0.1:8081", 10);
+    add("unix:/run/a\"b.sock", 2);
+    const auto body = nlohmann::json::parse(status_json(s));
+    BOOST_TEST(body["upstreams"].size() == 2u);
+    BOOST_TEST(body["upstreams"]["127.0.0.1:8081"] == 10);
+    BOOST_TEST(body["upstreams"]["unix:/run/a\"b.sock"] == 2);
+    const std::string text = status_prometheus(s);
+    BOOST_TEST(text.find("# TYPE mcp_session_upstream_sessions gauge\n") != std::string::npos);
+    BOOST_TEST(text.find("mcp_session_upstream_sessions{zone=\"mcp\",upstream=\"127.0.0.1:8081\"} 10\n") !=
+               std::string::npos);
+    BOOST_TEST(text.find("mcp_session_upstream_sessions{zone=\"mcp\",upstream=\"unix:/run/a\\\"b.sock\"} 2\n") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

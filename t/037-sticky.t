@@ -1,0 +1,217 @@
+# mcp_session_sticky: every request of a session goes to the upstream
+# server that created it, from both workers, across reloads that reorder
+# or add servers, across a restart with state=, in learn and issue mode,
+# and proxy_next_upstream never moves a pinned session.
+use strict;
+use warnings;
+use lib 't/lib';
+use McpSession::TestNginx;
+use McpSession::Nginx;
+use JSON::PP qw(decode_json);
+use Test::More;
+
+my $initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}';
+my $call = '{"jsonrpc":"2.0","id":2,"method":"tools/list"}';
+
+sub h { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
+
+# Three replicas in a second nginx, each answering with its own port; an
+# initialize (no Mcp-Session-Id) gets a session id made by that replica.
+my @ports = map { free_port() } 1 .. 4;
+my ($a, $b, $c, $d) = @ports;
+
+sub replica_block {
+    my ($port) = @_;
+    return <<"CONF";
+server {
+    listen 127.0.0.1:$port;
+    location / {
+        if (\$http_mcp_session_id = "") {
+            add_header Mcp-Session-Id "s-$port-\$request_id" always;
+            add_header X-Backend $port always;
+            return 200 "init $port\\n";
+        }
+        if (\$arg_fail) {
+            add_header X-Backend $port always;
+            return 502 "replica $port failed\\n";
+        }
+        add_header X-Backend $port always;
+        add_header X-Saw "[\$http_mcp_session_id]" always;
+        return 200 "ok $port\\n";
+    }
+}
+CONF
+}
+
+sub replicas_config { my (@live) = @_; return join '', map { replica_block($_) } @live }
+
+my $replicas = McpSession::Nginx->new(
+    servroot    => McpSession::Nginx::repo_root() . '/t/servroot-037-replicas',
+    port        => $a,
+    workers     => 1,
+    load_module => 0,
+    log_level   => 'warn',
+    http_config => replicas_config($b, $c, $d),
+    config      => 'location / { add_header X-Backend ' . $a . ' always; '
+                 . 'if ($http_mcp_session_id = "") { add_header Mcp-Session-Id "s-' . $a . '-$request_id" always; '
+                 . 'add_header X-Backend ' . $a . ' always; return 200 "init ' . $a . '\n"; } '
+                 . 'if ($arg_fail) { add_header X-Backend ' . $a . ' always; return 502 "replica failed\n"; } '
+                 . 'return 200 "ok ' . $a . '\n"; }',
+);
+$replicas->start;
+$replicas->{started_by_api} = 1;
+
+sub upstream_block {
+    my (@servers) = @_;
+    return "upstream pool {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=0;\n" } @servers)
+         . "    mcp_session_sticky;\n}\n";
+}
+
+my $state_dir = McpSession::Nginx::repo_root() . '/t/servroot-037-state';
+system('rm', '-rf', $state_dir);
+mkdir $state_dir or die "$state_dir: $!";
+chmod 0700, $state_dir;
+
+sub front_http {
+    my (@servers) = @_;
+    return "mcp_session_zone zone=mcp:1m state=$state_dir/mcp.state;\n" . upstream_block(@servers);
+}
+
+my $locations = <<'CONF';
+location /mcp {
+    mcp_session zone=mcp;
+    proxy_pass http://pool;
+    proxy_next_upstream error timeout http_502;
+    add_header X-Pinned $mcp_session_upstream always;
+    add_header X-Pid $pid always;
+}
+location /issue {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    proxy_pass http://pool;
+    add_header X-Pinned $mcp_session_upstream always;
+    add_header X-Pid $pid always;
+}
+location = /status { mcp_session_status zone=mcp; }
+CONF
+
+my $n = start_nginx(workers => 2, log_level => 'info', http_config => front_http($a, $b, $c), config => $locations);
+
+sub post {
+    my ($uri, $body, @headers) = @_;
+    return $n->request('POST', $uri, headers => ['Content-Type' => 'application/json', @headers], body => $body);
+}
+
+# 30 sessions: round robin spreads them over the three servers.
+my (%home, %per_server);
+for my $i (1 .. 30) {
+    my $res = post('/mcp', $initialize);
+    die "initialize $i: $res->{status}" unless $res->{status} == 200;
+    my $sid = h($res, 'Mcp-Session-Id');
+    $home{$sid} = h($res, 'X-Backend');
+    $per_server{ $home{$sid} }++;
+    is(h($res, 'X-Pinned'), "127.0.0.1:$home{$sid}", "session $i: \$mcp_session_upstream names its server")
+        if $i <= 3;
+}
+is_deeply([sort keys %per_server], [sort $a, $b, $c], 'new sessions are balanced over all three servers');
+# Without an upstream zone each worker keeps its own round robin position.
+is(scalar(grep { $_ >= 8 && $_ <= 12 } values %per_server), 3, '... by round robin, 10 each give or take one per worker');
+
+sub all_at_home {
+    my ($uri, %sessions) = @_;
+    my ($wrong, %pids) = (0);
+    for my $round (1 .. 6) {
+        for my $sid (keys %sessions) {
+            my $res = post($uri, $call, 'Mcp-Session-Id' => $sid);
+            $wrong++ if $res->{status} != 200 || h($res, 'X-Backend') ne $sessions{$sid}
+                || h($res, 'X-Pinned') ne "127.0.0.1:$sessions{$sid}";
+            $pids{ h($res, 'X-Pid') }++;
+        }
+    }
+    return ($wrong, scalar keys %pids);
+}
+
+my ($wrong, $workers) = all_at_home('/mcp', %home);
+is($wrong, 0, '180 requests of 30 sessions: every one reached the server that made its session');
+is($workers, 2, '... served by both workers (the pins are in the shared zone)');
+
+my $status = decode_json($n->request('GET', '/status')->{body});
+is_deeply($status->{upstreams}, { map { ("127.0.0.1:$_" => $per_server{$_}) } $a, $b, $c },
+          'status counts sessions per server');
+my $metrics = $n->request('GET', '/status?format=prometheus')->{body};
+like($metrics, qr/^mcp_session_upstream_sessions\{zone="mcp",upstream="127\.0\.0\.1:$a"\} $per_server{$a}$/m,
+     'Prometheus: mcp_session_upstream_sessions per server');
+
+# A pinned session is never retried elsewhere: its server's 502 reaches the
+# client although proxy_next_upstream names http_502.
+my ($some) = grep { $home{$_} eq $b } keys %home;
+my $failed = post('/mcp?fail=1', $call, 'Mcp-Session-Id' => $some);
+is($failed->{status}, 502, "a pinned session's request is not retried on another server");
+is(h($failed, 'X-Backend'), $b, '... the answer is its own server\'s');
+is(post('/mcp', $call, 'Mcp-Session-Id' => $some)->{status}, 200, '... and the session lives on (a backend 502 ends nothing)');
+
+# A reload that reorders the servers and adds one keeps every pin.
+ok($n->reload(http_config => front_http($d, $c, $a, $b)), 'reload with the servers reordered and one added');
+($wrong) = all_at_home('/mcp', %home);
+is($wrong, 0, 'after the reload every session still reaches its own server (matched by address)');
+my %fresh;
+for (1 .. 8) {
+    my $res = post('/mcp', $initialize);
+    $fresh{ h($res, 'X-Backend') }++;
+}
+ok($fresh{$d}, 'new sessions reach the added server too');
+
+# Issue mode: nginx makes the id, the replica's own is kept for it, and
+# the pin holds the same way.
+my %issued;
+for (1 .. 8) {
+    my $res = post('/issue', $initialize);
+    my $sid = h($res, 'Mcp-Session-Id');
+    unlike($sid, qr/^s-/, 'issue mode: the client sees nginx\'s id') if !%issued;
+    $issued{$sid} = h($res, 'X-Backend');
+}
+($wrong) = all_at_home('/issue', %issued);
+is($wrong, 0, 'issue mode: every request reaches the server that answered the initialize');
+my ($one) = keys %issued;
+like(h(post('/issue', $call, 'Mcp-Session-Id' => $one), 'X-Saw'), qr/^\[s-$issued{$one}-/,
+     '... and carries that server\'s own session id');
+
+# A restart with state= keeps the pins: they are saved with the sessions.
+$n->stop;
+$n->launch;
+($wrong) = all_at_home('/mcp', %home);
+is($wrong, 0, 'after a restart (state=) every learned session still reaches its own server');
+($wrong) = all_at_home('/issue', %issued);
+is($wrong, 0, '... and every issued one');
+$status = decode_json($n->request('GET', '/status')->{body});
+is($status->{upstreams}{"127.0.0.1:$a"} // 0, $per_server{$a} + ($fresh{$a} // 0) + grep({ $_ eq $a } values %issued),
+   'the restored zone counts the pins again');
+
+# nginx -t catches misuse.
+sub config_error {
+    my ($http, $conf) = @_;
+    my $t = McpSession::Nginx->new(servroot => McpSession::Nginx::repo_root() . '/t/servroot-037-t', port => free_port(),
+                                   http_config => "mcp_session_zone zone=mcp:1m;\n$http", config => $conf);
+    my ($code, $out) = $t->check_config;
+    return $code == 0 ? '' : $out;
+}
+my $plain = 'location /x { proxy_pass http://u; }';
+my $with = 'location /x { mcp_session zone=mcp; proxy_pass http://u; }';
+like(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky; }", $plain),
+     qr/upstream "u" has "mcp_session_sticky" but this location proxies to it without "mcp_session"/,
+     'nginx -t: a sticky upstream used by a location without mcp_session');
+like(config_error("upstream u { server 127.0.0.1:$a; keepalive 4; mcp_session_sticky; }", $with),
+     qr/"mcp_session_sticky" must precede "keepalive"/, 'nginx -t: mcp_session_sticky after keepalive');
+like(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky; least_conn; }", $with),
+     qr/upstream "u": "mcp_session_sticky" was replaced by a load balancing method given after it/,
+     'nginx -t: a balancing method after mcp_session_sticky');
+like(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky; mcp_session_sticky; }", $with),
+     qr/"mcp_session_sticky" directive is duplicate/, 'nginx -t: duplicate');
+like(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky on; }", $with),
+     qr/invalid number of arguments in "mcp_session_sticky"/, 'nginx -t: arguments');
+like(config_error('', 'location /x { mcp_session_sticky; }'), qr/"mcp_session_sticky" directive is not allowed here/,
+     'nginx -t: outside an upstream block');
+is(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky; keepalive 4; zone u 64k; }", $with), '',
+   'nginx -t: with keepalive after it and an upstream zone, accepted');
+
+done_testing();

@@ -48,8 +48,9 @@ function alive(pid) {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
-export async function startBackend() {
-  const port = await freePort();
+// port: listen there (a restart on the same port); default a free one.
+export async function startBackend({ port: wanted } = {}) {
+  const port = wanted ?? await freePort();
   const entry = path.join(here, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
   const child = spawn(process.execPath, [entry, "streamableHttp"], {
     env: { ...process.env, PORT: String(port) },
@@ -79,7 +80,11 @@ export async function startBackend() {
 // serves the GET stream from the ring and offers /mcp/publish.
 // pageRoot: a directory served on another port (another origin), for a
 // browser page that talks to /mcp cross-origin; cors: mcp_session_cors.
-export async function startNginx({ name, backendPort, zone = "", stream = false, mode = "learn", pageRoot = null, cors = true }) {
+// proxyPass: /mcp's proxy_pass target instead of 127.0.0.1:backendPort (an
+// upstream named in httpExtra); httpExtra, serverExtra: text added to the
+// http block (upstreams) and to the server block (more locations).
+export async function startNginx({ name, backendPort, zone = "", stream = false, mode = "learn", pageRoot = null, cors = true,
+                                   proxyPass = null, httpExtra = "", serverExtra = "" }) {
   const prefix = path.join(here, `run-${name}`);
   rmSync(prefix, { recursive: true, force: true });
   for (const dir of ["conf", "logs", "tmp"]) mkdirSync(path.join(prefix, dir), { recursive: true });
@@ -109,13 +114,15 @@ http {
             mcp_session_stream ${stream ? "on" : "off"};
             mcp_session_mode ${mode};
             mcp_session_cors ${cors ? "on" : "off"};
-            proxy_pass http://127.0.0.1:${backendPort};
+            proxy_pass ${proxyPass ?? `http://127.0.0.1:${backendPort}`};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_read_timeout 1h;
         }
+        ${serverExtra}
     }
+    ${httpExtra}
     ${pageServer}
 }
 `);
@@ -156,6 +163,63 @@ http {
       }
     },
   };
+}
+
+// `count` replicas of replica_server.mjs (an SDK server with sessions in
+// process memory), each on its own port. A replica can be killed
+// (SIGKILL: a crash, every session and connection gone at once) and
+// started again on the same port, with none of its old sessions.
+export async function startReplicas(count) {
+  const entry = path.join(here, "replica_server.mjs");
+  const replicas = [];
+  for (let i = 0; i < count; i++) {
+    const port = await freePort();
+    const replica = {
+      port,
+      child: null,
+      output: "",
+      // Session ids this run of the replica was asked for and did not know.
+      unknownSessions: () => [...replica.output.matchAll(/^unknown session (\S+)$/gm)].map((m) => m[1]),
+      running: () => Boolean(replica.child && replica.child.exitCode === null && replica.child.signalCode === null),
+      async start() {
+        if (replica.running()) {
+          throw new Error(`replica on ${port} is already running`);
+        }
+        replica.output = "";
+        const child = spawn(process.execPath, [entry], {
+          env: { ...process.env, PORT: String(port) },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        replica.child = child;
+        child.stdout.on("data", (chunk) => { replica.output += chunk; });
+        child.stderr.on("data", (chunk) => { replica.output += chunk; });
+        await pollUntil(`replica on port ${port}`, async () => {
+          if (child.exitCode !== null) throw new Error(`replica on ${port} exited: ${replica.output}`);
+          return replica.output.includes(`listening ${port}`) && accepts(port);
+        });
+      },
+      async kill(signal = "SIGKILL") {
+        const child = replica.child;
+        if (!replica.running()) return;
+        child.kill(signal);
+        await pollUntil(`replica on ${port} to exit`, () => child.exitCode !== null || child.signalCode !== null);
+        await pollUntil(`port ${port} to refuse connections`, async () => !(await accepts(port)));
+      },
+      async restart() {
+        await replica.kill();
+        await replica.start();
+      },
+      stop() { return replica.kill("SIGTERM"); },
+    };
+    replicas.push(replica);
+  }
+  try {
+    await Promise.all(replicas.map((replica) => replica.start()));
+  } catch (err) {
+    await Promise.all(replicas.map((replica) => replica.kill()));
+    throw err;
+  }
+  return replicas;
 }
 
 // Lines that must never appear in an nginx error log.

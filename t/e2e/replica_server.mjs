@@ -1,0 +1,87 @@
+// One replica of an MCP server written the way the SDK's stateful example
+// is: McpServer + StreamableHTTPServerTransport, sessions only in this
+// process's memory (a Map of session id -> transport). Several of them
+// behind one nginx upstream are what issue 14 is about: a replica knows
+// only the sessions it made, and forgets them all when it restarts.
+// Run as `PORT=n node replica_server.mjs`; prints "listening PORT" once it
+// accepts, "session ID" per session made and "unknown session ID" per
+// request that named a session it does not have.
+//
+// Tool `whoami`: returns {"port": this replica's port, "calls": how many
+// times this session has called whoami, "pid": this process}.
+import http from "node:http";
+import { randomUUID } from "node:crypto";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+
+const port = Number(process.env.PORT);
+const transports = new Map();
+
+function createServer() {
+  const server = new McpServer({ name: "ngx-mcp-session-e2e-replica", version: "1.0.0" });
+  let calls = 0;  // one McpServer per session, so this counts one session's calls
+  server.registerTool("whoami", {
+    description: "Names the replica that serves this session and counts the session's calls",
+  }, async () => {
+    calls += 1;
+    return { content: [{ type: "text", text: JSON.stringify({ port, calls, pid: process.pid }) }] };
+  });
+  return server;
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => { text += chunk; });
+    req.on("end", () => {
+      try { resolve(text ? JSON.parse(text) : undefined); } catch (err) { reject(err); }
+    });
+    req.on("error", reject);
+  });
+}
+
+// The SDK examples' answer to a request whose session this process does not know.
+function noValidSession(res) {
+  res.writeHead(400, { "content-type": "application/json" });
+  res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message: "Bad Request: No valid session ID provided" }, id: null }));
+}
+
+const httpServer = http.createServer(async (req, res) => {
+  try {
+    const sessionId = req.headers["mcp-session-id"];
+    const body = req.method === "POST" ? await readBody(req) : undefined;
+    let transport = sessionId ? transports.get(sessionId) : undefined;
+    if (!transport) {
+      if (sessionId || req.method !== "POST" || !isInitializeRequest(body)) {
+        if (sessionId) console.log(`unknown session ${sessionId}`);
+        return noValidSession(res);
+      }
+      transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          console.log(`session ${id}`);
+          transports.set(id, transport);
+        },
+      });
+      transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
+      await createServer().connect(transport);
+    }
+    await transport.handleRequest(req, res, body);
+  } catch (err) {
+    console.log(`error ${err?.stack ?? err}`);
+    if (!res.headersSent) {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32603, message: "Internal server error" }, id: null }));
+    }
+  }
+});
+
+httpServer.listen(port, "127.0.0.1", () => {
+  console.log(`listening ${httpServer.address().port}`);
+});
+process.on("SIGTERM", () => {
+  httpServer.closeAllConnections();
+  httpServer.close(() => process.exit(0));
+});

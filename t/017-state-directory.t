@@ -75,8 +75,8 @@ sub start_within {
 
 # ------------------------------------------------------------ the format
 # Records as the writer lays them out (header 40 bytes; each record five
-# 64-bit fields, bound, id form, id size, a two-byte backend id size, the
-# id, the backend id), so a test can plant exactly one changed field.
+# 64-bit fields, bound, id form, id size, a two-byte backend id size, a
+# pinned server size, the id, the backend id, the pinned server), so a test can plant exactly one changed field.
 # Version 1 files carried a public FNV-1a checksum; later ones an
 # HMAC-SHA-256 keyed by PATH.key.
 sub records {
@@ -85,9 +85,9 @@ sub records {
     my (%at, $pos);
     $pos = 40;
     for (1 .. $count) {
-        my ($idsz, $bsz) = unpack 'Cv', substr($bytes, $pos + 42, 3);
-        $at{ substr($bytes, $pos + 45, $idsz) } = $pos;
-        $pos += 45 + $idsz + $bsz;
+        my ($idsz, $bsz, $psz) = unpack 'CvC', substr($bytes, $pos + 42, 4);
+        $at{ substr($bytes, $pos + 46, $idsz) } = $pos;
+        $pos += 46 + $idsz + $bsz + $psz;
     }
     return \%at;
 }
@@ -172,8 +172,8 @@ sub make_saved {
     # An altered byte, and a planted record with the checksum recomputed:
     # neither has a valid MAC.
     my $planted = $saved;
-    substr($planted, $at->{keep} + 45, 4) = 'plnt';
-    for my $case (['altered byte', do { my $b = $saved; substr($b, $at->{keep} + 45, 1) ^= "\x01"; $b }],
+    substr($planted, $at->{keep} + 46, 4) = 'plnt';
+    for my $case (['altered byte', do { my $b = $saved; substr($b, $at->{keep} + 46, 1) ^= "\x01"; $b }],
                   ['planted record', forged($planted)]) {
         my ($what, $bytes) = @$case;
         spew($state, $bytes);
@@ -197,7 +197,7 @@ sub make_saved {
         ok($own, 'planted while running: nginx saved its session');
         my $p = $own;
         my $r = records($p);
-        substr($p, $r->{keep} + 45, 4) = 'plnt';
+        substr($p, $r->{keep} + 46, 4) = 'plnt';
         spew("$state.new", forged($p));
         rename "$state.new", $state or die "rename: $!";
         ok($n->wait_for_log(qr/state file "\Q$state\E" is unusable \(authentication failed/, 10),
@@ -313,7 +313,7 @@ SKIP: {
     unlink "$state.key";
     spew("$state.key", $known, 0600, $nobody);
     my $p = $saved;
-    substr($p, records($p)->{keep} + 45, 4) = 'plnt';
+    substr($p, records($p)->{keep} + 46, 4) = 'plnt';
     spew($state, signed($p, $known), 0600, $nobody);
     my $n = start_nginx(workers => 2, user => $worker_user, http_config => zone_line($state), config => $locations);
     like($n->error_log, qr/state key file "\Q$state\E\.key" is not trustworthy \(owned by uid $nobody, not 0\); replacing it/,

@@ -187,6 +187,40 @@ $status = decode_json($n->request('GET', '/status')->{body});
 is($status->{upstreams}{"127.0.0.1:$a"} // 0, $per_server{$a} + ($fresh{$a} // 0) + grep({ $_ eq $a } values %issued),
    'the restored zone counts the pins again');
 
+# The pinned server is gone: the session ends at the edge and the client
+# gets nginx's 404 re-initialize answer (never a 502), counted; the next
+# initialize lands on a live server; other sessions go on.
+sub is_reinitialize {
+    my ($res, $name) = @_;
+    my $body = eval { decode_json($res->{body}) } // {};
+    ok($res->{status} == 404 && ($body->{error}{code} // 0) == -32001 && h($res, 'X-Backend') eq '',
+       "$name: nginx's 404 re-initialize answer") or diag("$res->{status} $res->{body}");
+}
+my $lost_before = $status->{counters}{sessions_replica_lost};
+ok($replicas->reload(http_config => replicas_config($c, $d)), "replica $b stops listening (connection refused)");
+my @on_b = grep { $home{$_} eq $b } keys %home;
+is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_b[0]), 'learn mode, refused');
+is(post('/mcp', $call, 'Mcp-Session-Id' => $on_b[0])->{status}, 404, '... the session is gone at the edge');
+my ($issued_b) = grep { $issued{$_} eq $b } keys %issued;
+is_reinitialize(post('/issue', $call, 'Mcp-Session-Id' => $issued_b), 'issue mode, refused') if $issued_b;
+my $again = post('/mcp', $initialize);
+ok($again->{status} == 200 && h($again, 'X-Backend') ne $b && h($again, 'X-Backend') ne '',
+   'a new initialize lands on a live server');
+my %others = map { ($_ => $home{$_}) } grep { $home{$_} ne $b } keys %home;
+($wrong) = all_at_home('/mcp', %others);
+is($wrong, 0, 'sessions on the other servers are unaffected');
+
+# Marked down, and removed from the upstream by a reload: gone as well.
+my $front_http = front_http($d, $a, $b) =~ s/(server 127\.0\.0\.1:$a) max_fails=0;/$1 down;/r;
+ok($n->reload(http_config => $front_http), "reload: $a marked down, $c removed");
+my ($on_a) = grep { $home{$_} eq $a } keys %home;
+my ($on_c) = grep { $home{$_} eq $c } keys %home;
+is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_a), 'pinned server marked down');
+is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_c), 'pinned server removed by a reload');
+$status = decode_json($n->request('GET', '/status')->{body});
+cmp_ok($status->{counters}{sessions_replica_lost} - $lost_before, '>=', 3 + ($issued_b ? 1 : 0),
+       'status counts sessions_replica_lost');
+
 # nginx -t catches misuse.
 sub config_error {
     my ($http, $conf) = @_;

@@ -205,7 +205,8 @@ mcp_session::zone_status session_store::status()
         status.open_streams = sh.open_streams;
         status.counters = sh.counters;
         status.bytes_free = static_cast<std::uint64_t>(zone_.pool->pfree) * ngx_pagesize;
-        for (const upstream_pin& slot : sh.pins) {
+        for (std::size_t i = 0; sh.pins != nullptr && i < pin_slots; ++i) {
+            const upstream_pin& slot = sh.pins[i];
             if (slot.sessions > 0) {
                 status.upstream_sessions[status.upstreams++] = {slot.sessions, slot.size, {}};
                 std::memcpy(status.upstream_sessions[status.upstreams - 1].name, slot.name, slot.size);

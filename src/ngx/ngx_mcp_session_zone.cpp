@@ -754,6 +754,12 @@ bool locked_zone::pin(session_record* record, std::string_view name)
     if (name.size() > max_pinned_name) {
         return false;
     }
+    if (sh_.pins == nullptr) {
+        sh_.pins = static_cast<upstream_pin*>(ngx_slab_calloc_locked(zone_.pool, pin_slots * sizeof(upstream_pin)));
+        if (sh_.pins == nullptr) {
+            return false;
+        }
+    }
     upstream_pin* free_slot = nullptr;
     for (std::size_t i = 0; i < pin_slots; ++i) {
         upstream_pin& slot = sh_.pins[i];
@@ -777,7 +783,7 @@ bool locked_zone::pin(session_record* record, std::string_view name)
 
 void locked_zone::unpin(session_record* record)
 {
-    if (record->pin != 0 && record->pin <= pin_slots) {
+    if (record->pin != 0 && record->pin <= pin_slots && sh_.pins != nullptr) {
         upstream_pin& slot = sh_.pins[record->pin - 1];
         if (slot.sessions > 0) {
             --slot.sessions;
@@ -788,7 +794,7 @@ void locked_zone::unpin(session_record* record)
 
 std::string_view locked_zone::pinned_server(const session_record* record) const
 {
-    if (record->pin == 0 || record->pin > pin_slots) {
+    if (record->pin == 0 || record->pin > pin_slots || sh_.pins == nullptr) {
         return {};
     }
     const upstream_pin& slot = sh_.pins[record->pin - 1];

@@ -50,7 +50,8 @@ struct worker_tenant {
 // the address nginx names them with (`127.0.0.1:8081`, `unix:/path`): a
 // session keeps a slot number, so the address is stored once per server,
 // not once per session, and the per-server counts cost nothing to read.
-// A slot whose count drops to 0 is free for another address.
+// A slot whose count drops to 0 is free for another address. The table
+// is allocated at a zone's first pin and kept for the zone's life.
 inline constexpr std::size_t pin_slots = mcp_session::max_status_upstreams;
 inline constexpr std::size_t max_pinned_name = mcp_session::max_upstream_name;
 
@@ -85,7 +86,7 @@ struct zone_shared {
     std::uint64_t cycles;                    // configuration cycles that used the zone
     worker_tenant tenants[inbox_workers];    // by worker number
     struct traffic_table* traffic;           // MCP traffic counters (ngx_mcp_session_traffic.hpp); may be null
-    upstream_pin pins[pin_slots];            // see session_record::pin
+    upstream_pin* pins;  // pin_slots of them, made at the first pin (small zones without sticky pay nothing)
 };
 
 struct event_slot {

@@ -17,7 +17,7 @@ struct zone_counters {
     std::uint64_t evicted = 0;           // live sessions evicted because the zone was full (both classes)
     std::uint64_t evicted_unused = 0;    // ... of them never named by a request after their creating one
     std::uint64_t evicted_established = 0;  // ... of them that had been (evicted only when no unused one was left)
-    std::uint64_t deleted = 0;           // sessions ended by DELETE or a backend 404
+    std::uint64_t deleted = 0;           // sessions ended by DELETE (losses are counted apart below)
     std::uint64_t events_published = 0;  // events put into rings (init, message, progress)
     std::uint64_t events_replayed = 0;   // events sent from the ring on (re)connect
     std::uint64_t lagged_notices = 0;

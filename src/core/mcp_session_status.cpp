@@ -22,7 +22,7 @@ constexpr counter_field counter_fields[] = {
      "Evicted sessions that no request had named since the one that created them."},
     {"evicted_established", &zone_counters::evicted_established,
      "Evicted sessions that requests had named after their creation (evicted only when no unused one was left)."},
-    {"deleted", &zone_counters::deleted, "Sessions ended by DELETE or by a backend 404."},
+    {"deleted", &zone_counters::deleted, "Sessions ended by DELETE."},
     {"events_published", &zone_counters::events_published, "Events put into session rings (init, message, progress)."},
     {"events_replayed", &zone_counters::events_replayed, "Events sent from a ring when a stream (re)connected."},
     {"lagged_notices", &zone_counters::lagged_notices, "Lagged notices sent to streams that fell behind the ring."},

@@ -199,7 +199,7 @@ location /backend {
 --- error_code eval
 [200, 405, 200]
 
-=== TEST 10: a backend 404 ends a live session only when it is a JSON-RPC error, not for other paths
+=== TEST 10: a backend 404 ends a live session only when it is a JSON-RPC error, not for other paths; the client gets nginx's 404
 --- http_config
 mcp_session_zone zone=mcp:1m;
 --- config
@@ -225,7 +225,7 @@ location /backend/jsonnotfound { default_type application/json; return 404 '{"de
 --- error_code eval
 [200, 404, 404, 200, 404, 404]
 --- response_body_like eval
-[qr/ok/, qr/Cannot POST/, qr/no such resource/, qr/ok/, qr/Session not found/, qr/"error":"session_expired"/]
+[qr/ok/, qr/Cannot POST/, qr/no such resource/, qr/ok/, qr/"error":"session_expired"/, qr/"error":"session_expired"/]
 --- response_headers eval
 ["X-Session-Status: new", "X-Session-Status: valid", "X-Session-Status: valid", "X-Session-Status: valid",
  "X-Session-Status: valid", "X-Session-Status: unknown"]

@@ -345,6 +345,50 @@ char* set_tracked_tools_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) no
     return NGX_CONF_OK;
 }
 
+// mcp_session_lost_session_400 default | off | [default] "phrase" ...
+char* set_lost_session_400_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
+{
+    auto* lcf = static_cast<loc_conf*>(conf);
+    auto* args = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lcf->lost_session_400_set != NGX_CONF_UNSET) {
+        return const_cast<char*>("is duplicate");
+    }
+    const auto is_word = [&](ngx_uint_t i, std::string_view word) { return to_view(args[i]) == word; };
+    mcp_session::lost_session_rules rules;
+    rules.default_rule = false;
+    for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
+        if (is_word(i, "off")) {
+            if (cf->args->nelts > 2) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"off\" cannot be combined with other values");
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+            continue;
+        }
+        if (is_word(i, "default")) {
+            if (i != 1) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"default\" must be the first value");
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+            rules.default_rule = true;
+            continue;
+        }
+        if (args[i].len == 0 || args[i].len > mcp_session::max_lost_session_phrase_length) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid phrase \"%V\", expected 1 to %uz bytes", &args[i],
+                               mcp_session::max_lost_session_phrase_length);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        if (rules.phrase_count == mcp_session::max_lost_session_phrases) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "too many phrases, at most %uz",
+                               mcp_session::max_lost_session_phrases);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        rules.phrases[rules.phrase_count++] = to_view(args[i]);  // cf->pool memory: lives as long as the conf
+    }
+    lcf->lost_session_400 = rules;
+    lcf->lost_session_400_set = 1;
+    return NGX_CONF_OK;
+}
+
 char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
 {
     auto* lcf = static_cast<loc_conf*>(conf);
@@ -397,6 +441,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->distinct_binding_errors = NGX_CONF_UNSET;
     lcf->inspect_body = NGX_CONF_UNSET;
     lcf->cors = NGX_CONF_UNSET;
+    lcf->lost_session_400_set = NGX_CONF_UNSET;
     return lcf;
 }
 
@@ -424,6 +469,26 @@ char* check_stream_settings(ngx_conf_t* cf, const loc_conf* conf, bool stream_se
                            conf->heartbeat, &zone->name);
         return static_cast<char*>(NGX_CONF_ERROR);
     }
+    return nullptr;
+}
+
+// Inherited like any list directive; set in a location that has no
+// mcp_session zone it could never apply, which nginx -t reports.
+char* merge_lost_session_400(ngx_conf_t* cf, const loc_conf* prev, loc_conf* conf)
+{
+    if (conf->lost_session_400_set != NGX_CONF_UNSET) {
+        auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+        if (clcf != nullptr && clcf->name.len > 0 && conf->zone == nullptr) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_session_lost_session_400\" is set in location \"%V\", which has no mcp_session zone",
+                               &clcf->name);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        return nullptr;
+    }
+    conf->lost_session_400 = prev->lost_session_400_set != NGX_CONF_UNSET ? prev->lost_session_400
+                                                                           : mcp_session::lost_session_rules{};
+    conf->lost_session_400_set = 1;
     return nullptr;
 }
 
@@ -471,6 +536,9 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
         return error;
     }
     if (char* error = check_sticky_location(cf, conf->zone != nullptr)) {
+        return error;
+    }
+    if (char* error = merge_lost_session_400(cf, prev, conf)) {
         return error;
     }
     if (conf->zone != nullptr) {

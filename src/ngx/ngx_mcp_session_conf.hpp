@@ -3,6 +3,7 @@
 
 #include "ngx_mcp_session_bridge.hpp"
 
+#include "mcp_session/backend_answer.hpp"
 #include "mcp_session/expiry.hpp"
 #include "mcp_session/sweep.hpp"
 
@@ -93,6 +94,8 @@ struct loc_conf {
     ngx_flag_t inspect_body;               // read POST bodies' first bytes for $mcp_method etc.
     ngx_flag_t cors;                       // CORS headers on nginx's own answers (mcp_session_cors)
     location_policy* policy;               // derived in merge
+    mcp_session::lost_session_rules lost_session_400;  // mcp_session_lost_session_400
+    ngx_flag_t lost_session_400_set;       // NGX_CONF_UNSET until set here or merged
 };
 
 inline zone_conf* zone_of(const loc_conf* lcf)
@@ -109,6 +112,7 @@ char* set_heartbeat_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) no
 char* set_origins_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_versions_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 char* set_tracked_tools_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
+char* set_lost_session_400_directive(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept;
 extern ngx_conf_enum_t session_modes[];
 extern ngx_conf_enum_t stream_vocabularies[];
 void* create_main_conf(ngx_conf_t* cf) noexcept;

@@ -4,12 +4,12 @@
 
 #include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_lost_answer.hpp"
 #include "ngx_mcp_session_recorder.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_sticky.hpp"
 #include "ngx_mcp_session_store.hpp"
 
-#include "mcp_session/backend_answer.hpp"
 #include "mcp_session/message.hpp"
 
 #include <exception>
@@ -154,20 +154,15 @@ void settle_issued_session(ngx_http_request_t* r, request_state* state)
 }
 
 
-bool is_json(ngx_http_request_t* r)
-{
-    static const char json[] = "application/json";
-    const ngx_str_t& type = r->headers_out.content_type;
-    return type.len >= sizeof(json) - 1 &&
-           ngx_strncasecmp(type.data, reinterpret_cast<u_char*>(const_cast<char*>(json)), sizeof(json) - 1) == 0;
-}
-
-void observe_answer(ngx_http_request_t* r, request_state* state)
+// True when the answer is held until its body shows whether the backend
+// lost the session (ngx_mcp_session_lost_answer.cpp).
+bool observe_answer(ngx_http_request_t* r, request_state* state)
 {
     const ngx_uint_t status = r->headers_out.status;
     // Only an answer that came from the backend can teach or end anything:
     // nginx's own pages (return, error_page targets, our answers) cannot.
     const bool backend = answered_by_backend(r);
+    bool held = false;
     if (backend && state->issued) {
         settle_issued_session(r, state);
     } else if (backend && !state->issue_mode && state->status == session_status::none && is_success(status)) {
@@ -178,13 +173,14 @@ void observe_answer(ngx_http_request_t* r, request_state* state)
         } else if (is_success(status) && state->pinned_server.len == 0 && !sticky_server_of(r).empty()) {
             session_store store(*state->zone);
             pin_to_answering_server(r, state, store);
-        } else if (status == NGX_HTTP_NOT_FOUND && is_json(r)) {
-            state->ending_on_error = true;  // decided by the body filter
+        } else {
+            held = hold_if_session_may_be_lost(r, state);
         }
     }
     if (state->issue_mode) {
         show_only_nginx_id(r, state);
     }
+    return held;
 }
 
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept
@@ -192,7 +188,9 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
     try {
         request_state* state = state_of(r);
         if (state != nullptr && r == r->main && !state->answered_here) {
-            observe_answer(r, state);
+            if (observe_answer(r, state)) {
+                return NGX_OK;  // the body filter sends the headers once the body is judged
+            }
             start_post_recording(r, state);
         }
         add_cors_to_own_answer(r, state);
@@ -206,49 +204,13 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
     return next_header_filter(r);
 }
 
-// Collects the start of a backend 404 (answer_body_limit bytes at most)
-// and ends the session once the whole body shows a JSON-RPC error.
-void watch_error_body(ngx_http_request_t* r, request_state* state, ngx_chain_t* in)
-{
-    ngx_str_t& kept = state->answer_body;
-    if (kept.data == nullptr) {
-        kept.data = static_cast<u_char*>(ngx_pnalloc(r->pool, mcp_session::answer_body_limit));
-        if (kept.data == nullptr) {
-            state->ending_on_error = false;
-            return;
-        }
-    }
-    bool last = false;
-    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
-        ngx_buf_t* b = cl->buf;
-        last |= b->last_buf != 0;
-        if (b->in_file || !ngx_buf_in_memory(b)) {
-            continue;  // a session error is small: never written to a temp file
-        }
-        const size_t size = static_cast<size_t>(b->last - b->pos);
-        if (kept.len + size > mcp_session::answer_body_limit) {
-            state->ending_on_error = false;  // too long for a session error
-            return;
-        }
-        ngx_memcpy(kept.data + kept.len, b->pos, size);
-        kept.len += size;
-    }
-    if (!last) {
-        return;
-    }
-    state->ending_on_error = false;
-    if (mcp_session::is_jsonrpc_error_body(to_view(kept))) {
-        session_store(*state->zone).remove(state->key);
-    }
-}
-
 ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
 {
     request_state* state = nullptr;
     try {
         state = r == r->main ? state_of(r) : nullptr;
-        if (state != nullptr && state->ending_on_error && in != nullptr) {
-            watch_error_body(r, state, in);
+        if (lost_answer_engaged(state)) {
+            return lost_answer_body(r, state, in, next_header_filter, next_body_filter);
         }
         if (state != nullptr && state->recorder != nullptr) {
             return relay_post_stream(r, state, in, next_body_filter);
@@ -258,8 +220,8 @@ ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
     } catch (...) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: body filter failed");
     }
-    if (state != nullptr && state->recorder != nullptr) {
-        return NGX_ERROR;  // a relayed answer cannot go on raw after rewritten bytes
+    if (state != nullptr && (state->recorder != nullptr || lost_answer_engaged(state))) {
+        return NGX_ERROR;  // a relayed or held answer cannot go on raw
     }
     return next_body_filter(r, in);
 }

@@ -35,8 +35,7 @@ struct request_state {
     bool modern;                   // MCP-Protocol-Version names a sessionless revision
     bool issue_mode;               // the location that made this state issues ids
     bool streamed;                 // the session's GET is nginx's to serve
-    bool ending_on_error;          // a backend 404 ends the session if its body is a JSON-RPC error
-    ngx_str_t answer_body;         // the start of that 404's body (answer_body_limit bytes at most)
+    struct lost_answer_ctx* lost_answer;  // a 400/404 held or replaced (ngx_mcp_session_lost_answer.cpp)
     ngx_str_t protocol_version;    // $mcp_protocol_version
     ngx_str_t request_id;          // JSON text of the body's id, for our errors ("null"): $mcp_rpc_id
     ngx_str_t method;              // $mcp_method, where the body was read

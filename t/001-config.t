@@ -299,3 +299,72 @@ location /t { mcp_session_tracked_tools zone=mcp echo; return 200; }
 --- must_die
 --- error_log eval
 [qr/\[emerg\] \d+#\d+: "mcp_session_tracked_tools" directive is not allowed here in \S+nginx\.conf:\d+/]
+
+=== TEST 35: mcp_session_lost_session_400 in all its forms starts
+--- http_config
+mcp_session_zone zone=mcp:1m;
+mcp_session_lost_session_400 off;
+--- config
+location /a { mcp_session zone=mcp; mcp_session_lost_session_400 default; return 200 "ok\n"; }
+location /b { mcp_session zone=mcp; mcp_session_lost_session_400 "context gone" "Session Reset"; return 200; }
+location /c { mcp_session zone=mcp; mcp_session_lost_session_400 default "context gone"; return 200; }
+location /d { return 200; }
+--- request
+GET /a
+--- error_code: 200
+--- response_body
+ok
+
+=== TEST 36: mcp_session_lost_session_400 where no session is handled
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session_lost_session_400 off; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session_lost_session_400" is set in location "\/t", which has no mcp_session zone in \S+nginx\.conf:\d+/]
+
+=== TEST 37: mcp_session_lost_session_400 off with phrases
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session zone=mcp; mcp_session_lost_session_400 off "gone"; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "off" cannot be combined with other values in \S+nginx\.conf:\d+/]
+
+=== TEST 38: mcp_session_lost_session_400 with an empty phrase
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session zone=mcp; mcp_session_lost_session_400 default ""; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: invalid phrase "", expected 1 to 128 bytes in \S+nginx\.conf:\d+/]
+
+=== TEST 39: mcp_session_lost_session_400 with default after a phrase
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session zone=mcp; mcp_session_lost_session_400 "gone" default; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "default" must be the first value in \S+nginx\.conf:\d+/]
+
+=== TEST 40: mcp_session_lost_session_400 with more than 8 phrases
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session zone=mcp; mcp_session_lost_session_400 a b c d e f g h i; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: too many phrases, at most 8 in \S+nginx\.conf:\d+/]
+
+=== TEST 41: mcp_session_lost_session_400 twice in one location
+--- http_config
+mcp_session_zone zone=mcp:1m;
+--- config
+location /t { mcp_session zone=mcp; mcp_session_lost_session_400 off; mcp_session_lost_session_400 default; return 200; }
+--- must_die
+--- error_log eval
+[qr/\[emerg\] \d+#\d+: "mcp_session_lost_session_400" directive is duplicate in \S+nginx\.conf:\d+/]

@@ -322,6 +322,8 @@ is(status_of()->{counters}{sessions_replica_lost}, 0, 'sessions_replica_lost is 
 my $prom = $n->request('GET', '/status?format=prometheus')->{body};
 like($prom, qr/^mcp_session_sessions_backend_lost_total\{zone="mcp"\} $lost_count$/m, 'Prometheus: backend lost');
 like($prom, qr/^# HELP mcp_session_sessions_replica_lost_total /m, 'Prometheus: replica lost');
+my ($own) = $prom =~ /^mcp_session_own_answers_total\{zone="mcp",reason="session_not_found"\} (\d+)$/m;
+cmp_ok($own // 0, '>=', $lost_count, "nginx's 404s in place of the backend's count as its own answers");
 unlike($n->error_log, qr/\[(?:alert|crit|emerg)\]|header already sent/, 'no alerts');
 
 $n->stop;

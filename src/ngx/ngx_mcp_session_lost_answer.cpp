@@ -27,6 +27,7 @@ struct lost_answer_ctx {
     u_char* kept;      // copy of the held body (answer_body_limit bytes of room)
     size_t kept_len;
     ngx_str_t our_body;  // the 404's body, once decided
+    bool replaced;       // r->headers_out became the 404
 };
 
 namespace {
@@ -92,6 +93,7 @@ bool become_not_found(ngx_http_request_t* r, request_state* state, lost_answer_c
         .end_lost(state->key, cause == session_loss_cause::backend_lost ? session_store::loss::backend
                                                                         : session_store::loss::replica);
 
+    ctx->replaced = true;
     ngx_http_headers_out_t& out = r->headers_out;
     out.status = NGX_HTTP_NOT_FOUND;
     out.status_line.len = 0;  // the upstream's own "400 Bad Request" line
@@ -243,6 +245,11 @@ bool hold_if_session_may_be_lost(ngx_http_request_t* r, request_state* state)
 }
 
 bool lost_answer_engaged(const request_state* state) { return state != nullptr && state->lost_answer != nullptr; }
+
+bool lost_answer_replaced(const request_state* state)
+{
+    return lost_answer_engaged(state) && state->lost_answer->replaced;
+}
 
 ngx_int_t lost_answer_body(ngx_http_request_t* r, request_state* state, ngx_chain_t* in,
                            ngx_http_output_header_filter_pt next_header, ngx_http_output_body_filter_pt next_body)

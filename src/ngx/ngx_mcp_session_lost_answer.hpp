@@ -29,6 +29,10 @@ bool hold_if_session_may_be_lost(ngx_http_request_t* r, request_state* state);
 // lost_answer_body for every call, `in` empty or not.
 bool lost_answer_engaged(const request_state* state);
 
+// True when the client got nginx's 404 in place of the answer (counted
+// as nginx's own answer in the traffic figures).
+bool lost_answer_replaced(const request_state* state);
+
 // Body filter side. A held answer's bytes are copied (up to
 // answer_body_limit) and consumed until last_buf; then the session is
 // either lost (removed, counted, headers rewritten, the 404 body sent) or

@@ -3,6 +3,7 @@
 #include "ngx_mcp_session_traffic.hpp"
 
 #include "ngx_mcp_session_conf.hpp"
+#include "ngx_mcp_session_lost_answer.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_zone.hpp"
 
@@ -231,7 +232,7 @@ ngx_int_t record_traffic(ngx_http_request_t* r) noexcept
         count(tool_figures_for(table, to_view(state->target)), status, timed, ms);
     }
     add(table.statuses[mcp_session::method_index(method)][mcp_session::status_index(static_cast<unsigned>(status))]);
-    if (state->answered_here || (state->streamed && status >= 400)) {
+    if (state->answered_here || (state->streamed && status >= 400) || lost_answer_replaced(state)) {
         add(table.own_answers[static_cast<std::size_t>(mcp_session::own_answer_of(static_cast<unsigned>(status)))]);
     }
     return NGX_OK;

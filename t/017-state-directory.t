@@ -76,7 +76,8 @@ sub start_within {
 # ------------------------------------------------------------ the format
 # Records as the writer lays them out (header 40 bytes; each record five
 # 64-bit fields, bound, id form, id size, a two-byte backend id size, a
-# pinned server size, the id, the backend id, the pinned server), so a test can plant exactly one changed field.
+# pinned server size, the id, the backend id, the pinned server), so a
+# test can plant exactly one changed field.
 # Version 1 files carried a public FNV-1a checksum; later ones an
 # HMAC-SHA-256 keyed by PATH.key.
 sub records {

@@ -20,11 +20,9 @@ sub h { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
 my @ports = map { free_port() } 1 .. 4;
 my ($a, $b, $c, $d) = @ports;
 
-sub replica_block {
+sub replica_location {
     my ($port) = @_;
     return <<"CONF";
-server {
-    listen 127.0.0.1:$port;
     location / {
         if (\$http_mcp_session_id = "") {
             add_header Mcp-Session-Id "s-$port-\$request_id" always;
@@ -39,9 +37,10 @@ server {
         add_header X-Saw "[\$http_mcp_session_id]" always;
         return 200 "ok $port\\n";
     }
-}
 CONF
 }
+
+sub replica_block { my ($port) = @_; return "server {\n    listen 127.0.0.1:$port;\n" . replica_location($port) . "}\n" }
 
 sub replicas_config { my (@live) = @_; return join '', map { replica_block($_) } @live }
 
@@ -52,11 +51,7 @@ my $replicas = McpSession::Nginx->new(
     load_module => 0,
     log_level   => 'warn',
     http_config => replicas_config($b, $c, $d),
-    config      => 'location / { add_header X-Backend ' . $a . ' always; '
-                 . 'if ($http_mcp_session_id = "") { add_header Mcp-Session-Id "s-' . $a . '-$request_id" always; '
-                 . 'add_header X-Backend ' . $a . ' always; return 200 "init ' . $a . '\n"; } '
-                 . 'if ($arg_fail) { add_header X-Backend ' . $a . ' always; return 502 "replica failed\n"; } '
-                 . 'return 200 "ok ' . $a . '\n"; }',
+    config      => replica_location($a),
 );
 $replicas->start;
 $replicas->{started_by_api} = 1;

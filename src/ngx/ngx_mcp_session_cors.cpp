@@ -35,6 +35,11 @@ void add_cors_to_own_answer(ngx_http_request_t* r, const request_state* state)
     if (state == nullptr || !(state->answered_here || state->streamed) || r != r->main || answered_by_backend(r)) {
         return;
     }
+    add_cors_to_replaced_answer(r);
+}
+
+void add_cors_to_replaced_answer(ngx_http_request_t* r)
+{
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     if (lcf == nullptr || lcf->zone == nullptr || !lcf->cors) {
         return;

@@ -13,4 +13,9 @@ struct request_state;
 // Access-Control-Expose-Headers. Throws std::bad_alloc.
 void add_cors_to_own_answer(ngx_http_request_t* r, const request_state* state);
 
+// The same for an answer nginx put in place of the upstream's (the 404 for
+// a session its backend or replica lost), unless the backend's own
+// Access-Control-Allow-Origin is still there. Throws std::bad_alloc.
+void add_cors_to_replaced_answer(ngx_http_request_t* r);
+
 }  // namespace mcp_ngx

@@ -183,11 +183,24 @@ bool observe_answer(ngx_http_request_t* r, request_state* state)
     return held;
 }
 
+// mcp_session_sticky found the session's server gone (down, failed,
+// removed) or could not reach it, and nginx made the error page itself:
+// no answer header ever came from a backend for this request.
+bool pinned_server_was_gone(ngx_http_request_t* r, const request_state* state)
+{
+    return state->pinned_server_gone && state->status == session_status::valid &&
+           r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR &&
+           (r->upstream == nullptr || r->upstream->headers_in.status_n == 0);
+}
+
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept
 {
     try {
         request_state* state = state_of(r);
         if (state != nullptr && r == r->main && !state->answered_here) {
+            if (pinned_server_was_gone(r, state)) {
+                return answer_session_gone(r, state, session_loss_cause::replica_gone, next_header_filter);
+            }
             if (observe_answer(r, state)) {
                 return NGX_OK;  // the body filter sends the headers once the body is judged
             }

@@ -3,6 +3,7 @@
 // gets either the backend's answer unchanged or nginx's 404, never both.
 #include "ngx_mcp_session_lost_answer.hpp"
 
+#include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
@@ -118,6 +119,11 @@ bool become_not_found(ngx_http_request_t* r, request_state* state, lost_answer_c
     }
     // The session is gone: no id of it may reach the client.
     for_each_header(out.headers, session_header, [](ngx_table_elt_t& h) { h.hash = 0; });
+    try {
+        add_cors_to_replaced_answer(r);  // a browser client must be able to read the 404
+    } catch (const std::bad_alloc&) {
+        // the 404 goes out without CORS headers: the session is gone either way
+    }
     return true;
 }
 

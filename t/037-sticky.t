@@ -7,6 +7,7 @@ use warnings;
 use lib 't/lib';
 use McpSession::TestNginx;
 use McpSession::Nginx;
+use McpSession::Http2;
 use JSON::PP qw(decode_json);
 use Test::More;
 
@@ -19,6 +20,7 @@ sub h { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
 # initialize (no Mcp-Session-Id) gets a session id made by that replica.
 my @ports = map { free_port() } 1 .. 4;
 my ($a, $b, $c, $d) = @ports;
+my $h2 = free_port();  # the front's HTTP/2 listener
 
 sub replica_location {
     my ($port) = @_;
@@ -67,12 +69,14 @@ system('rm', '-rf', $state_dir);
 mkdir $state_dir or die "$state_dir: $!";
 chmod 0700, $state_dir;
 
+my $locations;
 sub front_http {
     my (@servers) = @_;
-    return "mcp_session_zone zone=mcp:1m state=$state_dir/mcp.state;\n" . upstream_block(@servers);
+    return "mcp_session_zone zone=mcp:1m state=$state_dir/mcp.state;\n" . upstream_block(@servers)
+         . "server {\n    listen 127.0.0.1:$h2 http2;\n$locations}\n";
 }
 
-my $locations = <<'CONF';
+$locations = <<'CONF';
 location /mcp {
     mcp_session zone=mcp;
     proxy_pass http://pool;
@@ -129,6 +133,25 @@ sub all_at_home {
 my ($wrong, $workers) = all_at_home('/mcp', %home);
 is($wrong, 0, '180 requests of 30 sessions: every one reached the server that made its session');
 is($workers, 2, '... served by both workers (the pins are in the shared zone)');
+
+# HTTP/2: the same pins, whichever protocol the client speaks.
+sub h2 { my ($path, $body, @headers) = @_; return McpSession::Http2::h2_request($h2, 'POST', $path, $body,
+         'Content-Type: application/json', @headers) }
+my %h2home;
+for (1 .. 6) {
+    my $res = h2('/mcp', $initialize);
+    $h2home{ $res->{headers}{'mcp-session-id'}[0] } = $res->{headers}{'x-backend'}[0];
+}
+my $h2wrong = 0;
+for my $sid (keys %h2home) {
+    for (1 .. 3) {
+        $h2wrong++ if (h2('/mcp', $call, "Mcp-Session-Id: $sid")->{headers}{'x-backend'}[0] // '') ne $h2home{$sid};
+        $h2wrong++ if h(post('/mcp', $call, 'Mcp-Session-Id' => $sid), 'X-Backend') ne $h2home{$sid};
+    }
+}
+is(scalar(keys %h2home), 6, 'HTTP/2: six sessions made');
+is($h2wrong, 0, 'HTTP/2 and HTTP/1.1 requests of sessions made over HTTP/2 all reach their server');
+$per_server{ $h2home{$_} }++ for keys %h2home;
 
 my $status = decode_json($n->request('GET', '/status')->{body});
 is_deeply($status->{upstreams}, { map { ("127.0.0.1:$_" => $per_server{$_}) } $a, $b, $c },
@@ -196,6 +219,10 @@ ok($replicas->reload(http_config => replicas_config($c, $d)), "replica $b stops 
 my @on_b = grep { $home{$_} eq $b } keys %home;
 is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_b[0]), 'learn mode, refused');
 is(post('/mcp', $call, 'Mcp-Session-Id' => $on_b[0])->{status}, 404, '... the session is gone at the edge');
+my ($h2_on_b) = grep { $h2home{$_} eq $b } keys %h2home;
+my $h2gone = h2('/mcp', $call, "Mcp-Session-Id: $h2_on_b");
+is($h2gone->{status}, 404, 'HTTP/2: a session whose server is gone gets 404');
+is(eval { decode_json($h2gone->{body})->{error}{code} }, -32001, "HTTP/2: ... nginx's re-initialize body");
 my ($issued_b) = grep { $issued{$_} eq $b } keys %issued;
 is_reinitialize(post('/issue', $call, 'Mcp-Session-Id' => $issued_b), 'issue mode, refused') if $issued_b;
 my $again = post('/mcp', $initialize);
@@ -213,7 +240,7 @@ my ($on_c) = grep { $home{$_} eq $c } keys %home;
 is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_a), 'pinned server marked down');
 is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_c), 'pinned server removed by a reload');
 $status = decode_json($n->request('GET', '/status')->{body});
-cmp_ok($status->{counters}{sessions_replica_lost} - $lost_before, '>=', 3 + ($issued_b ? 1 : 0),
+cmp_ok($status->{counters}{sessions_replica_lost} - $lost_before, '>=', 4 + ($issued_b ? 1 : 0),
        'status counts sessions_replica_lost');
 
 # nginx -t catches misuse.

@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { readBody } from "./read_body.mjs";
 
 const port = Number(process.env.PORT);
 const transports = new Map();
@@ -28,18 +29,6 @@ function createServer() {
     return { content: [{ type: "text", text: JSON.stringify({ port, calls, pid: process.pid }) }] };
   });
   return server;
-}
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    req.setEncoding("utf8");
-    req.on("data", (chunk) => { text += chunk; });
-    req.on("end", () => {
-      try { resolve(text ? JSON.parse(text) : undefined); } catch (err) { reject(err); }
-    });
-    req.on("error", reject);
-  });
 }
 
 // The SDK examples' answer to a request whose session this process does not know.

@@ -14,6 +14,7 @@ import { z } from "zod";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { readBody } from "./read_body.mjs";
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const transports = new Map();
@@ -37,18 +38,6 @@ function createServer(transport) {
     return { content: [{ type: "text", text: `steps done: ${count}` }] };
   });
   return server;
-}
-
-function readBody(req) {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    req.setEncoding("utf8");
-    req.on("data", (chunk) => { text += chunk; });
-    req.on("end", () => {
-      try { resolve(text ? JSON.parse(text) : undefined); } catch (err) { reject(err); }
-    });
-    req.on("error", reject);
-  });
 }
 
 function reject(res, status, message) {

@@ -267,9 +267,10 @@ BOOST_AUTO_TEST_CASE(hex_digest_and_long_backend_ids_round_trip)
     BOOST_TEST(c.sessions[1].key.equals(digest.data(), digest.size(), id_form::digest));
 }
 
-// A file as version 2 wrote it: one-byte backend id size, ids packed only
-// when they were canonical UUIDs.
-std::string version_2_file(std::string_view id, std::string_view backend)
+// A file as an older version wrote it. Version 2: a one-byte backend id
+// size, ids packed only when they were canonical UUIDs. Version 3: a
+// two-byte backend id size and no pinned server.
+std::string legacy_file(std::uint32_t version, std::string_view id, std::string_view backend)
 {
     std::string out("MCPSTATE", 8);
     auto le = [&out](std::uint64_t v, int size) {
@@ -277,7 +278,7 @@ std::string version_2_file(std::string_view id, std::string_view backend)
             out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
         }
     };
-    le(2, 4);
+    le(version, 4);
     le(0, 4);
     le(0xfeed, 8);
     le(static_cast<std::uint64_t>(start), 8);
@@ -290,11 +291,13 @@ std::string version_2_file(std::string_view id, std::string_view backend)
     out.push_back(0);  // bound
     out.push_back(0);  // verbatim
     out.push_back(static_cast<char>(id.size()));
-    out.push_back(static_cast<char>(backend.size()));
+    le(backend.size(), version == 2 ? 1 : 2);
     out.append(id).append(backend);
     const sha256_digest mac = hmac_sha256(key, out);
     return out.append(reinterpret_cast<const char*>(mac.data()), mac.size());
 }
+
+std::string version_2_file(std::string_view id, std::string_view backend) { return legacy_file(2, id, backend); }
 
 BOOST_AUTO_TEST_CASE(version_2_files_are_read_and_hex_ids_repacked)
 {
@@ -353,34 +356,11 @@ BOOST_AUTO_TEST_CASE(pinned_servers_round_trip_and_bad_ones_are_refused)
 
 BOOST_AUTO_TEST_CASE(version_3_files_are_read_unpinned)
 {
-    // Version 3: the record has no pinned-server size byte.
-    std::string out("MCPSTATE", 8);
-    auto le = [&out](std::uint64_t v, int size) {
-        for (int i = 0; i < size; ++i) {
-            out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-        }
-    };
-    le(3, 4);
-    le(0, 4);
-    le(0xfeed, 8);
-    le(static_cast<std::uint64_t>(start), 8);
-    le(1, 8);
-    le(static_cast<std::uint64_t>(start), 8);
-    le(static_cast<std::uint64_t>(start), 8);
-    le(0, 8);
-    le(0, 8);
-    le(0, 8);
-    out.push_back(0);  // bound
-    out.push_back(0);  // verbatim
-    out.push_back(2);  // id size
-    le(3, 2);          // backend id size
-    out.append("s1").append("b-3");
-    const sha256_digest mac = hmac_sha256(key, out);
-    out.append(reinterpret_cast<const char*>(mac.data()), mac.size());
-    const state_contents c = read_state(out, limits(10));
+    const state_contents c = read_state(legacy_file(3, "s1", "b-3"), limits(10));
     BOOST_TEST_REQUIRE(c.ok, c.error);
     BOOST_TEST_REQUIRE(c.sessions.size() == 1u);
     BOOST_TEST(c.sessions[0].backend_id == "b-3");
+    BOOST_TEST(c.sessions[0].next_event_id == 5u);
     BOOST_TEST(c.sessions[0].pinned_server.empty());
 }
 

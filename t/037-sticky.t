@@ -9,6 +9,7 @@ use McpSession::TestNginx;
 use McpSession::Nginx;
 use McpSession::Http2;
 use JSON::PP qw(decode_json);
+use IO::Socket::INET;
 use Test::More;
 
 my $initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}';
@@ -21,11 +22,20 @@ sub h { my ($res, $name) = @_; return $res->{headers}{lc $name}[0] // '' }
 my @ports = map { free_port() } 1 .. 4;
 my ($a, $b, $c, $d) = @ports;
 my $h2 = free_port();  # the front's HTTP/2 listener
+# A listener that never answers: a replica proxies ?slow=1 there, so the
+# front's proxy_read_timeout fires after the request went out.
+my $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16) or die "listen: $!";
+my $silent_port = $silent->sockport;
 
 sub replica_location {
     my ($port) = @_;
     return <<"CONF";
     location / {
+        if (\$arg_fixed) {
+            add_header Mcp-Session-Id "fixed-one" always;
+            add_header X-Backend $port always;
+            return 200 "init $port\\n";
+        }
         if (\$http_mcp_session_id = "") {
             add_header Mcp-Session-Id "s-$port-\$request_id" always;
             add_header X-Backend $port always;
@@ -35,10 +45,14 @@ sub replica_location {
             add_header X-Backend $port always;
             return 502 "replica $port failed\\n";
         }
+        if (\$arg_slow) {
+            rewrite ^ /slow-path last;
+        }
         add_header X-Backend $port always;
         add_header X-Saw "[\$http_mcp_session_id]" always;
         return 200 "ok $port\\n";
     }
+    location = /slow-path { proxy_pass http://127.0.0.1:$silent_port; }
 CONF
 }
 
@@ -61,6 +75,9 @@ $replicas->{started_by_api} = 1;
 sub upstream_block {
     my (@servers) = @_;
     return "upstream pool {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=0;\n" } @servers)
+         . "    mcp_session_sticky;\n}\n"
+         # round robin's defaults: one failure takes a server out for fail_timeout
+         . "upstream fragile {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=1 fail_timeout=30s;\n" } @servers)
          . "    mcp_session_sticky;\n}\n";
 }
 
@@ -91,6 +108,18 @@ location /issue {
     add_header X-Pinned $mcp_session_upstream always;
     add_header X-Pid $pid always;
 }
+location /fragile {
+    mcp_session zone=mcp;
+    proxy_pass http://fragile;
+    proxy_read_timeout 1s;
+    add_header X-Pid $pid always;
+}
+location /maintained {
+    mcp_session zone=mcp;
+    proxy_pass http://pool;
+    error_page 502 504 =503 /maintenance;
+}
+location = /maintenance { internal; return 503 "maintenance\n"; }
 location = /status { mcp_session_status zone=mcp; }
 CONF
 
@@ -152,6 +181,35 @@ for my $sid (keys %h2home) {
 is(scalar(keys %h2home), 6, 'HTTP/2: six sessions made');
 is($h2wrong, 0, 'HTTP/2 and HTTP/1.1 requests of sessions made over HTTP/2 all reach their server');
 $per_server{ $h2home{$_} }++ for keys %h2home;
+
+# A server that failed one request (round robin marks it failed for
+# fail_timeout) still serves its other sessions, and the request that
+# timed out after it was sent ends nothing: only a server nobody can
+# connect to is gone.
+my %fragile;
+for (1 .. 6) {
+    my $res = post('/fragile', $initialize);
+    push @{ $fragile{ h($res, 'X-Backend') } }, h($res, 'Mcp-Session-Id');
+}
+my ($x) = grep { @{ $fragile{$_} } >= 2 } keys %fragile;
+my ($s1, $s2) = @{ $fragile{$x} };
+my $timed_out = post('/fragile?slow=1', $call, 'Mcp-Session-Id' => $s1);
+is($timed_out->{status}, 504, 'a request that times out after it was sent gets 504, not the 404');
+is(h(post('/fragile', $call, 'Mcp-Session-Id' => $s2), 'X-Backend'), $x,
+   'another session on that server is still served by it (max_fails reached, server alive)');
+is(h(post('/fragile', $call, 'Mcp-Session-Id' => $s1), 'X-Backend'), $x, '... and so is the one that timed out');
+$per_server{$_} += @{ $fragile{$_} } for keys %fragile;
+
+# A backend that answers an initialize with a live session's id does not
+# move that session to itself.
+my $fixed_first = post('/mcp?fixed=1', $initialize);
+my $fixed_home = h($fixed_first, 'X-Backend');
+my %fixed_seen = ($fixed_home => 1);
+for (1 .. 5) { $fixed_seen{ h(post('/mcp?fixed=1', $initialize), 'X-Backend') } = 1 }
+ok(keys %fixed_seen > 1, 'the reused id was answered by more than one server');
+is(h(post('/mcp', $call, 'Mcp-Session-Id' => 'fixed-one'), 'X-Backend'), $fixed_home,
+   'the session keeps the server that made it first');
+$per_server{$fixed_home}++;
 
 my $status = decode_json($n->request('GET', '/status')->{body});
 is_deeply($status->{upstreams}, { map { ("127.0.0.1:$_" => $per_server{$_}) } $a, $b, $c },
@@ -223,6 +281,10 @@ my ($h2_on_b) = grep { $h2home{$_} eq $b } keys %h2home;
 my $h2gone = h2('/mcp', $call, "Mcp-Session-Id: $h2_on_b");
 is($h2gone->{status}, 404, 'HTTP/2: a session whose server is gone gets 404');
 is(eval { decode_json($h2gone->{body})->{error}{code} }, -32001, "HTTP/2: ... nginx's re-initialize body");
+my $maintained = $n->request('POST', '/maintained', headers => ['Content-Type' => 'application/json',
+                              'Mcp-Session-Id' => $on_b[1]], body => $call);
+is("$maintained->{status} $maintained->{body}", "503 maintenance\n", "an error_page for the 502 answers as the operator wrote it");
+is(post('/mcp', $call, 'Mcp-Session-Id' => $on_b[1])->{status}, 404, '... and the session is ended all the same');
 my ($issued_b) = grep { $issued{$_} eq $b } keys %issued;
 is_reinitialize(post('/issue', $call, 'Mcp-Session-Id' => $issued_b), 'issue mode, refused') if $issued_b;
 my $again = post('/mcp', $initialize);
@@ -240,7 +302,7 @@ my ($on_c) = grep { $home{$_} eq $c } keys %home;
 is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_a), 'pinned server marked down');
 is_reinitialize(post('/mcp', $call, 'Mcp-Session-Id' => $on_c), 'pinned server removed by a reload');
 $status = decode_json($n->request('GET', '/status')->{body});
-cmp_ok($status->{counters}{sessions_replica_lost} - $lost_before, '>=', 4 + ($issued_b ? 1 : 0),
+cmp_ok($status->{counters}{sessions_replica_lost} - $lost_before, '>=', 5 + ($issued_b ? 1 : 0),
        'status counts sessions_replica_lost');
 
 # nginx -t catches misuse.
@@ -267,6 +329,9 @@ like(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky on; }", 
      qr/invalid number of arguments in "mcp_session_sticky"/, 'nginx -t: arguments');
 like(config_error('', 'location /x { mcp_session_sticky; }'), qr/"mcp_session_sticky" directive is not allowed here/,
      'nginx -t: outside an upstream block');
+is(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky; }",
+                'location /x { mcp_session zone=mcp; proxy_pass http://u; location /x/health { mcp_session off; return 200; } }'),
+   '', 'nginx -t: a nested location without mcp_session that does not proxy is fine');
 is(config_error("upstream u { server 127.0.0.1:$a; mcp_session_sticky; keepalive 4; zone u 64k; }", $with), '',
    'nginx -t: with keepalive after it and an upstream zone, accepted');
 

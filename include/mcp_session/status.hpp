@@ -39,7 +39,7 @@ struct zone_counters {
 
 // Sessions pinned to one upstream server (mcp_session_sticky), by the
 // address nginx names the server with.
-inline constexpr std::size_t max_status_upstreams = 64;
+inline constexpr std::size_t max_status_upstreams = 255;  // a session keeps its slot in one byte
 inline constexpr std::size_t max_upstream_name = 119;
 
 struct upstream_count {

@@ -27,7 +27,7 @@ bool is_success(ngx_uint_t status) { return status >= 200 && status < 300; }
 
 // mcp_session_sticky: the session stays with the server that answered it
 // well. A session not pinned yet (made before the upstream became sticky,
-// or restored from an older state file) is pinned by its next success.
+// or restored from an older state file) is pinned by its next 200.
 void pin_to_answering_server(ngx_http_request_t* r, request_state* state, session_store& store)
 {
     const std::string_view server = sticky_server_of(r);
@@ -35,6 +35,11 @@ void pin_to_answering_server(ngx_http_request_t* r, request_state* state, sessio
         return;
     }
     if (!store.pin(state->key, server)) {
+        static time_t warned_at = 0;  // one line a minute per worker, not one per request
+        if (ngx_time() - warned_at < 60) {
+            return;
+        }
+        warned_at = ngx_time();
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "mcp_session zone \"%V\": session not pinned to \"%*s\" (more than %uz servers hold "
                       "sessions, or the address is longer than %uz bytes); it is balanced per request",
@@ -86,6 +91,7 @@ void learn_session(ngx_http_request_t* r, request_state* state)
     session_store store(*state->zone);
     const insert_outcome outcome = store.record(*key, now_ms(), presented_binding_of(r, store));
     log_evictions(r, *state->zone, outcome);
+    const bool known = outcome.already_known;
     if (!outcome.stored) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_session zone \"%V\" is too small to hold a session", &state->zone->name);
@@ -95,7 +101,11 @@ void learn_session(ngx_http_request_t* r, request_state* state)
     state->key = *key;
     state->id = value;
     state->created_ms = state->previous_access_ms = now_ms();
-    pin_to_answering_server(r, state, store);
+    if (!known) {
+        // A live session's id answered again (a backend that reuses or
+        // echoes ids) keeps the pin it has: this answer may be another server's.
+        pin_to_answering_server(r, state, store);
+    }
 }
 
 // Issue mode: the answer carries nginx's id for a session this request
@@ -170,7 +180,7 @@ bool observe_answer(ngx_http_request_t* r, request_state* state)
     } else if (backend && state->status == session_status::valid) {
         if (r->method == NGX_HTTP_DELETE && is_success(status)) {
             session_store(*state->zone).remove(state->key);
-        } else if (is_success(status) && state->pinned_server.len == 0 && !sticky_server_of(r).empty()) {
+        } else if (status == NGX_HTTP_OK && state->pinned_server.len == 0 && !sticky_server_of(r).empty()) {
             session_store store(*state->zone);
             pin_to_answering_server(r, state, store);
         } else {
@@ -186,11 +196,22 @@ bool observe_answer(ngx_http_request_t* r, request_state* state)
 // mcp_session_sticky found the session's server gone (down, failed,
 // removed) or could not reach it, and nginx made the error page itself:
 // no answer header ever came from a backend for this request.
-bool pinned_server_was_gone(ngx_http_request_t* r, const request_state* state)
+bool pinned_server_was_gone(ngx_http_request_t* r, request_state* state)
 {
-    return state->pinned_server_gone && state->status == session_status::valid &&
-           r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR &&
-           (r->upstream == nullptr || r->upstream->headers_in.status_n == 0);
+    if (!state->pinned_server_gone || state->status != session_status::valid ||
+        r->headers_out.status < NGX_HTTP_INTERNAL_SERVER_ERROR ||
+        (r->upstream != nullptr && r->upstream->headers_in.status_n != 0)) {
+        return false;
+    }
+    if (r->error_page && r->internal) {
+        // The operator's error_page answers (a maintenance page): it goes
+        // out as written, and the session ends all the same, so the
+        // client's next request gets the 404 and re-initializes.
+        session_store(*state->zone).end_lost(state->key, session_store::loss::replica);
+        state->status = session_status::unknown;
+        return false;
+    }
+    return true;
 }
 
 ngx_int_t header_filter(ngx_http_request_t* r) noexcept

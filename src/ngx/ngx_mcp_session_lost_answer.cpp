@@ -265,6 +265,9 @@ ngx_int_t lost_answer_body(ngx_http_request_t* r, request_state* state, ngx_chai
     case lost_answer_ctx::phase::holding:
         return in == nullptr ? NGX_OK : judge_held(r, state, ctx, in, next_header, next_body);
     case lost_answer_ctx::phase::replacing: {
+        if (in == nullptr) {
+            return next_body(r, nullptr);  // flushes our headers if they were still queued
+        }
         bool last = false;
         for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
             last |= cl->buf->last_buf != 0;
@@ -303,8 +306,8 @@ ngx_int_t answer_session_gone(ngx_http_request_t* r, request_state* state, sessi
         return NGX_ERROR;
     }
     const ngx_int_t rc = send_headers(r, ctx, lost_answer_ctx::phase::replacing, next_header);
-    if (rc == NGX_OK && r->header_only) {
-        ctx->at = lost_answer_ctx::phase::swallowing;
+    if (r->header_only && ctx->at == lost_answer_ctx::phase::replacing) {
+        ctx->at = lost_answer_ctx::phase::swallowing;  // HEAD: no body of ours, whatever the write returned
     }
     return rc;
 }

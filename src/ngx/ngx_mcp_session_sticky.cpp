@@ -25,6 +25,7 @@ upstream_conf* conf_of(ngx_http_upstream_srv_conf_t* uscf)
 // One request's balancer: round robin's, with the pinned server chosen
 // directly when the session has one.
 struct sticky_peer {
+    ngx_http_request_t* r;
     ngx_http_upstream_rr_peer_data_t* rr;
     ngx_event_get_peer_pt rr_get;
     ngx_event_free_peer_pt rr_free;
@@ -39,27 +40,29 @@ bool same_name(const ngx_str_t& a, const ngx_str_t& b)
 
 enum class pick { found, gone, busy };
 
-// Round robin's own rules for whether a peer may take a request: down,
-// failed within fail_timeout (max_fails reached), or at max_conns.
+// Whether the pinned peer can take the request. Only `down` says it is
+// gone: round robin's failure marks (max_fails within fail_timeout) are
+// for choosing among servers, and a pinned session has no other choice,
+// so it tries its server anyway: one client's timeout must not end every
+// session on a live server. A dead server refuses the connection, which
+// free_peer notes. At max_conns it is busy: 502, the session kept.
 pick take_peer(ngx_http_upstream_rr_peers_t* peers, ngx_http_upstream_rr_peer_t* peer)
 {
-    if (peer->down) {
-        return pick::gone;
-    }
-    const time_t now = ngx_time();
-    if (peer->max_fails != 0 && peer->fails >= peer->max_fails && now - peer->checked <= peer->fail_timeout) {
-        return pick::gone;
-    }
-    if (peer->max_conns != 0 && peer->conns >= peer->max_conns) {
-        return pick::busy;
-    }
     ngx_http_upstream_rr_peer_lock(peers, peer);
-    if (now - peer->checked > peer->fail_timeout) {
-        peer->checked = now;  // a failed server's fail_timeout is over: this request tries it
+    pick outcome = pick::found;
+    if (peer->down) {
+        outcome = pick::gone;
+    } else if (peer->max_conns != 0 && peer->conns >= peer->max_conns) {
+        outcome = pick::busy;
+    } else {
+        const time_t now = ngx_time();
+        if (now - peer->checked > peer->fail_timeout) {
+            peer->checked = now;  // as round robin does when it picks a server
+        }
+        peer->conns++;
     }
-    peer->conns++;
     ngx_http_upstream_rr_peer_unlock(peers, peer);
-    return pick::found;
+    return outcome;
 }
 
 // The pinned server among the primary, then the backup servers, matched
@@ -90,11 +93,11 @@ ngx_int_t get_pinned_peer(ngx_peer_connection_t* pc, sticky_peer* sp)
         }
         ngx_http_upstream_rr_peers_unlock(peers);
     }
+    // A retry that reaches the server again (nginx retries a cached
+    // keepalive connection that failed) forgets the failure before it.
+    sp->state->pinned_server_gone = outcome == pick::gone;
     if (outcome == pick::found) {
         return NGX_OK;
-    }
-    if (outcome == pick::gone) {
-        sp->state->pinned_server_gone = true;
     }
     pc->name = primary->name;  // for "no live upstreams while connecting to upstream ..."
     return NGX_BUSY;
@@ -112,8 +115,14 @@ ngx_int_t get_peer(ngx_peer_connection_t* pc, void* data) noexcept
 void free_peer(ngx_peer_connection_t* pc, void* data, ngx_uint_t peer_state) noexcept
 {
     auto* sp = static_cast<sticky_peer*>(data);
-    if (sp->pinned.len != 0 && (peer_state & NGX_PEER_FAILED) != 0) {
-        sp->state->pinned_server_gone = true;  // refused, reset or timed out
+    // Gone only when a new connection failed before any of the request was
+    // sent (refused, reset or timed out while connecting): the backend
+    // cannot have begun the call. A read or send timeout after that, or a
+    // bad answer, is an error of this request and ends nothing; a cached
+    // keepalive connection that failed is retried by nginx.
+    if (sp->pinned.len != 0 && (peer_state & NGX_PEER_FAILED) != 0 && !pc->cached &&
+        !sp->r->upstream->request_sent) {
+        sp->state->pinned_server_gone = true;
     }
     sp->rr_free(pc, sp->rr, peer_state);
 }
@@ -141,6 +150,7 @@ ngx_int_t init_peer(ngx_http_request_t* r, ngx_http_upstream_srv_conf_t* uscf) n
         return NGX_ERROR;
     }
     ngx_peer_connection_t& peer = r->upstream->peer;
+    sp->r = r;
     sp->rr = static_cast<ngx_http_upstream_rr_peer_data_t*>(peer.data);
     sp->rr_get = peer.get;
     sp->rr_free = peer.free;
@@ -215,8 +225,11 @@ char* check_sticky_location(ngx_conf_t* cf, bool handles_sessions) noexcept
     // ngx_http_proxy_loc_conf_t starts with its ngx_http_upstream_conf_t,
     // which starts with the upstream block proxy_pass names (null when
     // proxy_pass has variables or is not set here).
+    // A nested location inherits the proxy settings but not proxy_pass
+    // itself: only one with a content handler of its own proxies.
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
     auto* proxy = static_cast<ngx_http_upstream_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_proxy_module));
-    upstream_conf* ucf = proxy != nullptr ? conf_of(proxy->upstream) : nullptr;
+    upstream_conf* ucf = proxy != nullptr && clcf->handler != nullptr ? conf_of(proxy->upstream) : nullptr;
     if (ucf != nullptr && ucf->sticky) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "upstream \"%V\" has \"mcp_session_sticky\" but this location proxies to it without "

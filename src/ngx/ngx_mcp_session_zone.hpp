@@ -54,6 +54,7 @@ struct worker_tenant {
 // is allocated at a zone's first pin and kept for the zone's life.
 inline constexpr std::size_t pin_slots = mcp_session::max_status_upstreams;
 inline constexpr std::size_t max_pinned_name = mcp_session::max_upstream_name;
+static_assert(pin_slots <= 255, "session_record::pin holds 1 + a slot number in one byte");
 
 struct upstream_pin {
     std::uint64_t sessions;

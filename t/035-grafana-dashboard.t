@@ -41,13 +41,14 @@ is($? >> 8, 0, 'every query is valid PromQL (promtool check rules)') or diag($ch
 # The metrics the module exports, from a scrape after traffic of every kind.
 my $n = start_nginx(
     workers     => 2,
-    http_config => 'mcp_session_zone zone=mcp:2m;',
+    http_config => "mcp_session_zone zone=mcp:2m;\n"
+                 . "upstream self { server 127.0.0.1:\$TEST_NGINX_SERVER_PORT; mcp_session_sticky; }",
     config      => <<'CONF');
 location /mcp {
     mcp_session zone=mcp;
     mcp_session_mode issue;
     mcp_session_inspect_body on;
-    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    proxy_pass http://self/backend;
 }
 location /backend { default_type application/json; return 200 '{"jsonrpc":"2.0","id":1,"result":{}}'; }
 location /backend/error { default_type application/json; return 200 '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"no"}}'; }
@@ -74,7 +75,8 @@ for my $metric (sort keys %named) {
 ok($named{$_}, "the dashboard shows $_")
     for qw(mcp_session_zone_sessions mcp_session_zone_open_streams mcp_session_own_answers_total
            mcp_session_tool_calls_total mcp_session_tool_calls_duration_seconds_bucket
-           mcp_session_jsonrpc_errors_total mcp_session_http_responses_total);
+           mcp_session_jsonrpc_errors_total mcp_session_http_responses_total
+           mcp_session_upstream_sessions mcp_session_sessions_replica_lost_total);
 
 $n->stop;
 done_testing();

@@ -56,7 +56,9 @@ void check(std::string_view bytes)
         const session_times restored = restored_times(s.times, now);
         FUZZ_CHECK(restored.created_ms <= now && restored.last_access_ms <= now);
         FUZZ_CHECK(restored.created_ms <= restored.last_access_ms);
-        FUZZ_CHECK(writer.add(s.key, s.times, s.next_event_id, s.bound, s.principal, s.tenant, s.backend_id));
+        FUZZ_CHECK(is_storable_server_name(s.pinned_server));
+        FUZZ_CHECK(writer.add(s.key, s.times, s.next_event_id, s.bound, s.principal, s.tenant, s.backend_id,
+                              s.pinned_server));
     }
     writer.finish(key);
     // A file of an older version the reader still takes is rewritten in

@@ -77,6 +77,9 @@ sub upstream_block {
     return "upstream pool {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=0;\n" } @servers)
          . "    mcp_session_sticky;\n}\n"
          # round robin's defaults: one failure takes a server out for fail_timeout
+         # shared peer state (an upstream zone) and keepalive after the balancer
+         . "upstream zoned {\n    zone zoned 64k;\n" . join('', map { "    server 127.0.0.1:$_;\n" } @servers)
+         . "    mcp_session_sticky;\n    keepalive 8;\n}\n"
          . "upstream fragile {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=1 fail_timeout=30s;\n" } @servers)
          . "    mcp_session_sticky;\n}\n";
 }
@@ -112,6 +115,14 @@ location /fragile {
     mcp_session zone=mcp;
     proxy_pass http://fragile;
     proxy_read_timeout 1s;
+    add_header X-Pid $pid always;
+}
+location /zoned {
+    mcp_session zone=mcp;
+    proxy_pass http://zoned;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    add_header X-Pinned $mcp_session_upstream always;
     add_header X-Pid $pid always;
 }
 location /maintained {
@@ -199,6 +210,18 @@ is(h(post('/fragile', $call, 'Mcp-Session-Id' => $s2), 'X-Backend'), $x,
    'another session on that server is still served by it (max_fails reached, server alive)');
 is(h(post('/fragile', $call, 'Mcp-Session-Id' => $s1), 'X-Backend'), $x, '... and so is the one that timed out');
 $per_server{$_} += @{ $fragile{$_} } for keys %fragile;
+
+# With an upstream zone (peers in shared memory, their locks taken) and
+# keepalive connections after the balancer, the pins hold the same way.
+my %zoned;
+for (1 .. 6) {
+    my $res = post('/zoned', $initialize);
+    $zoned{ h($res, 'Mcp-Session-Id') } = h($res, 'X-Backend');
+}
+my ($zoned_wrong, $zoned_pids) = all_at_home('/zoned', %zoned);
+is($zoned_wrong, 0, 'upstream zone + keepalive: every request reaches its session\'s server');
+is(scalar(keys %{ { map { $_ => 1 } values %zoned } }), 3, '... and new sessions were spread over all three');
+$per_server{$_}++ for values %zoned;
 
 # A backend that answers an initialize with a live session's id does not
 # move that session to itself.

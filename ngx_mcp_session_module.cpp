@@ -34,8 +34,10 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
         return NGX_ERROR;
     }
     *logger = record_traffic;
-    install_filters();
+    // The answer watch goes in first, so it runs after the session filters
+    // and reads what the client gets: not a backend answer nginx replaced.
     install_answer_watch();
+    install_filters();
     return prepare_state_saves(cf);
 }
 

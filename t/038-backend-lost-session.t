@@ -324,6 +324,24 @@ like($prom, qr/^mcp_session_sessions_backend_lost_total\{zone="mcp"\} $lost_coun
 like($prom, qr/^# HELP mcp_session_sessions_replica_lost_total /m, 'Prometheus: replica lost');
 my ($own) = $prom =~ /^mcp_session_own_answers_total\{zone="mcp",reason="session_not_found"\} (\d+)$/m;
 cmp_ok($own // 0, '>=', $lost_count, "nginx's 404s in place of the backend's count as its own answers");
+
+# The backend's error in an answer nginx replaced is not counted as a
+# backend JSON-RPC error (the client never got it); one passed on is.
+sub rpc_errors {
+    my ($class) = @_;
+    my $scrape = $n->request('GET', '/status?format=prometheus')->{body};
+    my $total = 0;
+    $total += $1 while $scrape =~ /^mcp_session_jsonrpc_errors_total\{zone="mcp",method="[^"]*",class="$class"\} (\d+)$/mg;
+    return $total;
+}
+my ($server_errors, $params_errors) = (rpc_errors('server_error'), rpc_errors('invalid_params'));
+learn('count-1');
+learn('count-2');
+is_nginx_404(post('/mcp?answer=lost400', 'count-1'), 'count-1', '5', 'a replaced answer');
+is(post('/mcp?answer=params400', 'count-2')->{status}, 400, 'an invalid-params answer passed on');
+ok(poll_until(5, sub { rpc_errors('invalid_params') == $params_errors + 1 }),
+   'the passed-on error is counted as a backend JSON-RPC error');
+is(rpc_errors('server_error'), $server_errors, "the replaced one is not (nor nginx's own 404)");
 unlike($n->error_log, qr/\[(?:alert|crit|emerg)\]|header already sent/, 'no alerts');
 
 $n->stop;

@@ -5,6 +5,7 @@
 #include "ngx_mcp_session_answer_watch.hpp"
 
 #include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_lost_answer.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_traffic.hpp"
 
@@ -65,7 +66,8 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
 {
     try {
         request_state* state = r == r->main ? state_of(r) : nullptr;
-        if (state != nullptr && !state->answered_here && state->answer_watch == nullptr && state->zone != nullptr) {
+        if (state != nullptr && !state->answered_here && state->answer_watch == nullptr && state->zone != nullptr &&
+            !lost_answer_replaced(state)) {  // nginx's 404 in place of the backend's answer is no backend error
             start_watch(r, state);
         }
     } catch (const std::exception& e) {

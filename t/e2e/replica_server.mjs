@@ -10,14 +10,10 @@
 // Tool `whoami`: returns {"port": this replica's port, "calls": how many
 // times this session has called whoami, "pid": this process}.
 import http from "node:http";
-import { randomUUID } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { readBody } from "./read_body.mjs";
+import { sessionHandler } from "./sdk_sessions.mjs";
 
 const port = Number(process.env.PORT);
-const transports = new Map();
 
 function createServer() {
   const server = new McpServer({ name: "ngx-mcp-session-e2e-replica", version: "1.0.0" });
@@ -37,27 +33,17 @@ function noValidSession(res) {
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message: "Bad Request: No valid session ID provided" }, id: null }));
 }
 
+const handle = sessionHandler({
+  createServer,
+  refuse: (res, sessionId) => {
+    if (sessionId) console.log(`unknown session ${sessionId}`);
+    noValidSession(res);
+  },
+});
+
 const httpServer = http.createServer(async (req, res) => {
   try {
-    const sessionId = req.headers["mcp-session-id"];
-    const body = req.method === "POST" ? await readBody(req) : undefined;
-    let transport = sessionId ? transports.get(sessionId) : undefined;
-    if (!transport) {
-      if (sessionId || req.method !== "POST" || !isInitializeRequest(body)) {
-        if (sessionId) console.log(`unknown session ${sessionId}`);
-        return noValidSession(res);
-      }
-      transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          console.log(`session ${id}`);
-          transports.set(id, transport);
-        },
-      });
-      transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
-      await createServer().connect(transport);
-    }
-    await transport.handleRequest(req, res, body);
+    await handle(req, res);
   } catch (err) {
     console.log(`error ${err?.stack ?? err}`);
     if (!res.headersSent) {

@@ -9,15 +9,11 @@
 // "error session ID: ..." lines are what the SDK reports, e.g. "Failed to
 // send response" when the client's connection is gone when the result is.
 import http from "node:http";
-import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { readBody } from "./read_body.mjs";
+import { sessionHandler } from "./sdk_sessions.mjs";
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const transports = new Map();
 
 function createServer(transport) {
   const server = new McpServer({ name: "ngx-mcp-session-e2e-steps", version: "1.0.0" });
@@ -45,27 +41,16 @@ function reject(res, status, message) {
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null }));
 }
 
+const handle = sessionHandler({
+  createServer,
+  refuse: (res, sessionId) =>
+    reject(res, sessionId ? 404 : 400, sessionId ? "Session not found" : "Bad Request: No valid session ID provided"),
+});
+
 const httpServer = http.createServer(async (req, res) => {
   try {
     if (!req.url.startsWith("/mcp")) return reject(res, 404, "Not found");
-    const sessionId = req.headers["mcp-session-id"];
-    const body = req.method === "POST" ? await readBody(req) : undefined;
-    let transport = sessionId ? transports.get(sessionId) : undefined;
-    if (!transport) {
-      if (sessionId || req.method !== "POST" || !isInitializeRequest(body)) {
-        return reject(res, sessionId ? 404 : 400, sessionId ? "Session not found" : "Bad Request: No valid session ID provided");
-      }
-      transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => {
-          console.log(`session ${id}`);
-          transports.set(id, transport);
-        },
-      });
-      transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
-      await createServer(transport).connect(transport);
-    }
-    await transport.handleRequest(req, res, body);
+    await handle(req, res);
   } catch (err) {
     console.log(`error ${err?.stack ?? err}`);
     if (!res.headersSent) reject(res, 500, "Internal server error");

@@ -136,6 +136,8 @@ $mcp_locations
 location /backend {
     default_type application/json;
     add_header ETag '"e1"' always;
+    add_header Cache-Control 'max-age=600' always;
+    expires 1h;
     add_header Mcp-Session-Id backend-side always;
     if (\$arg_answer = lost400) { return 400 '$everything_400'; }
     if (\$arg_answer = params400) { return 400 '$params_400'; }
@@ -193,6 +195,8 @@ sub is_nginx_404 {
     is(h($res, 'Content-Length'), length($res->{body}), "$what: Content-Length of our body");
     ok(!exists $res->{headers}{'mcp-session-id'}, "$what: no Mcp-Session-Id");
     ok(!exists $res->{headers}{etag}, "$what: no ETag of the backend's answer");
+    ok(!exists $res->{headers}{'cache-control'} && !exists $res->{headers}{expires},
+       "$what: no Cache-Control or Expires of the backend's answer");
 }
 
 sub is_gone {

@@ -117,6 +117,12 @@ bool become_not_found(ngx_http_request_t* r, request_state* state, lost_answer_c
         out.content_range->hash = 0;
         out.content_range = nullptr;
     }
+    // nginx's own 404 is never cached, as the gate's is not.
+    if (out.expires != nullptr) {
+        out.expires->hash = 0;
+        out.expires = nullptr;
+    }
+    for_each_header(out.headers, "Cache-Control", [](ngx_table_elt_t& h) { h.hash = 0; });
     // The session is gone: no id of it may reach the client.
     for_each_header(out.headers, session_header, [](ngx_table_elt_t& h) { h.hash = 0; });
     try {

@@ -72,6 +72,7 @@ my $replicas = McpSession::Nginx->new(
 $replicas->start;
 $replicas->{started_by_api} = 1;
 
+my $primary_down = 1;  # upstream `backed`: its primary server marked down, so sessions go to the backup
 sub upstream_block {
     my (@servers) = @_;
     return "upstream pool {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=0;\n" } @servers)
@@ -80,6 +81,8 @@ sub upstream_block {
          # shared peer state (an upstream zone) and keepalive after the balancer
          . "upstream zoned {\n    zone zoned 64k;\n" . join('', map { "    server 127.0.0.1:$_;\n" } @servers)
          . "    mcp_session_sticky;\n    keepalive 8;\n}\n"
+         . "upstream backed {\n    server 127.0.0.1:$a" . ($primary_down ? ' down' : '') . ";\n"
+         . "    server 127.0.0.1:$b backup;\n    mcp_session_sticky;\n}\n"
          . "upstream fragile {\n" . join('', map { "    server 127.0.0.1:$_ max_fails=1 fail_timeout=30s;\n" } @servers)
          . "    mcp_session_sticky;\n}\n";
 }
@@ -122,6 +125,12 @@ location /zoned {
     proxy_pass http://zoned;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
+    add_header X-Pinned $mcp_session_upstream always;
+    add_header X-Pid $pid always;
+}
+location /backed {
+    mcp_session zone=mcp;
+    proxy_pass http://backed;
     add_header X-Pinned $mcp_session_upstream always;
     add_header X-Pid $pid always;
 }
@@ -249,10 +258,25 @@ is($failed->{status}, 502, "a pinned session's request is not retried on another
 is(h($failed, 'X-Backend'), $b, '... the answer is its own server\'s');
 is(post('/mcp', $call, 'Mcp-Session-Id' => $some)->{status}, 200, '... and the session lives on (a backend 502 ends nothing)');
 
+# A session made while the primary server is down lands on the backup,
+# and stays there once the primary is back.
+my %backed;
+for (1 .. 3) {
+    my $res = post('/backed', $initialize);
+    $backed{ h($res, 'Mcp-Session-Id') } = h($res, 'X-Backend');
+}
+is_deeply([values %backed], [$b, $b, $b], 'with the primary down, new sessions go to the backup server');
+$per_server{$b} += 3;
+$primary_down = 0;
+
 # A reload that reorders the servers and adds one keeps every pin.
 ok($n->reload(http_config => front_http($d, $c, $a, $b)), 'reload with the servers reordered and one added');
 ($wrong) = all_at_home('/mcp', %home);
 is($wrong, 0, 'after the reload every session still reaches its own server (matched by address)');
+($wrong) = all_at_home('/backed', %backed);
+is($wrong, 0, 'with the primary back, sessions pinned to the backup still reach it');
+is(h(post('/backed', $initialize), 'X-Backend'), $a, '... while a new session goes to the primary');
+$per_server{$a}++;
 my %fresh;
 for (1 .. 8) {
     my $res = post('/mcp', $initialize);

@@ -28,15 +28,6 @@ namespace {
 ngx_http_output_header_filter_pt next_header_filter;
 ngx_http_output_body_filter_pt next_body_filter;
 
-bool has_type(ngx_http_request_t* r, std::string_view type)
-{
-    const std::string_view given = to_view(r->headers_out.content_type);
-    return given.size() >= type.size() &&
-           ngx_strncasecmp(reinterpret_cast<u_char*>(const_cast<char*>(given.data())),
-                           reinterpret_cast<u_char*>(const_cast<char*>(type.data())), type.size()) == 0 &&
-           (given.size() == type.size() || given[type.size()] == ';' || given[type.size()] == ' ');
-}
-
 void destroy_watch(void* data) noexcept { static_cast<answer_watch_ctx*>(data)->~answer_watch_ctx(); }
 
 void start_watch(ngx_http_request_t* r, request_state* state)
@@ -46,9 +37,9 @@ void start_watch(ngx_http_request_t* r, request_state* state)
         return;  // compressed bodies are not read: the watch never inflates
     }
     mcp_session::answer_watch::form form;
-    if (has_type(r, "application/json")) {
+    if (has_content_type(r, "application/json")) {
         form = mcp_session::answer_watch::form::json;
-    } else if (has_type(r, "text/event-stream")) {
+    } else if (has_content_type(r, "text/event-stream")) {
         form = mcp_session::answer_watch::form::event_stream;
     } else {
         return;

@@ -57,6 +57,14 @@ ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
     return copy;
 }
 
+bool has_content_type(const ngx_http_request_t* r, std::string_view type)
+{
+    const ngx_str_t& value = r->headers_out.content_type;
+    return value.len >= type.size() &&
+           ngx_strncasecmp(value.data, reinterpret_cast<u_char*>(const_cast<char*>(type.data())), type.size()) == 0 &&
+           (value.len == type.size() || value.data[type.size()] == ';' || value.data[type.size()] == ' ');
+}
+
 bool add_response_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value)
 {
     auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));

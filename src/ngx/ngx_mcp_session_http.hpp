@@ -46,6 +46,10 @@ ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text);
 // (literals, or copies in its pool). False when out of memory.
 bool add_response_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value);
 
+// The response's Content-Type is `type` (case-insensitive), alone or
+// followed by parameters (`application/json; charset=utf-8`).
+bool has_content_type(const ngx_http_request_t* r, std::string_view type);
+
 // The answer came from the backend (not nginx's own page, a `return`, or
 // an error_page target nginx served itself).
 inline bool answered_by_backend(const ngx_http_request_t* r)

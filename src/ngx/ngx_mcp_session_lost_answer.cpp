@@ -35,16 +35,6 @@ namespace {
 
 constexpr std::string_view session_header = "Mcp-Session-Id";
 
-bool has_json_type(ngx_http_request_t* r)
-{
-    constexpr std::string_view json = "application/json";
-    const std::string_view given = to_view(r->headers_out.content_type);
-    return given.size() >= json.size() &&
-           ngx_strncasecmp(reinterpret_cast<u_char*>(const_cast<char*>(given.data())),
-                           reinterpret_cast<u_char*>(const_cast<char*>(json.data())), json.size()) == 0 &&
-           (given.size() == json.size() || given[json.size()] == ';' || given[json.size()] == ' ');
-}
-
 const mcp_session::lost_session_rules& rules_of(ngx_http_request_t* r)
 {
     const auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
@@ -241,7 +231,7 @@ bool hold_if_session_may_be_lost(ngx_http_request_t* r, request_state* state)
     if (r != r->main || state->lost_answer != nullptr || state->status != session_status::valid ||
         !answered_by_backend(r) || (status != NGX_HTTP_NOT_FOUND && status != NGX_HTTP_BAD_REQUEST) ||
         r->header_only || r->method == NGX_HTTP_HEAD || r->headers_out.content_encoding != nullptr ||
-        !has_json_type(r) ||
+        !has_content_type(r, "application/json") ||
         r->headers_out.content_length_n > static_cast<off_t>(mcp_session::answer_body_limit)) {
         return false;
     }

@@ -69,15 +69,6 @@ void cleanup_recorder(void* data) noexcept
     rec->~post_recorder();
 }
 
-bool is_event_stream(const ngx_http_request_t* r)
-{
-    static constexpr std::string_view type = "text/event-stream";
-    const ngx_str_t& value = r->headers_out.content_type;
-    return value.len >= type.size() &&
-           ngx_strncasecmp(value.data, reinterpret_cast<u_char*>(const_cast<char*>(type.data())), type.size()) == 0 &&
-           (value.len == type.size() || value.data[type.size()] == ';' || value.data[type.size()] == ' ');
-}
-
 // An output buffer from the free list, or a new one sized for `wanted`
 // bytes (within bounds): a backend writing a few bytes at a time to a
 // client that does not read must not cost a full chunk per write.
@@ -189,7 +180,7 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
 {
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     if (!lcf->stream || state->status != session_status::valid || r->method != NGX_HTTP_POST ||
-        r->headers_out.status != NGX_HTTP_OK || !answered_by_backend(r) || !is_event_stream(r) ||
+        r->headers_out.status != NGX_HTTP_OK || !answered_by_backend(r) || !has_content_type(r, "text/event-stream") ||
         r->headers_out.content_encoding != nullptr) {
         return;  // a compressed stream is not SSE text to relay
     }

@@ -43,7 +43,8 @@ void pin_to_answering_server(ngx_http_request_t* r, request_state* state, sessio
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "mcp_session zone \"%V\": session not pinned to \"%*s\" (more than %uz servers hold "
                       "sessions, or the address is longer than %uz bytes); it is balanced per request",
-                      &state->zone->name, server.size(), server.data(), pin_slots, max_pinned_name);
+                      &state->zone->name, server.size(), server.data(), mcp_session::max_status_upstreams,
+                      mcp_session::max_upstream_name);
         return;
     }
     state->pinned_server.data = r->upstream->peer.name->data;  // lives as long as the cycle

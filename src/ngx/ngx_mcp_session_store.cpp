@@ -165,18 +165,13 @@ bool session_store::pin(const session_key& key, std::string_view server)
 
 bool session_store::end_lost(const session_key& key, loss why)
 {
-    zone_transaction tx(zone_);
-    session_record* record = tx.zone().find(key);
-    if (record == nullptr) {
-        return false;
-    }
-    tx.zone().remove(record);
-    mcp_session::zone_counters& counters = tx.zone().shared().counters;
-    ++(why == loss::replica ? counters.sessions_replica_lost : counters.sessions_backend_lost);
-    return true;
+    return remove_counted(key, why == loss::replica ? &mcp_session::zone_counters::sessions_replica_lost
+                                                    : &mcp_session::zone_counters::sessions_backend_lost);
 }
 
-bool session_store::remove(const session_key& key)
+bool session_store::remove(const session_key& key) { return remove_counted(key, &mcp_session::zone_counters::deleted); }
+
+bool session_store::remove_counted(const session_key& key, std::uint64_t mcp_session::zone_counters::*counter)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
@@ -184,7 +179,7 @@ bool session_store::remove(const session_key& key)
         return false;
     }
     tx.zone().remove(record);
-    ++tx.zone().shared().counters.deleted;
+    ++(tx.zone().shared().counters.*counter);
     return true;
 }
 

@@ -2,7 +2,6 @@
 #pragma once
 
 #include "ngx_mcp_session_conf.hpp"
-#include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/session_id.hpp"
 #include "mcp_session/session_key.hpp"
@@ -40,7 +39,7 @@ struct lookup_outcome {
 
     // The upstream server the session is pinned to (mcp_session_sticky).
     std::size_t pinned_size = 0;
-    char pinned[max_pinned_name] = {};
+    char pinned[mcp_session::max_upstream_name] = {};
     std::string_view pinned_view() const { return {pinned, pinned_size}; }
 
     mcp_session::unix_ms created_ms = 0;          // for $mcp_session_age
@@ -104,6 +103,9 @@ public:
     std::uint64_t binding_key();
 
 private:
+    // Ends a session, counted in `counter` (DELETE, or how it was lost).
+    bool remove_counted(const mcp_session::session_key& key, std::uint64_t mcp_session::zone_counters::*counter);
+
     zone_conf& zone_;
 };
 

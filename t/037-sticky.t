@@ -100,39 +100,33 @@ sub front_http {
 }
 
 $locations = <<'CONF';
+# Every answer names the pinned server and the worker (no location adds headers of its own).
+add_header X-Pinned $mcp_session_upstream always;
+add_header X-Pid $pid always;
 location /mcp {
     mcp_session zone=mcp;
     proxy_pass http://pool;
     proxy_next_upstream error timeout http_502;
-    add_header X-Pinned $mcp_session_upstream always;
-    add_header X-Pid $pid always;
 }
 location /issue {
     mcp_session zone=mcp;
     mcp_session_mode issue;
     proxy_pass http://pool;
-    add_header X-Pinned $mcp_session_upstream always;
-    add_header X-Pid $pid always;
 }
 location /fragile {
     mcp_session zone=mcp;
     proxy_pass http://fragile;
     proxy_read_timeout 1s;
-    add_header X-Pid $pid always;
 }
 location /zoned {
     mcp_session zone=mcp;
     proxy_pass http://zoned;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
-    add_header X-Pinned $mcp_session_upstream always;
-    add_header X-Pid $pid always;
 }
 location /backed {
     mcp_session zone=mcp;
     proxy_pass http://backed;
-    add_header X-Pinned $mcp_session_upstream always;
-    add_header X-Pid $pid always;
 }
 location /maintained {
     mcp_session zone=mcp;

@@ -35,6 +35,8 @@ struct zone_counters {
     std::uint64_t post_stream_resumes = 0;      // GETs resuming a POST stream
     std::uint64_t sessions_replica_lost = 0;    // ended: their pinned upstream server was gone
     std::uint64_t sessions_backend_lost = 0;    // ended: their backend said it no longer knows them
+    std::uint64_t sessions_healed = 0;          // mcp_session_heal made them a new backend session
+    std::uint64_t heals_failed = 0;             // ... tried and failed: the session ended (counted as lost too)
 };
 
 // Sessions pinned to one upstream server (mcp_session_sticky), by the

@@ -48,6 +48,10 @@ constexpr counter_field counter_fields[] = {
      "Sessions ended at the edge because their pinned upstream server was gone (mcp_session_sticky)."},
     {"sessions_backend_lost", &zone_counters::sessions_backend_lost,
      "Sessions ended at the edge because their backend answered that it no longer knows them."},
+    {"sessions_healed", &zone_counters::sessions_healed,
+     "Lost sessions that mcp_session_heal moved to a new backend session; the client saw no error."},
+    {"heals_failed", &zone_counters::heals_failed,
+     "Heals tried that failed (no replica made a new backend session); those sessions ended and count as lost."},
 };
 
 struct gauge_field {

@@ -442,6 +442,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->inspect_body = NGX_CONF_UNSET;
     lcf->cors = NGX_CONF_UNSET;
     lcf->lost_session_400_set = NGX_CONF_UNSET;
+    lcf->heal = NGX_CONF_UNSET;
     return lcf;
 }
 
@@ -492,6 +493,30 @@ char* merge_lost_session_400(ngx_conf_t* cf, const loc_conf* prev, loc_conf* con
     return nullptr;
 }
 
+// Healing replays what nginx kept of a session it issued: a location
+// that learns ids (the client holds the backend's own) has nothing to
+// map a new backend session to.
+char* check_heal(ngx_conf_t* cf, const loc_conf* conf, bool heal_set_here)
+{
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (!heal_set_here || !conf->heal || clcf == nullptr || clcf->name.len == 0) {
+        return nullptr;
+    }
+    if (conf->zone == nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"mcp_session_heal\" is on in location \"%V\", which has no mcp_session zone",
+                           &clcf->name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (conf->mode != mode_issue) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mcp_session_heal\" needs \"mcp_session_mode issue\" in location \"%V\" "
+                           "(in learn mode the client holds the backend's own id)",
+                           &clcf->name);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
@@ -539,6 +564,11 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
         return error;
     }
     if (char* error = merge_lost_session_400(cf, prev, conf)) {
+        return error;
+    }
+    const bool heal_set_here = conf->heal != NGX_CONF_UNSET;
+    ngx_conf_merge_value(conf->heal, prev->heal, 0);
+    if (char* error = check_heal(cf, conf, heal_set_here)) {
         return error;
     }
     if (conf->zone != nullptr) {

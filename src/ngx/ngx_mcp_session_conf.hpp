@@ -96,6 +96,7 @@ struct loc_conf {
     location_policy* policy;               // derived in merge
     mcp_session::lost_session_rules lost_session_400;  // mcp_session_lost_session_400
     ngx_flag_t lost_session_400_set;       // NGX_CONF_UNSET until set here or merged
+    ngx_flag_t heal;                       // mcp_session_heal: lost sessions get a new backend session
 };
 
 inline zone_conf* zone_of(const loc_conf* lcf)

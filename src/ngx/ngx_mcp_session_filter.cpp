@@ -3,6 +3,7 @@
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_cors.hpp"
+#include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_lost_answer.hpp"
 #include "ngx_mcp_session_recorder.hpp"
@@ -158,7 +159,7 @@ void settle_issued_session(ngx_http_request_t* r, request_state* state)
         if (!mcp_session::is_storable_session_id(backend_id)) {
             warn_unstorable_id(r, *state->zone, backend_id.size());
         } else {
-            store.set_backend_id(state->key, backend_id);
+            store.set_backend_id(state->key, backend_id, to_view(state->initialize_body));
         }
     }
     pin_to_answering_server(r, state, store);
@@ -220,7 +221,13 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
     try {
         request_state* state = state_of(r);
         if (state != nullptr && r == r->main && !state->answered_here) {
+            if (heal_owns_answer(state)) {
+                return heal_header_filter(r, state, next_header_filter);
+            }
             if (pinned_server_was_gone(r, state)) {
+                if (start_heal(r, state, session_loss_cause::replica_gone)) {
+                    return NGX_OK;  // nginx's error page goes nowhere: the healed session answers
+                }
                 return answer_session_gone(r, state, session_loss_cause::replica_gone, next_header_filter);
             }
             if (observe_answer(r, state)) {
@@ -244,6 +251,9 @@ ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
     request_state* state = nullptr;
     try {
         state = r == r->main ? state_of(r) : nullptr;
+        if (heal_owns_answer(state)) {
+            return heal_body_filter(r, state, in);
+        }
         if (lost_answer_engaged(state)) {
             return lost_answer_body(r, state, in, next_header_filter, next_body_filter);
         }

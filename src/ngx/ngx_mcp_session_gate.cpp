@@ -4,6 +4,7 @@
 // In issue mode an initialize without a session gets one of nginx's ids.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_policy.hpp"
 #include "ngx_mcp_session_request.hpp"
@@ -169,6 +170,12 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    if (lcf->heal && state->issue_mode && r->method == NGX_HTTP_POST) {
+        // A heal sends the body again after the answer: nginx must not
+        // close its temp file once the first answer starts (the mirror
+        // module's flag).
+        r->preserve_body = 1;
+    }
     const ngx_int_t routed = route_stream(r, lcf, state);
     if (routed == NGX_DECLINED && !state->streamed && lcf->inspect_body && r->method == NGX_HTTP_POST) {
         return read_body_first(r, state);  // for $mcp_method, $mcp_tool, $mcp_rpc_id
@@ -222,6 +229,9 @@ ngx_int_t decide_on_body(ngx_http_request_t* r, request_state* state)
     // the backend (non-2xx drops it) or serves a stateless one, and no
     // backend id reaches the client either way.
     if (facts.initialize) {
+        if (lcf->heal && complete && prefix.size() <= max_kept_initialize) {
+            state->initialize_body = pool_copy(r, prefix);  // kept with the session once the backend accepts it
+        }
         return issue_session(r, lcf, state);
     }
     if (!facts.decided) {

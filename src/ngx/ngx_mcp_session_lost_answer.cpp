@@ -4,6 +4,7 @@
 #include "ngx_mcp_session_lost_answer.hpp"
 
 #include "ngx_mcp_session_cors.hpp"
+#include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_store.hpp"
@@ -207,6 +208,10 @@ ngx_int_t judge_held(ngx_http_request_t* r, request_state* state, lost_answer_ct
         mcp_session::classify_lost_session(static_cast<int>(r->headers_out.status), body, rules_of(r));
     if (verdict == mcp_session::session_loss_verdict::kept) {
         return pass_on(r, ctx, copied_before, in, next_header, next_body);
+    }
+    if (start_heal(r, state, session_loss_cause::backend_lost)) {
+        consume(in);  // the client gets the answer of the healed session instead
+        return NGX_OK;
     }
     if (!become_not_found(r, state, ctx, session_loss_cause::backend_lost)) {
         return pass_on(r, ctx, copied_before, in, next_header, next_body);

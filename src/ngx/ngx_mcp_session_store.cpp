@@ -140,7 +140,7 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     return outcome;
 }
 
-bool session_store::set_backend_id(const session_key& key, std::string_view backend_id)
+bool session_store::set_backend_id(const session_key& key, std::string_view backend_id, std::string_view initialize)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
@@ -148,7 +148,40 @@ bool session_store::set_backend_id(const session_key& key, std::string_view back
         return false;
     }
     session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
-    return tx.zone().set_extras(record, fields, backend_id);
+    return tx.zone().set_extras(record, fields, backend_id,
+                                initialize.empty() ? locked_zone::initialize_of(record) : initialize);
+}
+
+std::string session_store::kept_initialize(const session_key& key)
+{
+    zone_transaction tx(zone_);
+    const session_record* record = tx.zone().find(key);
+    return record == nullptr ? std::string{} : std::string(locked_zone::initialize_of(record));  // may throw: unlocks
+}
+
+bool session_store::heal(const session_key& key, std::string_view backend_id, std::string_view server)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    if (record == nullptr) {
+        return false;
+    }
+    const session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
+    if (!zone.set_extras(record, fields, backend_id, locked_zone::initialize_of(record))) {
+        return false;
+    }
+    if (!server.empty()) {
+        zone.pin(record, server);  // no free slot: balanced per request, as a new session would be
+    }
+    ++zone.shared().counters.sessions_healed;
+    return true;
+}
+
+void session_store::note_heal_failed()
+{
+    zone_transaction tx(zone_);
+    ++tx.zone().shared().counters.heals_failed;
 }
 
 std::uint64_t session_store::binding_key()

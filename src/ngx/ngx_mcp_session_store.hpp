@@ -73,8 +73,20 @@ public:
     insert_outcome record(const mcp_session::session_key& key, mcp_session::unix_ms now,
                           const presented_binding& binding = {});
 
-    // Issue mode: remembers the backend's own id for one of nginx's sessions.
-    bool set_backend_id(const mcp_session::session_key& key, std::string_view backend_id);
+    // Issue mode: remembers the backend's own id for one of nginx's
+    // sessions and, for mcp_session_heal, the initialize that made it
+    // (empty: the one kept stays).
+    bool set_backend_id(const mcp_session::session_key& key, std::string_view backend_id,
+                        std::string_view initialize = {});
+
+    // mcp_session_heal: the initialize body kept for the session (empty: none).
+    std::string kept_initialize(const mcp_session::session_key& key);
+
+    // mcp_session_heal: the session goes on in a new backend session,
+    // `backend_id` on `server` (empty: the upstream is not sticky), and
+    // the heal is counted. False when the session is gone or no room.
+    bool heal(const mcp_session::session_key& key, std::string_view backend_id, std::string_view server);
+    void note_heal_failed();
 
     // Pins a session to the upstream server that created it; false when
     // it is gone or the zone tracks too many servers (pin_slots).

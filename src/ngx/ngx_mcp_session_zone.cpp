@@ -528,14 +528,16 @@ void locked_zone::free_extras(session_record* record)
     record->extras = nullptr;
 }
 
-bool locked_zone::set_extras(session_record* record, const session_extras& fields, std::string_view backend_id)
+bool locked_zone::set_extras(session_record* record, const session_extras& fields, std::string_view backend_id,
+                             std::string_view initialize)
 {
-    if (fields.bound == 0 && backend_id.empty()) {
+    if (fields.bound == 0 && backend_id.empty() && initialize.empty()) {
         free_extras(record);
         return true;
     }
-    const std::size_t size =
-        sizeof(session_extras) + (backend_id.empty() ? 0 : sizeof(backend_index_entry) + backend_id.size());
+    const std::size_t size = sizeof(session_extras) +
+                             (backend_id.empty() ? 0 : sizeof(backend_index_entry) + backend_id.size()) +
+                             initialize.size();
     room_report report;
     auto* extras = static_cast<session_extras*>(
         allocate_with_room(size, mcp_session::room_purpose::session, record, nullptr, report));
@@ -544,15 +546,23 @@ bool locked_zone::set_extras(session_record* record, const session_extras& field
     }
     *extras = fields;
     extras->backend_id_size = static_cast<std::uint16_t>(backend_id.size());
+    extras->initialize_size = static_cast<std::uint16_t>(initialize.size());
+    backend_index_entry* entry = entry_of(extras);
+    u_char* tail = entry != nullptr ? reinterpret_cast<u_char*>(entry + 1) : reinterpret_cast<u_char*>(extras + 1);
+    if (entry != nullptr) {
+        std::memset(entry, 0, sizeof(*entry));
+        entry->owner = record;
+        std::memcpy(tail, backend_id.data(), backend_id.size());
+        tail += backend_id.size();
+    }
+    if (!initialize.empty()) {
+        std::memcpy(tail, initialize.data(), initialize.size());  // before the old extras it may point into go
+    }
     free_extras(record);
     record->extras = extras;
-    if (backend_id.empty()) {
+    if (entry == nullptr) {
         return true;
     }
-    backend_index_entry* entry = entry_of(extras);
-    std::memset(entry, 0, sizeof(*entry));
-    entry->owner = record;
-    std::memcpy(entry + 1, backend_id.data(), backend_id.size());
     const auto key = session_key::from_id(backend_id);
     if (!key) {
         return true;  // could never be presented in Mcp-Session-Id: nothing to find it by
@@ -567,6 +577,19 @@ bool locked_zone::set_extras(session_record* record, const session_extras& field
     ngx_rbtree_insert(&sh_.backend_ids, &entry->node);
     entry->indexed = 1;
     return true;
+}
+
+std::string_view locked_zone::initialize_of(const session_record* record)
+{
+    const session_extras* extras = record->extras;
+    if (extras == nullptr || extras->initialize_size == 0) {
+        return {};
+    }
+    const auto* tail = reinterpret_cast<const u_char*>(extras + 1);
+    if (extras->backend_id_size > 0) {
+        tail += sizeof(backend_index_entry) + extras->backend_id_size;
+    }
+    return std::string_view(reinterpret_cast<const char*>(tail), extras->initialize_size);
 }
 
 std::string_view locked_zone::backend_id_of(const session_record* record)

@@ -21,7 +21,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 13;
+constexpr std::uint32_t layout_version = 14;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -145,7 +145,9 @@ struct session_extras {
     std::uint64_t tenant;
     std::uint8_t bound;       // bit 0: principal, bit 1: tenant
     std::uint16_t backend_id_size;  // up to max_session_id_length
-    // if backend_id_size > 0: a backend_index_entry, then the backend's id bytes
+    std::uint16_t initialize_size;  // the client's initialize, kept for mcp_session_heal (up to max_kept_initialize)
+    // if backend_id_size > 0: a backend_index_entry, then the backend's id bytes;
+    // then initialize_size bytes of the initialize request's body
 };
 
 // Finds a session by the id its backend knows (issue mode), so a backend
@@ -253,8 +255,12 @@ public:
     // Replaces the session's extras (bindings, backend id) and its entry
     // in the backend id index; false if no memory (a few idle sessions may
     // make room, room_purpose::session).
-    bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id);
+    // `initialize` (may point into the record's current extras) is kept
+    // beside them for mcp_session_heal.
+    bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id,
+                    std::string_view initialize = {});
     static std::string_view backend_id_of(const session_record* record);
+    static std::string_view initialize_of(const session_record* record);
 
     // Pins the session to the upstream server named `name` (its peer
     // address); false when the name is too long or every slot holds

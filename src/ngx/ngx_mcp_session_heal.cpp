@@ -1,0 +1,387 @@
+// mcp_session_heal (see the header). The steps, each the request run
+// again through its location once the previous upstream is done:
+//
+//   swallowing    the lost answer (or error page) goes nowhere
+//   initializing  the kept initialize, without Mcp-Session-Id, balanced
+//                 afresh: its 200 names the new backend session
+//   announcing    notifications/initialized with the new id, to the same
+//                 server
+//   replaying     the client's request as it came, with the new id: its
+//                 answer is the client's, judged like any other (a second
+//                 loss ends the session with nginx's 404)
+//
+// A step that fails ends the session as it would have ended without
+// healing: the client gets nginx's 404 re-initialize answer.
+#include "ngx_mcp_session_heal.hpp"
+
+#include "ngx_mcp_session_http.hpp"
+#include "ngx_mcp_session_request.hpp"
+#include "ngx_mcp_session_sticky.hpp"
+#include "ngx_mcp_session_store.hpp"
+
+#include "mcp_session/session_id.hpp"
+
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace mcp_ngx {
+
+using upstream_finalize_pt = void (*)(ngx_http_request_t* r, ngx_int_t rc);
+
+// In the request pool (trivially destructible: the pool frees it).
+struct heal_ctx {
+    enum class step : std::uint8_t { swallowing, initializing, announcing, replaying, failed };
+    step at;
+    session_loss_cause cause;
+    ngx_http_request_t* r;
+    ngx_event_t next;  // posted once the current step's upstream is done
+    upstream_finalize_pt upstream_finalize;  // the proxy's, wrapped while a step's upstream runs
+    ngx_str_t initialize;      // the session's kept initialize body
+    ngx_str_t new_backend_id;  // from the initializing step's answer
+    ngx_str_t new_server;      // the server that answered it (mcp_session_sticky), else empty
+    // The client's request as it came, put back for the replaying step.
+    ngx_chain_t* body;
+    off_t content_length_n;
+    bool chunked;
+    ngx_list_t headers;
+    ngx_table_elt_t* session_header;  // its Mcp-Session-Id (the value now the backend's id)
+    // Where the request ran: the steps run there again.
+    ngx_str_t location;
+    bool named_location;
+};
+
+namespace {
+
+constexpr std::string_view session_header = "Mcp-Session-Id";
+constexpr std::string_view initialized_notification = R"({"jsonrpc":"2.0","method":"notifications/initialized"})";
+
+std::string_view cause_name(session_loss_cause cause)
+{
+    return cause == session_loss_cause::backend_lost ? "its backend no longer knows it" : "its server is gone";
+}
+
+void consume(ngx_chain_t* in)
+{
+    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        if (ngx_buf_in_memory(b)) {
+            b->pos = b->last;
+        }
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+    }
+}
+
+bool heal_allowed(ngx_http_request_t* r, const request_state* state)
+{
+    const auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
+    // The body must still be whole in nginx's hands to be sent again.
+    return lcf->heal && state->issue_mode && state->status == session_status::valid && state->heal == nullptr &&
+           r == r->main && r->method == NGX_HTTP_POST && r->request_body != nullptr &&
+           !r->request_body_no_buffering && r->request_body->rest == 0;
+}
+
+void post_next_step(heal_ctx* h) { ngx_post_event(&h->next, &ngx_posted_events); }
+
+// Wraps the proxy's finalize_request while a step's upstream runs: the
+// next step starts only after nginx is done with this one's connection.
+void finalize_then_next_step(ngx_http_request_t* r, ngx_int_t rc)
+{
+    request_state* state = state_of(r);
+    heal_ctx* h = state != nullptr ? state->heal : nullptr;
+    if (h == nullptr) {
+        return;  // cannot happen: the wrapper is set only with a heal running
+    }
+    h->upstream_finalize(r, rc);
+    post_next_step(h);
+}
+
+// Holds the request past this answer's finalization (run_next_step
+// gives the reference back) and starts the next step after it.
+void after_this_upstream(ngx_http_request_t* r, heal_ctx* h)
+{
+    ++r->main->count;
+    ngx_http_upstream_t* u = r->upstream;
+    if (u != nullptr && u->cleanup != nullptr) {
+        h->upstream_finalize = u->finalize_request;
+        u->finalize_request = finalize_then_next_step;
+    } else {
+        post_next_step(h);  // already finalized (nginx's error page): posted events run after it
+    }
+}
+
+// A posted event must not outlive the request that owns it.
+void cancel_next_step(void* data) noexcept
+{
+    auto* h = static_cast<heal_ctx*>(data);
+    if (h->next.posted) {
+        ngx_delete_posted_event(&h->next);
+    }
+}
+
+// The request's answer is made anew by the next step: nothing of the
+// swallowed one may survive into it.
+void forget_answer(ngx_http_request_t* r)
+{
+    ngx_memzero(&r->headers_out, sizeof(ngx_http_headers_out_t));
+    if (ngx_list_init(&r->headers_out.headers, r->pool, 20, sizeof(ngx_table_elt_t)) != NGX_OK ||
+        ngx_list_init(&r->headers_out.trailers, r->pool, 4, sizeof(ngx_table_elt_t)) != NGX_OK) {
+        throw std::bad_alloc();
+    }
+    r->headers_out.content_length_n = -1;
+    r->headers_out.last_modified_time = -1;
+    r->err_status = 0;
+    r->done = 0;
+    r->request_complete = 0;
+    r->allow_ranges = 0;
+}
+
+void use_body(ngx_http_request_t* r, ngx_str_t body)
+{
+    ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
+    ngx_buf_t* b = static_cast<ngx_buf_t*>(ngx_calloc_buf(r->pool));
+    if (cl == nullptr || b == nullptr) {
+        throw std::bad_alloc();
+    }
+    b->pos = b->start = body.data;
+    b->last = b->end = body.data + body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    cl->buf = b;
+    cl->next = nullptr;
+    r->request_body->bufs = cl;
+    r->headers_in.content_length_n = static_cast<off_t>(body.len);
+    r->headers_in.chunked = 0;
+}
+
+// The client's headers less its Mcp-Session-Id: an initialize names no
+// session. A copy of the list (elements are small); the fields nginx
+// keeps pointers to (Host and the like) still point at the originals.
+void headers_without_session(ngx_http_request_t* r, heal_ctx* h)
+{
+    ngx_list_t copy;
+    if (ngx_list_init(&copy, r->pool, 20, sizeof(ngx_table_elt_t)) != NGX_OK) {
+        throw std::bad_alloc();
+    }
+    for (ngx_list_part_t* part = &h->headers.part; part != nullptr; part = part->next) {
+        auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; ++i) {
+            if (&fields[i] == h->session_header) {
+                continue;
+            }
+            auto* slot = static_cast<ngx_table_elt_t*>(ngx_list_push(&copy));
+            if (slot == nullptr) {
+                throw std::bad_alloc();
+            }
+            *slot = fields[i];
+        }
+    }
+    r->headers_in.headers = copy;
+    // A list of one part points at its own first part: re-aim it at the copy's new home.
+    if (copy.last == &copy.part) {
+        r->headers_in.headers.last = &r->headers_in.headers.part;
+    }
+}
+
+void client_headers_with_new_id(ngx_http_request_t* r, heal_ctx* h)
+{
+    r->headers_in.headers = h->headers;  // saved from this same place: its self-pointer holds
+    h->session_header->value = h->new_backend_id;
+}
+
+void prepare_step(ngx_http_request_t* r, request_state* state, heal_ctx* h)
+{
+    switch (h->at) {
+    case heal_ctx::step::swallowing:
+        h->at = heal_ctx::step::initializing;
+        use_body(r, h->initialize);
+        headers_without_session(r, h);
+        state->pinned_server = ngx_str_t{0, nullptr};  // balanced like a new session
+        break;
+    case heal_ctx::step::initializing:
+        h->at = heal_ctx::step::announcing;
+        use_body(r, ngx_str_t{initialized_notification.size(),
+                              reinterpret_cast<u_char*>(const_cast<char*>(initialized_notification.data()))});
+        client_headers_with_new_id(r, h);
+        state->pinned_server = h->new_server;
+        break;
+    case heal_ctx::step::announcing:
+        h->at = heal_ctx::step::replaying;
+        r->request_body->bufs = h->body;
+        r->headers_in.content_length_n = h->content_length_n;
+        r->headers_in.chunked = h->chunked ? 1 : 0;
+        client_headers_with_new_id(r, h);
+        state->pinned_server = h->new_server;
+        if (session_store(*state->zone).heal(state->key, to_view(h->new_backend_id), to_view(h->new_server))) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "mcp_session zone \"%V\": session healed (%*s): a new backend session%s%V",
+                          &state->zone->name, cause_name(h->cause).size(), cause_name(h->cause).data(),
+                          h->new_server.len > 0 ? " on " : "", &h->new_server);
+        }
+        break;
+    case heal_ctx::step::replaying:
+    case heal_ctx::step::failed:
+        throw std::logic_error("no step after the last");
+    }
+    state->lost_answer = nullptr;
+    state->pinned_server_gone = false;
+}
+
+void run_next_step(ngx_event_t* ev) noexcept
+{
+    auto* h = static_cast<heal_ctx*>(ev->data);
+    ngx_http_request_t* r = h->r;
+    ngx_connection_t* c = r->connection;
+    if (c->error) {
+        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);  // the client left meanwhile
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+    try {
+        request_state* state = state_of(r);
+        forget_answer(r);
+        prepare_step(r, state, h);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0, "mcp_session: healing the session failed: %s", e.what());
+        ngx_http_finalize_request(r, NGX_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+    // internal_redirect takes a reference of its own; NGX_DONE gives back
+    // the one after_this_upstream took.
+    if (h->named_location) {
+        ngx_http_named_location(r, &h->location);
+    } else {
+        ngx_http_internal_redirect(r, &r->uri, &r->args);
+    }
+    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_run_posted_requests(c);
+}
+
+// One warn line a second per worker: a dead upstream fails every heal at once.
+void warn_heal_failed(ngx_http_request_t* r, const request_state* state, std::string_view why)
+{
+    static time_t warned_at = 0;
+    if (warned_at == ngx_time()) {
+        return;
+    }
+    warned_at = ngx_time();
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "mcp_session zone \"%V\": could not heal a lost session: %*s; the client gets 404",
+                  &state->zone->name, why.size(), why.data());
+}
+
+ngx_int_t fail(ngx_http_request_t* r, request_state* state, heal_ctx* h, std::string_view why,
+               ngx_http_output_header_filter_pt next_header)
+{
+    h->at = heal_ctx::step::failed;
+    warn_heal_failed(r, state, why);
+    session_store(*state->zone).note_heal_failed();
+    return answer_session_gone(r, state, h->cause, next_header);
+}
+
+// The initializing step's answer: a 200 naming exactly one backend id
+// nginx can store is a new backend session.
+bool take_new_session(ngx_http_request_t* r, heal_ctx* h)
+{
+    if (r->headers_out.status != NGX_HTTP_OK) {
+        return false;
+    }
+    const header_match header = find_header(r->headers_out.headers, session_header);
+    if (header.count != 1 || !mcp_session::is_storable_session_id(to_view(header.first->value))) {
+        return false;
+    }
+    h->new_backend_id = pool_copy(r, to_view(header.first->value));
+    h->new_server = pool_copy(r, sticky_server_of(r));
+    if (h->new_backend_id.data == nullptr || (h->new_server.data == nullptr && h->new_server.len > 0)) {
+        throw std::bad_alloc();
+    }
+    return true;
+}
+
+}  // namespace
+
+bool start_heal(ngx_http_request_t* r, request_state* state, session_loss_cause cause)
+{
+    if (!heal_allowed(r, state)) {
+        return false;
+    }
+    const std::string kept = session_store(*state->zone).kept_initialize(state->key);
+    const header_match presented = find_header(r->headers_in.headers, session_header);
+    if (kept.empty() || presented.count != 1) {
+        return false;
+    }
+    auto* h = static_cast<heal_ctx*>(ngx_pcalloc(r->pool, sizeof(heal_ctx)));
+    ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    if (h == nullptr || cleanup == nullptr) {
+        return false;
+    }
+    h->initialize = pool_copy(r, kept);
+    if (h->initialize.data == nullptr) {
+        return false;
+    }
+    h->at = heal_ctx::step::swallowing;
+    h->cause = cause;
+    h->r = r;
+    h->next.data = h;
+    h->next.handler = run_next_step;
+    h->next.log = r->connection->log;
+    h->body = r->request_body->bufs;
+    h->content_length_n = r->headers_in.content_length_n;
+    h->chunked = r->headers_in.chunked != 0;
+    h->headers = r->headers_in.headers;
+    h->session_header = presented.first;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(ngx_http_get_module_loc_conf(r, ngx_http_core_module));
+    h->named_location = clcf->named != 0;
+    h->location = clcf->name;
+    cleanup->handler = cancel_next_step;
+    cleanup->data = h;
+
+    state->heal = h;
+    after_this_upstream(r, h);
+    return true;
+}
+
+bool heal_owns_answer(const request_state* state)
+{
+    return state != nullptr && state->heal != nullptr && state->heal->at != heal_ctx::step::replaying &&
+           state->heal->at != heal_ctx::step::failed;
+}
+
+ngx_int_t heal_header_filter(ngx_http_request_t* r, request_state* state, ngx_http_output_header_filter_pt next_header)
+{
+    heal_ctx* h = state->heal;
+    switch (h->at) {
+    case heal_ctx::step::swallowing:
+        return NGX_OK;
+    case heal_ctx::step::initializing:
+        if (!answered_by_backend(r)) {
+            return fail(r, state, h, "no upstream server answered initialize", next_header);
+        }
+        if (!take_new_session(r, h)) {
+            return fail(r, state, h, "the backend did not make a session for the kept initialize", next_header);
+        }
+        after_this_upstream(r, h);
+        return NGX_OK;
+    case heal_ctx::step::announcing:
+        if (!answered_by_backend(r) || r->headers_out.status < 200 || r->headers_out.status >= 300) {
+            return fail(r, state, h, "the new backend session refused notifications/initialized", next_header);
+        }
+        after_this_upstream(r, h);
+        return NGX_OK;
+    case heal_ctx::step::replaying:
+    case heal_ctx::step::failed:
+        break;
+    }
+    return NGX_ERROR;  // heal_owns_answer said no: the caller never comes here
+}
+
+ngx_int_t heal_body_filter(ngx_http_request_t*, request_state*, ngx_chain_t* in)
+{
+    consume(in);  // the upstream reuses its buffers once they are consumed
+    return NGX_OK;
+}
+
+}  // namespace mcp_ngx

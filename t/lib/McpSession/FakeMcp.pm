@@ -1,0 +1,124 @@
+package McpSession::FakeMcp;
+# A stateful MCP backend in one forked Perl process, for the suites that
+# need a backend that keeps sessions in memory and can lose them: an
+# initialize makes a session "PORT-N", notifications/initialized is 202,
+# any other request of a known session is answered with the replica's
+# port and the session it ran in; an unknown session gets the SDK's 404
+# (or, with lost => 400, server-everything's 400). Every MCP request is
+# logged, one JSON line each ({sid, body}), so a test sees exactly what
+# the backend received. GET /control/forget drops every session (a
+# restart without the process going away); /control/refuse and
+# /control/accept make initialize answer 503 or work again.
+use strict;
+use warnings;
+use IO::Socket::INET;
+use JSON::PP ();
+use POSIX ();
+
+my $sdk_404 = '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}';
+my $everything_400 = '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}';
+
+# %args: port, log (file), lost (404 or 400; 404 when absent)
+sub start {
+    my ($class, %args) = @_;
+    my $self = bless {%args}, $class;
+    $self->{lost} //= 404;
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $self->{port}, Listen => 64,
+                                       ReuseAddr => 1)
+        or die "listen on $self->{port}: $!\n";
+    my $pid = fork // die "fork: $!\n";
+    if ($pid) {
+        close $listen;
+        $self->{pid} = $pid;
+        return $self;
+    }
+    $SIG{PIPE} = 'IGNORE';
+    $self->serve($listen);
+    POSIX::_exit(0);
+}
+
+sub port { $_[0]{port} }
+
+# The requests the backend received so far, in order: [{sid, body}, ...].
+sub received {
+    my ($self) = @_;
+    open my $fh, '<', $self->{log} or return [];
+    my @lines = map { JSON::PP::decode_json($_) } grep { /\S/ } <$fh>;
+    close $fh;
+    return \@lines;
+}
+
+# Stops the process: its port refuses connections from now on.
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid};
+    kill 'KILL', $self->{pid};
+    waitpid $self->{pid}, 0;
+    delete $self->{pid};
+}
+
+sub DESTROY { local ($?, $@); $_[0]->stop }
+
+sub read_request {
+    my ($c) = @_;
+    my $req = '';
+    while ($req !~ /\r\n\r\n/) { sysread($c, $req, 4096, length $req) or return }
+    my $split = index($req, "\r\n\r\n");
+    my $head = substr($req, 0, $split);
+    my $body = substr($req, $split + 4);
+    my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+    while (length($body) < ($len // 0)) { sysread($c, $body, 65536, length $body) or last }
+    my ($method, $path) = $head =~ m{^(\S+) (\S+)};
+    my ($sid) = $head =~ /^Mcp-Session-Id:\s*(\S+)/mi;
+    return { method => $method, path => $path, sid => $sid, body => $body };
+}
+
+sub answer {
+    my ($c, $status, $body, @headers) = @_;
+    my $extra = join '', map { "$_\r\n" } @headers;
+    syswrite($c, "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n$extra"
+        . 'Content-Length: ' . length($body) . "\r\nConnection: close\r\n\r\n$body");
+}
+
+sub serve {
+    my ($self, $listen) = @_;
+    my (%sessions, $refuse);
+    my $made = 0;
+    while (my $c = $listen->accept) {
+        my $req = read_request($c);
+        if (!$req) { close $c; next }
+        if ($req->{path} =~ m{^/control/(\w+)}) {
+            %sessions = () if $1 eq 'forget';
+            $refuse = 1 if $1 eq 'refuse';
+            $refuse = 0 if $1 eq 'accept';
+            answer($c, 200, '{}');
+            close $c;
+            next;
+        }
+        if (open my $log, '>>', $self->{log}) {
+            print {$log} JSON::PP->new->canonical->encode({ sid => $req->{sid} // '', body => $req->{body} }), "\n";
+            close $log;
+        }
+        my ($id) = $req->{body} =~ /"id"\s*:\s*(\d+)/;
+        my ($rpc) = $req->{body} =~ /"method"\s*:\s*"([^"]+)"/;
+        if (!defined $req->{sid} && ($rpc // '') eq 'initialize') {
+            if ($refuse) {
+                answer($c, 503, '{"jsonrpc":"2.0","error":{"code":-32603,"message":"not now"},"id":null}');
+            } else {
+                my $sid = "$self->{port}-" . ++$made;
+                $sessions{$sid} = 1;
+                answer($c, 200, qq({"jsonrpc":"2.0","id":$id,"result":{"protocolVersion":"2025-06-18",)
+                    . q("capabilities":{},"serverInfo":{"name":"fake","version":"1"}}}), "Mcp-Session-Id: $sid");
+            }
+        } elsif (!defined $req->{sid} || !$sessions{ $req->{sid} }) {
+            $self->{lost} == 400 ? answer($c, 400, $everything_400) : answer($c, 404, $sdk_404);
+        } elsif (!defined $id) {
+            answer($c, 202, '');
+        } else {
+            answer($c, 200, qq({"jsonrpc":"2.0","id":$id,"result":{"replica":$self->{port},"session":"$req->{sid}"}}));
+        }
+        close $c;
+    }
+}
+
+1;

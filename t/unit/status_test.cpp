@@ -19,6 +19,7 @@ zone_status sample()
     s.open_streams = 1;
     s.counters.created = 5;
     s.counters.deleted = 2;
+    s.counters.sessions_healed = 9;
     s.counters.heartbeats = 7;
     s.counters.evicted = 4;
     s.counters.evicted_unused = 3;
@@ -48,7 +49,9 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["streams_no_room"] == 0);
     BOOST_TEST(body["counters"]["markers_no_room"] == 0);
     BOOST_TEST(body["counters"]["post_stream_resumes"] == 0);
-    BOOST_TEST(body["counters"].size() == 26u);
+    BOOST_TEST(body["counters"]["sessions_healed"] == 9);
+    BOOST_TEST(body["counters"]["heals_failed"] == 0);
+    BOOST_TEST(body["counters"].size() == 28u);
     BOOST_TEST(body["upstreams"].empty());
 }
 

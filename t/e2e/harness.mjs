@@ -83,8 +83,9 @@ export async function startBackend({ port: wanted } = {}) {
 // proxyPass: /mcp's proxy_pass target instead of 127.0.0.1:backendPort (an
 // upstream named in httpExtra); httpExtra, serverExtra: text added to the
 // http block (upstreams) and to the server block (more locations).
+// heal: mcp_session_heal on /mcp (issue mode). /mcp-status is the zone's status.
 export async function startNginx({ name, backendPort, zone = "", stream = false, mode = "learn", pageRoot = null, cors = true,
-                                   proxyPass = null, httpExtra = "", serverExtra = "" }) {
+                                   proxyPass = null, httpExtra = "", serverExtra = "", heal = false }) {
   const prefix = path.join(here, `run-${name}`);
   rmSync(prefix, { recursive: true, force: true });
   for (const dir of ["conf", "logs", "tmp"]) mkdirSync(path.join(prefix, dir), { recursive: true });
@@ -109,11 +110,13 @@ http {
     server {
         listen 127.0.0.1:${port} reuseport;
         location = /mcp/publish { mcp_session_publish zone=mcp; allow 127.0.0.1; deny all; }
+        location = /mcp-status { mcp_session_status zone=mcp; allow 127.0.0.1; deny all; }
         location /mcp {
             mcp_session zone=mcp;
             mcp_session_stream ${stream ? "on" : "off"};
             mcp_session_mode ${mode};
             mcp_session_cors ${cors ? "on" : "off"};
+            mcp_session_heal ${heal ? "on" : "off"};
             proxy_pass ${proxyPass ?? `http://127.0.0.1:${backendPort}`};
             proxy_http_version 1.1;
             proxy_set_header Connection "";

@@ -46,10 +46,21 @@ function edge() {
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_read_timeout 1h;
+        }
+        location /heal/ {
+            mcp_session zone=mcp;
+            mcp_session_mode issue;
+            mcp_session_heal on;
+            proxy_pass http://replicas/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 1h;
         }`,
     });
     stops.push(() => started.stop());
-    return { ...started, learnUrl: started.url, issueUrl: started.url.replace(/\/mcp$/, "/issue/mcp") };
+    return { ...started, learnUrl: started.url, issueUrl: started.url.replace(/\/mcp$/, "/issue/mcp"),
+             healUrl: started.url.replace(/\/mcp$/, "/heal/mcp") };
   })();
   return edgeStarted;
 }
@@ -81,6 +92,11 @@ async function whoami(client) {
   const result = await client.callTool({ name: "whoami", arguments: {} });
   assert.notEqual(result.isError, true, JSON.stringify(result));
   return JSON.parse(result.content[0].text);
+}
+
+async function edgeStatus(nginx) {
+  const res = await fetch(nginx.url.replace(/\/mcp$/, "/mcp-status"));
+  return res.json();
 }
 
 // A session and the replica it landed on (its first whoami).
@@ -233,6 +249,79 @@ test("a restarted replica (same port): its old sessions get nginx's 404 for its 
     elsewhere.push(again);
   }
   await closeAll([...onVictim.learn, ...onVictim.issue, ...elsewhere]);
+  assert.deepEqual(badLogLines(nginx.errorLog()), []);
+});
+
+// Sessions on `victim` and elsewhere, through `url`: round robin comes
+// back to the victim once its fail_timeout is over.
+async function sessionsOn(victim, url, wanted) {
+  const onVictim = [];
+  const elsewhere = [];
+  await pollUntil(`${wanted} sessions on the replica on ${victim.port}`, async () => {
+    const session = await openSession(url);
+    if (session.port === victim.port) onVictim.push(session);
+    else if (elsewhere.length < 4) elsewhere.push(session);
+    else await closeAll([session]);
+    return onVictim.length >= wanted && elsewhere.length > 0;
+  }, { timeoutMs: 20000, intervalMs: 50 });
+  return { onVictim, elsewhere };
+}
+
+for (const how of ["killed", "restarted"]) {
+  test(`issue mode + mcp_session_heal: a ${how} replica's sessions heal silently, the SDK client's next callTool just works`, async () => {
+    const nginx = await edge();
+    const victim = replicas[2];
+    if (!victim.running()) await victim.start();
+    const { onVictim, elsewhere } = await sessionsOn(victim, nginx.healUrl, 3);
+    const before = (await edgeStatus(nginx)).counters;
+
+    if (how === "killed") await victim.kill();
+    else await victim.restart();
+    for (const session of onVictim) {
+      const healed = await whoami(session.client);  // throws on any error the client would see
+      if (how === "killed") assert.notEqual(healed.port, victim.port, "served by a live replica");
+      assert.equal(healed.calls, 1, "in a new backend session (its first call there)");
+      const next = await whoami(session.client);
+      assert.deepEqual([next.port, next.calls], [healed.port, 2], "and the session stays in it");
+      assert.equal(session.transport.sessionId, session.id, "the client kept its session id all along");
+    }
+    for (const session of elsewhere) {
+      const again = await whoami(session.client);
+      assert.deepEqual([again.port, again.calls], [session.port, 2], `session ${session.id} stayed where it was`);
+    }
+    const after = (await edgeStatus(nginx)).counters;
+    assert.equal(after.sessions_healed - before.sessions_healed, onVictim.length, "one heal per session");
+    assert.equal(after.sessions_replica_lost - before.sessions_replica_lost, 0, "no session lost");
+    assert.equal(after.sessions_backend_lost - before.sessions_backend_lost, 0, "no session lost");
+    await closeAll([...onVictim, ...elsewhere]);
+    assert.deepEqual(badLogLines(nginx.errorLog()), []);
+  });
+}
+
+test("server-everything restarted behind issue mode + mcp_session_heal: the SDK client's next call just works", async () => {
+  let backend = await startBackend();
+  stops.push(() => backend.stop());
+  const nginx = await startNginx({
+    name: "replicas-heal",
+    backendPort: backend.port,
+    mode: "issue",
+    heal: true,
+  });
+  stops.push(() => nginx.stop());
+
+  const session = await connect(nginx.url);
+  const echo = await session.client.callTool({ name: "echo", arguments: { message: "before the restart" } });
+  assert.equal(echo.content[0].text, "Echo: before the restart");
+
+  const { port } = backend;
+  await backend.stop();
+  backend = await startBackend({ port });
+  const healed = await session.client.callTool({ name: "echo", arguments: { message: "after the restart" } });
+  assert.equal(healed.content[0].text, "Echo: after the restart");
+  const tools = await session.client.listTools();
+  assert.ok(tools.tools.some((t) => t.name === "echo"), "the healed session lists the server's tools");
+  await session.transport.terminateSession();
+  await closeAll([session]);
   assert.deepEqual(badLogLines(nginx.errorLog()), []);
 });
 

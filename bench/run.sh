@@ -244,6 +244,40 @@ CONF
     return "$rc"
 }
 
+# Issue 14: the time to heal (mcp_session_heal), client request -> served
+# in the new backend session, from bench/heal.pl (its own nginx and two
+# stateful Perl MCP backends), RUNS runs of 200 sessions; beside it the
+# same call of a healthy session through the same nginx.
+heal_rows() {
+    local run out rm="" rp="" gm="" gp="" nm="" np="" failed=0
+    log "time to heal ($RUNS runs of 200 sessions)"
+    for ((run = 1; run <= RUNS; run++)); do
+        if ! out=$(perl "$ROOT/bench/heal.pl" "$MODULE" 200 2>"$OUT/heal.err") ||
+            [[ $(field alerts <<<"$out") != 0 || $(field restarted_heals <<<"$out") != 200 ]]; then
+            failed=$((failed + 1)); continue
+        fi
+        rm+="$(field restarted_median_us <<<"$out") "; rp+="$(field restarted_p99_us <<<"$out") "
+        gm+="$(field gone_median_us <<<"$out") "; gp+="$(field gone_p99_us <<<"$out") "
+        nm+="$(field normal_median_us <<<"$out") "; np+="$(field normal_p99_us <<<"$out") "
+    done
+    local note=""; ((failed == 0)) || note=" ($failed of $RUNS runs failed: $(head -1 "$OUT/heal.err"))"
+    row "time to heal, backend restarted (every session lost): the healing call's median / p99 (µs)$note" \
+        "$(median <<<"$rm") / $(median <<<"$rp") (runs: medians $(spread "$rm"); p99 $(spread "$rp"))" \
+        "$(median <<<"$nm") / $(median <<<"$np") (a healthy session's call)" "—" "—" "—"
+    row "time to heal, replica gone (connection refused): the healing call's median / p99 (µs)$note" \
+        "$(median <<<"$gm") / $(median <<<"$gp") (runs: medians $(spread "$gm"); p99 $(spread "$gp"))" \
+        "$(median <<<"$nm") / $(median <<<"$np") (a healthy session's call)" "—" "—" "—"
+    return "$failed"
+}
+
+# BENCH_ONLY=heal: those rows alone.
+if [[ ${BENCH_ONLY:-} == heal ]]; then
+    rc=0
+    heal_rows || rc=$?
+    printf '%s\n' "${rows[@]}" | tee "$OUT/heal.md"
+    exit "$rc"
+fi
+
 # BENCH_ONLY=sticky: that row alone, without the main nginx.
 if [[ ${BENCH_ONLY:-} == sticky ]]; then
     trap stop_sticky EXIT
@@ -436,6 +470,7 @@ limit "session creation" "$verdict" "each new id is a miss in the rbtree: one wa
 
 log "sticky upstream vs round robin (its own nginx)"
 sticky_rows || true
+heal_rows || true
 
 alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$OUT/nginx/logs/error.log" || true)
 {

@@ -80,6 +80,13 @@ location /pool {
     mcp_session_heal on;
     proxy_pass http://pool;
 }
+location /streamed {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_stream on;
+    mcp_session_heal on;
+    proxy_pass http://127.0.0.1:$sp;
+}
 location = /status { mcp_session_status zone=mcp; }
 CONF
 
@@ -232,6 +239,23 @@ $mark = scalar @{ $single->received };
 $res = post('/named', call(14), 'Mcp-Session-Id' => $sid);
 is($res->{status}, 200, 'a named location (try_files): healed in that location');
 is(scalar @{ since($single, $mark) }, 4, '... with the same four backend requests');
+
+# --- mcp_session_stream on: the healed call's SSE answer is relayed with
+# nginx's ids and recorded, and a resume of it replays it
+$sid = open_session('/streamed');
+post('/streamed', call(2), 'Mcp-Session-Id' => $sid);
+forget($single);
+my $stream_call = '{"jsonrpc":"2.0","id":15,"method":"tools/call","params":{"name":"stream"}}';
+$res = post('/streamed', $stream_call, 'Mcp-Session-Id' => $sid);
+is($res->{status}, 200, 'stream on: a lost session whose call is answered with SSE is healed');
+like(h($res, 'Content-Type'), qr{^text/event-stream}, '... the answer is the stream');
+my @ids = $res->{body} =~ /^id: (\S+)$/mg;
+is(scalar @ids, 2, '... both of its events arrive');
+like($ids[0] // '', qr/^\d+\.1$/, "... with nginx's ids, not the backend's");
+like($res->{body}, qr/"id":15,"result":\{"replica":$sp,"session":"$sp-\d+"\}/, '... the result of the new backend session');
+my $resumed = $n->request('GET', '/streamed', headers => ['Mcp-Session-Id' => $sid, 'Accept' => 'text/event-stream',
+                                                          'Last-Event-ID' => $ids[0]]);
+like($resumed->{body}, qr/^id: \Q$ids[1]\E$/m, '... and a resume after its first event replays the second from the ring');
 
 # --- only POSTs are replayed: a DELETE of a lost session ends it
 $sid = open_session('/single');

@@ -3,7 +3,8 @@ package McpSession::FakeMcp;
 # need a backend that keeps sessions in memory and can lose them: an
 # initialize makes a session "PORT-N", notifications/initialized is 202,
 # any other request of a known session is answered with the replica's
-# port and the session it ran in; an unknown session gets the SDK's 404
+# port and the session it ran in (as an SSE stream of a progress event and
+# the result when it calls the tool "stream"); an unknown session gets the SDK's 404
 # (or, with lost => 400, server-everything's 400). Every MCP request is
 # logged, one JSON line each ({sid, body}), so a test sees exactly what
 # the backend received. GET /control/forget drops every session (a
@@ -114,6 +115,13 @@ sub serve {
             $self->{lost} == 400 ? answer($c, 400, $everything_400) : answer($c, 404, $sdk_404);
         } elsif (!defined $id) {
             answer($c, 202, '');
+        } elsif ($req->{body} =~ /"name"\s*:\s*"stream"/) {
+            # A tool call answered as an SSE stream: one progress notification, then the result.
+            my $result = qq({"jsonrpc":"2.0","id":$id,"result":{"replica":$self->{port},"session":"$req->{sid}"}});
+            my $events = qq(id: own-1\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress",)
+                . qq("params":{"progressToken":1,"progress":1}}\n\nid: own-2\nevent: message\ndata: $result\n\n);
+            syswrite($c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                . 'Content-Length: ' . length($events) . "\r\nConnection: close\r\n\r\n$events");
         } else {
             answer($c, 200, qq({"jsonrpc":"2.0","id":$id,"result":{"replica":$self->{port},"session":"$req->{sid}"}}));
         }

@@ -15,6 +15,7 @@ use McpSession::Http2;
 use McpSession::FakeMcp;
 use JSON::PP qw(decode_json);
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use MIME::Base64 qw(encode_base64);
 use Test::More;
 
@@ -86,6 +87,18 @@ location /streamed {
     mcp_session_stream on;
     mcp_session_heal on;
     proxy_pass http://127.0.0.1:$sp;
+}
+location /slowpool {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_heal on;
+    proxy_connect_timeout 300ms;
+    proxy_pass http://pool;
+}
+location /learnpool {
+    mcp_session zone=mcp;
+    proxy_connect_timeout 300ms;
+    proxy_pass http://pool;
 }
 location = /status { mcp_session_status zone=mcp; }
 CONF
@@ -298,6 +311,40 @@ is($after->{sessions_healed} - $before->{sessions_healed}, scalar @stranded, 'st
 is($after->{sessions_replica_lost} - $before->{sessions_replica_lost}, 0, '... and no session lost');
 my $upstreams = decode_json($n->request('GET', '/status')->{body})->{upstreams};
 ok(!$upstreams->{"127.0.0.1:$victim"}, 'status: no session is pinned to the stopped replica any more');
+
+# --- a replica that stops accepting: connecting to it times out
+my $hung = $replicas[2]->port;
+my (@learned, @issued);
+for (1 .. 8) {
+    my $res = post('/learnpool', $initialize);
+    my $s = h($res, 'Mcp-Session-Id');
+    push @learned, $s if result(post('/learnpool', call(2), 'Mcp-Session-Id' => $s))->{replica} == $hung;
+    $s = open_session('/slowpool');
+    push @issued, $s if result(post('/slowpool', call(2), 'Mcp-Session-Id' => $s))->{replica} == $hung;
+}
+ok(@learned && @issued, 'sessions of both modes on the replica that will hang');
+$replicas[2]->stop;
+# Its port listens again, but its accept queue is full and never drained:
+# further SYNs are dropped, so a connect to it times out.
+my $hang = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $hung, Listen => 1, ReuseAddr => 1)
+    or die "listen on $hung: $!";
+my @queued = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $hung, Blocking => 0) } 1 .. 4;
+$before = counters();
+$res = post('/learnpool', call(30), 'Mcp-Session-Id' => $learned[0]);
+is($res->{status}, 404, 'learn mode: proxy_connect_timeout to the pinned replica ends the session with 404');
+like($res->{body}, qr/re-initialize/i, '... the re-initialize body, never a 504');
+my $timed_out_heals = 0;
+for my $s (@issued) {
+    my $r1 = post('/slowpool', call(31), 'Mcp-Session-Id' => $s);
+    $timed_out_heals++ if $r1->{status} == 200 && result($r1)->{replica} == $replicas[0]->port;
+}
+is($timed_out_heals, scalar @issued, 'issue mode with healing: each session of the hung replica is served by the live one');
+$after = counters();
+is($after->{sessions_replica_lost} - $before->{sessions_replica_lost}, 1, '... and only the learn-mode session was lost');
+like($n->error_log, qr/upstream timed out \(110: Connection timed out\) while connecting to upstream/,
+     '... (it was a connect timeout)');
+close $_ for grep { defined } @queued;
+close $hang;
 
 unlike($n->error_log, qr/\[(alert|crit|emerg)\]|exited on signal/, 'no worker crashed, no alert');
 

@@ -11,7 +11,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/build/bench"
-MODULE="$ROOT/build/ngx_mcp_session_module.so"
+MODULE="${MODULE:-$ROOT/build/ngx_mcp_session_module.so}"  # MODULE=...: another build, e.g. a before/after comparison
 NCHAN=/usr/lib/nginx/modules/ngx_nchan_module.so
 NDK=/usr/lib/nginx/modules/ndk_http_module.so
 LUA=/usr/lib/nginx/modules/ngx_http_lua_module.so
@@ -244,6 +244,40 @@ CONF
     return "$rc"
 }
 
+# The zone filled to POPULATION sessions: its memory per session, a lookup
+# there against the zone of 1000, validation and session creation there
+# against plain proxy_pass. BENCH_ONLY=population runs only these rows.
+population_rows() {
+    log "populating to $POPULATION sessions"
+    "$SSE" populate --port "$PORT" --count $((POPULATION - 1000)) --prefix pop- >/dev/null
+    status=$(curl -s "$base/mcp/status")
+    sessions=$(echo "$status" | field sessions)
+    used=$(echo "$status" | field bytes_used)
+    per_session=$(awk -v u="$used" -v s="$sessions" 'BEGIN { printf "%.0f", u / s }')
+    verdict=$(meets "$per_session" 256 "<=")
+    row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$verdict"
+    limit "memory per idle session" "$verdict" "the zone's fixed part (worker inboxes, the slab's own pages) spread over only $sessions sessions; a session record is one 128-byte slab chunk."
+
+    # The same request against two zones of the same nginx, alternated in
+    # one window: a zone of $POPULATION sessions and one kept at 1000.
+    log "lookup cost at $POPULATION sessions"
+    ratio_runs "validate_rps $base/mcp" "validate_rps $base/small"
+    verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
+    row "lookup: req/s at $sessions vs 1000 sessions (two zones, alternated)" "$A_MEDIAN" "$B_MEDIAN (1000 sessions)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
+    limit "lookup at $sessions" "$verdict" "a lookup in the big zone walks an rbtree about 20 levels deep; for a session in use that path stays cached, so what moves the ratio is the machine."
+    ratio_runs "validate_rps $base/mcp" "validate_rps $base/plain"
+    row "validation at $sessions sessions vs plain proxy_pass" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "—" "—"
+
+    log "session creation at $sessions sessions"
+    # A fresh label per slice (each runs in a subshell): every id is new.
+    create_mcp() { wrk_rps -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$(date +%s%N)"; }
+    create_plain() { wrk_rps -s "$ROOT/bench/create.lua" "$base/plain" -- "p"; }
+    ratio_runs create_mcp create_plain
+    verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
+    row "session creation: initialize exchanges/s at $sessions sessions vs plain proxy" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
+    limit "session creation" "$verdict" "each new id is a miss in the rbtree: one walk of about 20 levels over $((sessions / 1000)) k records scattered through 128 MB of 4 KB pages, so nearly every level is a cache and TLB miss, taken under the zone lock (perf: locked_zone::find is the largest module symbol, ~8% of worker samples); then the insert, the slab allocation and a page fault for every fresh slab page. About 1 260 instructions under the lock per creation besides (bench/callgrind.sh). The tree and the zone layout are outside this change."
+}
+
 # BENCH_ONLY=sticky: that row alone, without the main nginx.
 if [[ ${BENCH_ONLY:-} == sticky ]]; then
     trap stop_sticky EXIT
@@ -267,6 +301,16 @@ log "populating 1000 sessions (zone, small zone, recording zone, Lua dict)"
     { echo "the Lua recipe did not learn its sessions" >&2; exit 1; }
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Mcp-Session-Id: live-500' -d '{}' "$base/mcp") == 200 ]] ||
     { echo "the module did not learn its sessions" >&2; exit 1; }
+
+# BENCH_ONLY=population: the rows at a million sessions alone (about
+# 3 minutes; population.md), after the same untimed warm-up.
+if [[ ${BENCH_ONLY:-} == population ]]; then
+    for path in mcp plain small; do wrk -t2 -c64 -d2s -s "$ROOT/bench/validate.lua" "$base/$path" >/dev/null 2>&1; done
+    population_rows
+    printf '%s\n' "${rows[@]}" | tee "$OUT/population.md"
+    printf '%s\n' "${limits[@]+"${limits[@]}"}"
+    exit 0
+fi
 
 # POST streams (issue 13): a tools/call answered with 64 SSE events of
 # 1 KB, relayed with nginx's ids and recorded, vs plain proxying of the
@@ -405,34 +449,7 @@ row "shared memory per session with a full ring (256 events of $(echo "$fill" | 
 
 # The population scenarios come last: the SSE rows above ran against a
 # zone holding only their own sessions, as nchan holds only its channels.
-log "populating to $POPULATION sessions"
-"$SSE" populate --port "$PORT" --count $((POPULATION - 1000)) --prefix pop- >/dev/null
-status=$(curl -s "$base/mcp/status")
-sessions=$(echo "$status" | field sessions)
-used=$(echo "$status" | field bytes_used)
-per_session=$(awk -v u="$used" -v s="$sessions" 'BEGIN { printf "%.0f", u / s }')
-verdict=$(meets "$per_session" 256 "<=")
-row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$verdict"
-limit "memory per idle session" "$verdict" "the zone's fixed part (worker inboxes, the slab's own pages) spread over only $sessions sessions; a session record is one 128-byte slab chunk."
-
-# The same request against two zones of the same nginx, alternated in
-# one window: a zone of $POPULATION sessions and one kept at 1000.
-log "lookup cost at $POPULATION sessions"
-ratio_runs "validate_rps $base/mcp" "validate_rps $base/small"
-verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
-row "lookup: req/s at $sessions vs 1000 sessions (two zones, alternated)" "$A_MEDIAN" "$B_MEDIAN (1000 sessions)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
-limit "lookup at $sessions" "$verdict" "a lookup in the big zone walks an rbtree about 20 levels deep; for a session in use that path stays cached, so what moves the ratio is the machine."
-ratio_runs "validate_rps $base/mcp" "validate_rps $base/plain"
-row "validation at $sessions sessions vs plain proxy_pass" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "—" "—"
-
-log "session creation at $sessions sessions"
-# A fresh label per slice (each runs in a subshell): every id is new.
-create_mcp() { wrk_rps -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$(date +%s%N)"; }
-create_plain() { wrk_rps -s "$ROOT/bench/create.lua" "$base/plain" -- "p"; }
-ratio_runs create_mcp create_plain
-verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
-row "session creation: initialize exchanges/s at $sessions sessions vs plain proxy" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
-limit "session creation" "$verdict" "each new id is a miss in the rbtree: one walk of about 20 levels over $((sessions / 1000)) k records scattered through 128 MB of 4 KB pages, so nearly every level is a cache and TLB miss, taken under the zone lock (perf: locked_zone::find is the largest module symbol, ~8% of worker samples); then the insert, the slab allocation and a page fault for every fresh slab page. About 1 260 instructions under the lock per creation besides (bench/callgrind.sh). The tree and the zone layout are outside this change."
+population_rows
 
 log "sticky upstream vs round robin (its own nginx)"
 sticky_rows || true

@@ -1,5 +1,5 @@
 -- wrk: one new session per request, its id in the shape args[1] names
--- (uuid, hex, opaque16, opaque40, long600), so the zone's bytes per
+-- (uuid, hex, opaque16, opaque32, opaque40, long600), so the zone's bytes per
 -- session can be read off per id shape (bench/id_memory.sh).
 local threads = 0
 function setup(thread)
@@ -21,6 +21,8 @@ local function id_for(n)
         return string.format("%016x%016x", tid, n)
     elseif shape == "opaque16" then
         return string.format("s-%014d", mixed)
+    elseif shape == "opaque32" then
+        return string.format("session-%024d", mixed)
     elseif shape == "opaque40" then
         return string.format("session-%032d", mixed)
     end

@@ -10,7 +10,7 @@ MODULE="$ROOT/build/ngx_mcp_session_module.so"
 NGINX_BIN="${NGINX_BIN:-/usr/sbin/nginx}"
 PORT="${BENCH_PORT:-18700}"
 SESSIONS="${SESSIONS:-100000}"
-SHAPES=(uuid hex opaque16 opaque40 long600)
+SHAPES=(uuid hex opaque16 opaque32 opaque40 long600)
 
 mkdir -p "$OUT/conf" "$OUT/logs" "$OUT/tmp"
 user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root;"
@@ -52,6 +52,7 @@ status() { curl -s "http://127.0.0.1:$PORT/status/$1"; }
             uuid) example='0190a1b2-c3d4-7e5f-8a9b-…, 36 chars' ;;
             hex) example='32 lowercase hex digits (uuid4().hex, $request_id)' ;;
             opaque16) example='16-byte opaque (s-00000000000001)' ;;
+            opaque32) example='32-byte opaque (session-000…)' ;;
             opaque40) example='40-byte opaque' ;;
             long600) example='600-byte JWT-style (kept as a digest)' ;;
         esac

@@ -128,4 +128,34 @@ $n->stop;
 unlike($n->error_log, qr/\[(alert|crit|emerg)\]|exited on signal|already active/,
     'no alert, crit or crash in the error log');
 
+# A large zone holding few sessions: its index (a bucket per 512 bytes,
+# 131072 in 64 MB) is walked a bounded number of buckets per lock hold,
+# so the save takes several slices, and loses nothing between them.
+{
+    my $big_state = "$dir/big.state";
+    my $line = "mcp_session_zone zone=mcp:64m idle_timeout=1h state=$big_state state_interval=100ms;";
+    my $b = start_nginx(workers => 2, log_level => 'info', http_config => $line, config => $locations);
+    my @few = map { "few-$_" } 1 .. 40;
+    is(scalar(grep { create($b, $_) != 200 } @few), 0, 'large zone: 40 sessions created');
+    my $saved = sub {
+        my @s;
+        my $log = $b->error_log;
+        while ($log =~ /state saved to "\Q$big_state\E": (\d+) sessions, \d+ bytes, (\d+) slices/g) { push @s, [$1, $2] }
+        return grep { $_->[0] == 40 } @s;
+    };
+    ok(poll_until(20, sub { $saved->() }), 'large zone: a save wrote all 40 sessions');
+    my ($save) = $saved->();
+    cmp_ok($save ? $save->[1] : 0, '>=', 2, '... in at least 2 slices (65536 buckets per lock hold)');
+    my $from = length $b->error_log;
+    my @killed = ($b->master_pid, @{ $b->worker_pids });
+    kill 'KILL', $_ for @killed;
+    poll_until(5, sub { !grep { McpSession::Nginx::alive($_) } @killed });
+    unlink $b->servroot . '/logs/nginx.pid';
+    $b->restart;
+    like(substr($b->error_log, $from), qr/restored 40 sessions from "\Q$big_state\E"/, 'large zone: 40 restored after SIGKILL');
+    is(scalar(grep { use_session($b, $_) != 200 } @few), 0, '... every one valid');
+    $b->stop;
+    unlike($b->error_log, qr/\[(alert|crit|emerg)\]|exited on signal/, 'large zone: clean error log');
+}
+
 done_testing;

@@ -14,9 +14,10 @@
 
 namespace mcp_session {
 
-// Sessions are visited in the order of the zone's tree (by id hash, which
-// no deletion or creation changes for the others), and a slice goes on
-// from the first hash above the last one copied. A slice never ends
+// Sessions are visited in the order of their id hash (the zone's index
+// keeps it: see index_buckets.hpp; no deletion or creation changes it for
+// the others), and a slice goes on from the first hash above the last one
+// copied. A slice never ends
 // between two equal hashes, so colliding ids are copied together and none
 // is skipped or copied twice.
 class save_cursor {

@@ -136,8 +136,9 @@ bool session_key::is_canonical(const std::uint8_t* bytes, std::size_t size, std:
 
 std::uint64_t session_key::hash(std::uint64_t seed) const
 {
-    // FNV-1a over the stored bytes, then a 64-bit finaliser so the rbtree
-    // key uses all bits; the form is mixed in to keep forms apart.
+    // FNV-1a over the stored bytes, then a 64-bit finaliser so the index's
+    // bucket (the top bits) depends on every byte; the form is mixed in to
+    // keep forms apart.
     std::uint64_t h = 0xcbf29ce484222325ull ^ seed;
     h = (h ^ static_cast<std::uint64_t>(form_)) * 0x100000001b3ull;
     for (std::size_t i = 0; i < size_; ++i) {

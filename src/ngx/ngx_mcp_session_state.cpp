@@ -4,6 +4,7 @@
 #include "ngx_mcp_session_state_writer.hpp"
 #include "ngx_mcp_session_zone.hpp"
 
+#include "mcp_session/index_buckets.hpp"
 #include "mcp_session/state_file.hpp"
 #include "mcp_session/state_snapshot.hpp"
 
@@ -217,21 +218,9 @@ mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snaps
                         extras.tenant, locked_zone::backend_id_of(r), zone.pinned_server(r));
 }
 
-// The first node of the tree whose hash is still ahead of the cursor.
-ngx_rbtree_node_t* first_ahead(ngx_rbtree_t& tree, const mcp_session::save_cursor& cursor)
-{
-    ngx_rbtree_node_t* node = tree.root;
-    ngx_rbtree_node_t* found = nullptr;
-    while (node != tree.sentinel) {
-        if (cursor.ahead(node->key)) {
-            found = node;
-            node = node->left;
-        } else {
-            node = node->right;
-        }
-    }
-    return found;
-}
+// Empty buckets passed per hold of the lock, besides the sessions: a
+// large zone holding few sessions is walked in slices too.
+constexpr std::uint32_t slice_buckets = 65536;
 
 struct slice_outcome {
     bool done = false;
@@ -245,30 +234,49 @@ std::int64_t monotonic_ns()
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// One hold of the zone lock: copies the next slice of sessions in tree
-// order. Whatever was deleted before its slice is not copied; whatever is
-// created meanwhile is copied if its hash is still ahead of the cursor.
+// One hold of the zone lock: copies the next slice of sessions in hash
+// order (mcp_session/index_buckets.hpp). Whatever was deleted before its
+// slice is not copied; whatever is created meanwhile is copied if its hash
+// is still ahead of the cursor.
 slice_outcome copy_slice(zone_conf& zone, mcp_session::save_cursor& cursor, mcp_session::state_snapshot& snapshot)
 {
     slice_outcome outcome;
     zone_transaction tx(zone);
     const std::int64_t start = monotonic_ns();
-    ngx_rbtree_t& tree = tx.zone().shared().tree;
+    const session_index index = tx.zone().index();
+    std::uint32_t bucket = cursor.started() ? index.bucket_of(cursor.last()) : 0;
+    session_record* r = index.head(bucket);
+    while (r != nullptr && !cursor.ahead(r->hash)) {
+        r = index.next(r);
+    }
     std::size_t copied = 0;
-    ngx_rbtree_node_t* node = first_ahead(tree, cursor);
-    while (node != nullptr && !cursor.may_stop_before(node->key, copied, slice_sessions)) {
+    for (std::uint32_t scanned = 0;;) {
+        if (r == nullptr) {
+            if (bucket + 1 == index.bucket_count()) {
+                outcome.done = true;
+                break;
+            }
+            if (++scanned == slice_buckets) {
+                cursor.passed(mcp_session::last_hash_of(bucket, index.bucket_count()));
+                break;
+            }
+            r = index.head(++bucket);
+            continue;
+        }
+        if (cursor.may_stop_before(r->hash, copied, slice_sessions)) {
+            break;
+        }
         // Out of room: the slice ends here and the next one goes on from
         // this session, after room was made outside the lock (unless it
         // collides with the last one copied: then it is left out).
-        if (add_record(snapshot, tx.zone(), record_of(node)) == mcp_session::state_snapshot::added::no_room &&
-            cursor.may_stop_before(node->key, slice_sessions, slice_sessions)) {
+        if (add_record(snapshot, tx.zone(), r) == mcp_session::state_snapshot::added::no_room &&
+            cursor.may_stop_before(r->hash, slice_sessions, slice_sessions)) {
             break;
         }
-        cursor.passed(node->key);
+        cursor.passed(r->hash);
         ++copied;
-        node = ngx_rbtree_next(&tree, node);
+        r = index.next(r);
     }
-    outcome.done = node == nullptr;
     outcome.held_ns = monotonic_ns() - start;
     return outcome;
 }

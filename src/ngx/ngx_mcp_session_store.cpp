@@ -129,7 +129,7 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     outcome.evictions_to_log = zone.note_evictions(0, now);
     if (!bound) {
         if (fresh != nullptr) {
-            ngx_slab_free_locked(zone_.pool, reinterpret_cast<u_char*>(fresh) - offsetof(ngx_rbtree_node_t, color));
+            zone.discard(fresh);
         }
         ++zone.shared().counters.sessions_no_room;
         return outcome;

@@ -19,50 +19,20 @@ using mcp_session::unix_ms;
 
 namespace {
 
-constexpr std::size_t record_offset = offsetof(ngx_rbtree_node_t, color);
-static_assert(record_offset % alignof(session_record) == 0);
-
-constexpr std::size_t node_size(std::size_t id_size) { return record_offset + sizeof(session_record) + id_size; }
+constexpr std::size_t record_size(std::size_t id_size) { return sizeof(session_record) + id_size; }
 
 // An idle session with a packed UUID or 32-digit hex id fits the slab's
-// 128-byte class.
-static_assert(node_size(session_key::packed_uuid_size) <= 128);
+// 128-byte class; every record is in that class or a larger one, which
+// record_ref (in 128-byte units) relies on.
+static_assert(record_size(session_key::packed_uuid_size) <= 128);
+static_assert(sizeof(session_record) > 64 && record_ref_unit == 128);
 static_assert(session_key::max_stored_size <= UINT8_MAX);
 static_assert(mcp_session::max_session_id_length <= UINT16_MAX);
 
-ngx_rbtree_node_t* node_of(session_record* record)
-{
-    return reinterpret_cast<ngx_rbtree_node_t*>(reinterpret_cast<u_char*>(record) - record_offset);
-}
-
 u_char* id_bytes(session_record* record) { return reinterpret_cast<u_char*>(record + 1); }
 
-// Orders two sessions' ids in their stored form.
-int compare_stored(session_record* a, session_record* b)
-{
-    if (a->id_form != b->id_form) {
-        return a->id_form < b->id_form ? -1 : 1;
-    }
-    if (a->id_size != b->id_size) {
-        return a->id_size < b->id_size ? -1 : 1;
-    }
-    return std::memcmp(id_bytes(a), id_bytes(b), a->id_size);
-}
-
-int compare_key(const session_key& key, session_record* record)
-{
-    const auto form = static_cast<std::uint8_t>(key.form());
-    if (form != record->id_form) {
-        return form < record->id_form ? -1 : 1;
-    }
-    if (key.size() != record->id_size) {
-        return key.size() < record->id_size ? -1 : 1;
-    }
-    return std::memcmp(key.data(), id_bytes(record), key.size());
-}
-
-// Equal hashes are ordered by `compare` on the ids, so lookup and insert
-// agree on where a colliding id sits.
+// The backend id index: equal hashes are ordered by `compare` on the ids,
+// so lookup and insert agree on where a colliding id sits.
 template <int (*compare)(ngx_rbtree_node_t*, ngx_rbtree_node_t*)>
 void insert_by_hash(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree_node_t* sentinel)
 {
@@ -83,11 +53,6 @@ void insert_by_hash(ngx_rbtree_node_t* temp, ngx_rbtree_node_t* node, ngx_rbtree
     node->left = sentinel;
     node->right = sentinel;
     ngx_rbt_red(node);
-}
-
-int compare_session_nodes(ngx_rbtree_node_t* a, ngx_rbtree_node_t* b)
-{
-    return compare_stored(record_of(a), record_of(b));
 }
 
 // Adapts one of the zone's two orders for mcp_session::sweep_expired.
@@ -190,29 +155,7 @@ order creation_order(locked_zone& zone)
 
 session_times times_of(const session_record* record) { return {record->created_ms, record->last_access_ms}; }
 
-session_record* record_of(ngx_rbtree_node_t* node)
-{
-    return reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(node) + record_offset);
-}
-
-session_record* locked_zone::find(const session_key& key)
-{
-    const ngx_rbtree_key_t hash = key.hash(sh_.hash_seed);
-    ngx_rbtree_node_t* node = sh_.tree.root;
-    ngx_rbtree_node_t* sentinel = sh_.tree.sentinel;
-    while (node != sentinel) {
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-        const int order = compare_key(key, record_of(node));
-        if (order == 0) {
-            return record_of(node);
-        }
-        node = order < 0 ? node->left : node->right;
-    }
-    return nullptr;
-}
+session_record* locked_zone::find(const session_key& key) { return index().find(key, key.hash(sh_.hash_seed)); }
 
 void locked_zone::touch(session_record* record, unix_ms now)
 {
@@ -238,29 +181,30 @@ void locked_zone::remove(session_record* record)
     unpin(record);
     ngx_queue_remove(&record->by_last_access);
     ngx_queue_remove(&record->by_creation);
-    ngx_rbtree_node_t* node = node_of(record);
-    ngx_rbtree_delete(&sh_.tree, node);
-    ngx_slab_free_locked(zone_.pool, node);
+    index().erase(record);
+    ngx_slab_free_locked(zone_.pool, record);
     --sh_.sessions;
 }
 
 session_record* locked_zone::allocate(const session_key& key)
 {
-    return fill(static_cast<ngx_rbtree_node_t*>(ngx_slab_alloc_locked(zone_.pool, node_size(key.size()))), key);
+    return fill(ngx_slab_alloc_locked(zone_.pool, record_size(key.size())), key);
 }
 
-session_record* locked_zone::fill(ngx_rbtree_node_t* node, const session_key& key)
+void locked_zone::discard(session_record* record) { ngx_slab_free_locked(zone_.pool, record); }
+
+session_record* locked_zone::fill(void* memory, const session_key& key)
 {
-    if (node == nullptr) {
+    if (memory == nullptr) {
         return nullptr;
     }
-    node->key = key.hash(sh_.hash_seed);
-    session_record* record = record_of(node);
+    auto* record = static_cast<session_record*>(memory);
+    record->hash = key.hash(sh_.hash_seed);
+    record->next = 0;
     record->id_size = static_cast<std::uint8_t>(key.size());
     record->id_form = static_cast<std::uint8_t>(key.form());
     record->flags = 0;
     record->pin = 0;
-    record->unused = 0;
     record->stream = nullptr;
     record->extras = nullptr;
     record->next_event_id = 1;
@@ -270,8 +214,7 @@ session_record* locked_zone::fill(ngx_rbtree_node_t* node, const session_key& ke
 
 session_record* locked_zone::allocate(const session_key& key, unix_ms now, room_report& report)
 {
-    return fill(static_cast<ngx_rbtree_node_t*>(allocate_with_room(
-                    node_size(key.size()), mcp_session::room_purpose::session, nullptr, &now, report)),
+    return fill(allocate_with_room(record_size(key.size()), mcp_session::room_purpose::session, nullptr, &now, report),
                 key);
 }
 
@@ -279,7 +222,7 @@ void locked_zone::link(session_record* record, unix_ms now)
 {
     record->created_ms = now;
     record->last_access_ms = now;
-    ngx_rbtree_insert(&sh_.tree, node_of(record));
+    index().insert(record);
     ngx_queue_insert_tail(lru_queue_of(sh_, record), &record->by_last_access);
     ngx_queue_insert_tail(&sh_.by_creation, &record->by_creation);
     ++sh_.sessions;
@@ -289,7 +232,7 @@ void locked_zone::link_restored(session_record* record, const session_times& tim
 {
     record->created_ms = times.created_ms;
     record->last_access_ms = times.last_access_ms;
-    ngx_rbtree_insert(&sh_.tree, node_of(record));
+    index().insert(record);
     ngx_queue_insert_tail(&sh_.by_creation, &record->by_creation);
     ngx_queue_init(&record->by_last_access);
     ++sh_.sessions;
@@ -736,14 +679,22 @@ ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept
         return prepare_zone_for_cycle(*zone);
     }
 
-    auto* sh = static_cast<zone_shared*>(ngx_slab_calloc(zone->pool, sizeof(zone_shared)));
+    if (!session_index::addressable(shm_zone->shm.size)) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "mcp_session zone \"%V\" is too large (at most 512G)", &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+    // The session index's buckets follow zone_shared in one allocation.
+    static_assert(sizeof(zone_shared) % alignof(record_ref) == 0);
+    auto* sh = static_cast<zone_shared*>(
+        ngx_slab_calloc(zone->pool, sizeof(zone_shared) + session_index::bytes_for(shm_zone->shm.size)));
     if (sh == nullptr) {
         return NGX_ERROR;
     }
+    session_index::place(sh->index, sh + 1, shm_zone->shm.size);
     sh->layout = layout_version;
     std::random_device os_random;
     sh->hash_seed = (static_cast<std::uint64_t>(os_random()) << 32) | os_random();
-    ngx_rbtree_init(&sh->tree, &sh->sentinel, insert_by_hash<compare_session_nodes>);
     ngx_rbtree_init(&sh->backend_ids, &sh->backend_sentinel, insert_by_hash<compare_backend_nodes>);
     ngx_queue_init(&sh->by_last_access);
     ngx_queue_init(&sh->unused_by_last_access);

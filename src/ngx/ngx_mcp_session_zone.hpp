@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ngx_mcp_session_conf.hpp"
+#include "ngx_mcp_session_index.hpp"
 
 #include "mcp_session/event.hpp"
 #include "mcp_session/replay.hpp"
@@ -21,7 +22,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 14;
+constexpr std::uint32_t layout_version = 15;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -65,8 +66,7 @@ struct upstream_pin {
 struct zone_shared {
     std::uint32_t layout;
     std::uint64_t hash_seed;
-    ngx_rbtree_t tree;
-    ngx_rbtree_node_t sentinel;
+    session_buckets index;  // sessions by id (ngx_mcp_session_index.hpp)
     ngx_rbtree_t backend_ids;  // issue mode: sessions by the backend's own id (see backend_index_entry)
     ngx_rbtree_node_t backend_sentinel;
     ngx_queue_t by_last_access;  // established sessions; head: least recently used
@@ -162,17 +162,15 @@ struct backend_index_entry {
 inline constexpr std::uint8_t bound_principal = 1;
 inline constexpr std::uint8_t bound_tenant = 2;
 
-// A session lives in one slab allocation: the rbtree node's link fields,
-// then this record laid over the node's colour byte onwards (nginx's own
-// idiom: the node's tail padding is reused), then the id bytes.
+// A session lives in one slab allocation: this record, then the id bytes.
+// The index's fields come first, so a chain walk that passes a record
+// reads only its first cache line.
 struct session_record {
-    u_char color;  // ngx_rbtree_node_t::color
-    u_char data;   // ngx_rbtree_node_t::data
+    std::uint64_t hash;  // the id's keyed hash (zone seed): its bucket and place in the chain
+    record_ref next;     // the next record of its bucket's chain; 0: none
+    std::uint16_t flags;  // record_established, record_ids_lost
     std::uint8_t id_size;
     std::uint8_t id_form;  // mcp_session::id_form
-    std::uint16_t flags;  // record_established, record_ids_lost
-    std::uint8_t pin;     // 1 + the zone_shared::pins slot of its upstream server; 0: not pinned
-    std::uint8_t unused;
     ngx_queue_t by_last_access;  // in unused_by_last_access until established, then by_last_access
     ngx_queue_t by_creation;
     mcp_session::unix_ms created_ms;
@@ -180,6 +178,7 @@ struct session_record {
     session_stream* stream;
     session_extras* extras;
     std::uint64_t next_event_id;  // while the session has no ring: the id its next event gets
+    std::uint8_t pin;     // 1 + the zone_shared::pins slot of its upstream server; 0: not pinned
 };
 
 // The session has been named by a request since the one that created it.
@@ -221,6 +220,8 @@ public:
     void establish(session_record* record);
     void remove(session_record* record);
     session_record* allocate(const mcp_session::session_key& key);  // no room is made
+    // Frees a record from allocate() that was never linked.
+    void discard(session_record* record);
     session_record* allocate(const mcp_session::session_key& key, mcp_session::unix_ms now, room_report& report);
     void link(session_record* record, mcp_session::unix_ms now);
     // Links a restored session with its saved times, kept out of the LRU
@@ -294,11 +295,12 @@ public:
     }
 
     zone_shared& shared() { return sh_; }
+    session_index index() { return session_index(sh_.index, zone_.pool); }
     zone_conf& conf() { return zone_; }
     worker_set& to_wake() { return wake_; }
 
 private:
-    session_record* fill(ngx_rbtree_node_t* node, const mcp_session::session_key& key);
+    session_record* fill(void* memory, const mcp_session::session_key& key);
     bool evict_oldest(ngx_queue_t* queue, const session_record* spare, bool established);
     bool drop_oldest_own_event(session_record* owner, std::size_t wanted);
     void free_stream(session_record* record);
@@ -325,8 +327,6 @@ private:
     ngx_slab_pool_t* pool_;
     locked_zone zone_;
 };
-
-session_record* record_of(ngx_rbtree_node_t* node);
 
 // The times the expiry rules take (mcp_session/expiry.hpp).
 mcp_session::session_times times_of(const session_record* record);

@@ -1,0 +1,65 @@
+// The zone's index of sessions by id: a bucket array made once, at zone
+// start, in the slab allocation of zone_shared; each bucket a chain of records, linked through
+// the records themselves, in ascending hash order. A lookup reads one
+// bucket and, in a zone at most full, about two records' first lines.
+#pragma once
+
+#include "ngx_mcp_session_bridge.hpp"
+
+#include "mcp_session/session_key.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mcp_ngx {
+
+struct session_record;
+
+// Where a record sits in the zone, in 128-byte units from the zone's start
+// (every record is a slab chunk of 128 bytes or more, aligned to its size),
+// so a bucket and a chain link take 4 bytes each. 0 is no record: the
+// slab pool's header is there.
+using record_ref = std::uint32_t;
+inline constexpr std::size_t record_ref_unit = 128;
+
+// Kept in zone_shared; the array is found again through it on reload.
+struct session_buckets {
+    record_ref* heads;
+    std::uint32_t count;
+};
+
+// Operations on the index; the zone lock must be held.
+class session_index {
+public:
+    session_index(session_buckets& buckets, ngx_slab_pool_t* pool) : buckets_(buckets), base_(pool_base(pool)) {}
+
+    // At zone start: whether every record of a zone this large has a
+    // record_ref, and the bytes its bucket array takes (allocated with
+    // zone_shared, so a small zone spends no slab page of its own on it).
+    static bool addressable(std::size_t zone_size);
+    static std::size_t bytes_for(std::size_t zone_size);
+    // `memory`: bytes_for(zone_size) zeroed bytes.
+    static void place(session_buckets& buckets, void* memory, std::size_t zone_size);
+
+    // `hash` is the key's hash with the zone's seed; ids are compared in
+    // full once the hashes are equal.
+    session_record* find(const mcp_session::session_key& key, std::uint64_t hash) const;
+    void insert(session_record* record);  // record->hash is set
+    void erase(session_record* record);
+
+    // A walk in hash order: buckets ascending, each chain ascending.
+    std::uint32_t bucket_count() const { return buckets_.count; }
+    std::uint32_t bucket_of(std::uint64_t hash) const;
+    session_record* head(std::uint32_t bucket) const { return record_at(buckets_.heads[bucket]); }
+    session_record* next(const session_record* record) const;
+
+private:
+    static u_char* pool_base(ngx_slab_pool_t* pool) { return reinterpret_cast<u_char*>(pool); }
+    session_record* record_at(record_ref ref) const;
+    record_ref ref_of(const session_record* record) const;
+
+    session_buckets& buckets_;
+    u_char* base_;
+};
+
+}  // namespace mcp_ngx

@@ -3,6 +3,7 @@
 #include "src/ngx/ngx_mcp_session_answer_watch.hpp"
 #include "src/ngx/ngx_mcp_session_conf.hpp"
 #include "src/ngx/ngx_mcp_session_doorbell.hpp"
+#include "src/ngx/ngx_mcp_session_heal.hpp"
 #include "src/ngx/ngx_mcp_session_phases.hpp"
 #include "src/ngx/ngx_mcp_session_state.hpp"
 #include "src/ngx/ngx_mcp_session_sticky.hpp"
@@ -16,7 +17,8 @@ ngx_int_t preconfiguration(ngx_conf_t* cf) noexcept { return add_variables(cf); 
 
 ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept
 {
-    if (check_zone_references(cf) != NGX_OK || check_sticky_upstreams(cf) != NGX_OK) {
+    if (check_zone_references(cf) != NGX_OK || check_sticky_upstreams(cf) != NGX_OK ||
+        register_heal_variables(cf) != NGX_OK) {
         return NGX_ERROR;
     }
     // Precontent, not access: allow/deny, auth_basic and auth_request (with

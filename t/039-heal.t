@@ -100,6 +100,21 @@ location /learnpool {
     proxy_connect_timeout 300ms;
     proxy_pass http://pool;
 }
+location /framed {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_heal on;
+    proxy_set_header Content-Length \$content_length;
+    proxy_pass http://127.0.0.1:$sp;
+}
+location /afterwards {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_heal on;
+    post_action \@noted;
+    proxy_pass http://127.0.0.1:$sp;
+}
+location \@noted { return 204; }
 location = /status { mcp_session_status zone=mcp; }
 CONF
 
@@ -198,6 +213,34 @@ is($after->{heals_failed} - $before->{heals_failed}, 1, 'status counts the faile
 is($after->{sessions_backend_lost} - $before->{sessions_backend_lost}, 1, '... and the lost session');
 control($single, 'accept');
 is(post('/single', call(8), 'Mcp-Session-Id' => $sid)->{status}, 404, '... which stays ended');
+
+# --- an initialize answer cut short mid-body is no new session
+$sid = open_session('/single');
+post('/single', call(2), 'Mcp-Session-Id' => $sid);
+forget($single);
+control($single, 'truncate');
+$before = counters();
+$res = post('/single', call(16), 'Mcp-Session-Id' => $sid);
+is($res->{status}, 404, 'an initialize answer that stops mid-body fails the heal: 404') or diag("$res->{status} $res->{body}");
+like($res->{body}, qr/re-initialize/i, '... with the re-initialize body');
+is(counters()->{heals_failed} - $before->{heals_failed}, 1, '... counted as a failed heal');
+
+# --- a location that passes $content_length on: each step announces its own body's length
+$sid = open_session('/framed');
+post('/framed', call(2), 'Mcp-Session-Id' => $sid);
+forget($single);
+$mark = scalar @{ $single->received };
+is(post('/framed', call(17), 'Mcp-Session-Id' => $sid)->{status}, 200, 'proxy_set_header Content-Length $content_length: healed');
+$seen = since($single, $mark);
+is_deeply([map { $_->{body} } @$seen[1 .. 3]],
+          [$initialize, '{"jsonrpc":"2.0","method":"notifications/initialized"}', call(17)],
+          '... and every step reached the backend whole');
+
+# --- post_action would take the request over after the first answer: no heal there
+$sid = open_session('/afterwards');
+post('/afterwards', call(2), 'Mcp-Session-Id' => $sid);
+forget($single);
+is(post('/afterwards', call(18), 'Mcp-Session-Id' => $sid)->{status}, 404, 'a location with post_action does not heal: 404');
 
 # --- bodies nginx must send again whole: chunked, and kept in a temp file
 $sid = open_session('/single');

@@ -417,7 +417,8 @@ void* create_main_conf(ngx_conf_t* cf) noexcept
     }
     if (ngx_array_init(&mcf->zones, cf->pool, 2, sizeof(zone_conf*)) != NGX_OK ||
         ngx_array_init(&mcf->references, cf->pool, 4, sizeof(zone_reference)) != NGX_OK ||
-        ngx_array_init(&mcf->tracked_tools, cf->pool, 1, sizeof(tracked_tools_conf)) != NGX_OK) {
+        ngx_array_init(&mcf->tracked_tools, cf->pool, 1, sizeof(tracked_tools_conf)) != NGX_OK ||
+        ngx_array_init(&mcf->heal_variables, cf->pool, 6, sizeof(ngx_int_t)) != NGX_OK) {
         return nullptr;
     }
     return mcf;

@@ -55,6 +55,7 @@ struct main_conf {
     ngx_array_t zones;          // zone_conf*
     ngx_array_t references;     // zone_reference
     ngx_array_t tracked_tools;  // tracked_tools_conf
+    ngx_array_t heal_variables; // ngx_int_t: indexes mcp_session_heal invalidates between its steps
 };
 
 // Every zone the cycle declares (none without an http block). `Cycle` is

@@ -209,7 +209,7 @@ bool pinned_server_was_gone(ngx_http_request_t* r, request_state* state)
         // The operator's error_page answers (a maintenance page): it goes
         // out as written, and the session ends all the same, so the
         // client's next request gets the 404 and re-initializes.
-        session_store(*state->zone).end_lost(state->key, session_store::loss::replica);
+        session_store(*state->zone).end_lost(state->key, session_store::loss::replica, to_view(state->sent_backend_id));
         state->status = session_status::unknown;
         return false;
     }

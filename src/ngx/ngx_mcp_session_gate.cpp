@@ -163,6 +163,7 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
         if (header->value.data == nullptr) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+        state->sent_backend_id = header->value;
     }
     if (!found.pinned_view().empty()) {
         state->pinned_server = pool_copy(r, found.pinned_view());  // mcp_session_sticky routes by it

@@ -44,4 +44,9 @@ ngx_int_t heal_header_filter(ngx_http_request_t* r, request_state* state,
                              ngx_http_output_header_filter_pt next_header);
 ngx_int_t heal_body_filter(ngx_http_request_t* r, request_state* state, ngx_chain_t* in);
 
+// Postconfiguration: indexes the variables that describe the request's
+// body or session header, whose cached values each step invalidates
+// (proxy_set_header Content-Length $content_length must see the step's body).
+ngx_int_t register_heal_variables(ngx_conf_t* cf) noexcept;
+
 }  // namespace mcp_ngx

@@ -50,7 +50,7 @@ ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
     ngx_str_t copy;
     copy.len = 0;
     copy.data = static_cast<u_char*>(ngx_pnalloc(r->pool, text.size() + 1));
-    if (copy.data != nullptr) {
+    if (copy.data != nullptr && !text.empty()) {  // an empty view's data() may be null, which memcpy must not get
         ngx_memcpy(copy.data, text.data(), text.size());
         copy.len = text.size();
     }

@@ -83,7 +83,8 @@ bool become_not_found(ngx_http_request_t* r, request_state* state, lost_answer_c
     }
     session_store(*state->zone)
         .end_lost(state->key, cause == session_loss_cause::backend_lost ? session_store::loss::backend
-                                                                        : session_store::loss::replica);
+                                                                        : session_store::loss::replica,
+                  to_view(state->sent_backend_id));
 
     ctx->replaced = true;
     ngx_http_headers_out_t& out = r->headers_out;

@@ -44,6 +44,7 @@ struct request_state {
     answer_watch_ctx* answer_watch;  // reading a backend answer for JSON-RPC errors (ngx_mcp_session_answer_watch.cpp)
     ngx_str_t pinned_server;       // the upstream server the session is pinned to: $mcp_session_upstream
     bool pinned_server_gone;       // mcp_session_sticky found it down, or connecting to it failed
+    ngx_str_t sent_backend_id;     // issue mode: the backend id this request carries to the backend
     ngx_str_t initialize_body;     // an issued session's initialize, kept for mcp_session_heal
     struct heal_ctx* heal;         // the session is being healed (ngx_mcp_session_heal.cpp)
     mcp_session::unix_ms created_ms;          // $mcp_session_age

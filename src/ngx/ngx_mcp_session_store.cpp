@@ -152,30 +152,41 @@ bool session_store::set_backend_id(const session_key& key, std::string_view back
                                 initialize.empty() ? locked_zone::initialize_of(record) : initialize);
 }
 
-std::string session_store::kept_initialize(const session_key& key)
+session_store::heal_facts session_store::heal_facts_of(const session_key& key)
 {
     zone_transaction tx(zone_);
     const session_record* record = tx.zone().find(key);
-    return record == nullptr ? std::string{} : std::string(locked_zone::initialize_of(record));  // may throw: unlocks
+    heal_facts facts;
+    if (record != nullptr) {  // the copies may throw: the transaction unlocks on unwind
+        facts.found = true;
+        facts.initialize.assign(locked_zone::initialize_of(record));
+        facts.backend_id.assign(locked_zone::backend_id_of(record));
+        facts.pinned.assign(tx.zone().pinned_server(record));
+    }
+    return facts;
 }
 
-bool session_store::heal(const session_key& key, std::string_view backend_id, std::string_view server)
+session_store::heal_result session_store::heal(const session_key& key, std::string_view sent_backend_id,
+                                               std::string_view backend_id, std::string_view server)
 {
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
     session_record* record = zone.find(key);
     if (record == nullptr) {
-        return false;
+        return heal_result::failed;
+    }
+    if (locked_zone::backend_id_of(record) != sent_backend_id) {
+        return heal_result::superseded;
     }
     const session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
     if (!zone.set_extras(record, fields, backend_id, locked_zone::initialize_of(record))) {
-        return false;
+        return heal_result::failed;
     }
     if (!server.empty()) {
         zone.pin(record, server);  // no free slot: balanced per request, as a new session would be
     }
     ++zone.shared().counters.sessions_healed;
-    return true;
+    return heal_result::healed;
 }
 
 void session_store::note_heal_failed()
@@ -196,19 +207,23 @@ bool session_store::pin(const session_key& key, std::string_view server)
     return record != nullptr && tx.zone().pin(record, server);
 }
 
-bool session_store::end_lost(const session_key& key, loss why)
+bool session_store::end_lost(const session_key& key, loss why, std::string_view sent_backend_id)
 {
-    return remove_counted(key, why == loss::replica ? &mcp_session::zone_counters::sessions_replica_lost
-                                                    : &mcp_session::zone_counters::sessions_backend_lost);
+    return remove_counted(key,
+                          why == loss::replica ? &mcp_session::zone_counters::sessions_replica_lost
+                                               : &mcp_session::zone_counters::sessions_backend_lost,
+                          sent_backend_id);
 }
 
 bool session_store::remove(const session_key& key) { return remove_counted(key, &mcp_session::zone_counters::deleted); }
 
-bool session_store::remove_counted(const session_key& key, std::uint64_t mcp_session::zone_counters::*counter)
+bool session_store::remove_counted(const session_key& key, std::uint64_t mcp_session::zone_counters::*counter,
+                                   std::string_view sent_backend_id)
 {
     zone_transaction tx(zone_);
     session_record* record = tx.zone().find(key);
-    if (record == nullptr) {
+    if (record == nullptr ||
+        (!sent_backend_id.empty() && locked_zone::backend_id_of(record) != sent_backend_id)) {
         return false;
     }
     tx.zone().remove(record);

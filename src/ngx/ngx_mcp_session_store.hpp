@@ -79,13 +79,23 @@ public:
     bool set_backend_id(const mcp_session::session_key& key, std::string_view backend_id,
                         std::string_view initialize = {});
 
-    // mcp_session_heal: the initialize body kept for the session (empty: none).
-    std::string kept_initialize(const mcp_session::session_key& key);
+    // mcp_session_heal: what a heal starts from, copied out.
+    struct heal_facts {
+        bool found = false;
+        std::string initialize;  // the kept initialize body (empty: none)
+        std::string backend_id;  // the backend id the session maps to now
+        std::string pinned;      // and its pinned server
+    };
+    heal_facts heal_facts_of(const mcp_session::session_key& key);
 
     // mcp_session_heal: the session goes on in a new backend session,
     // `backend_id` on `server` (empty: the upstream is not sticky), and
-    // the heal is counted. False when the session is gone or no room.
-    bool heal(const mcp_session::session_key& key, std::string_view backend_id, std::string_view server);
+    // the heal is counted, unless another request re-mapped the session
+    // since this one was sent with `sent_backend_id` (superseded), or it
+    // is gone or there is no room.
+    enum class heal_result { healed, superseded, failed };
+    heal_result heal(const mcp_session::session_key& key, std::string_view sent_backend_id,
+                     std::string_view backend_id, std::string_view server);
     void note_heal_failed();
 
     // Pins a session to the upstream server that created it; false when
@@ -95,9 +105,11 @@ public:
     bool remove(const mcp_session::session_key& key);
 
     // Ends a session whose pinned server is gone, or whose backend said it
-    // no longer knows it; counted apart from DELETEs.
+    // no longer knows it; counted apart from DELETEs. With a
+    // `sent_backend_id` (issue mode), only while the session still maps to
+    // it: a request sent before a heal must not end the healed session.
     enum class loss { replica, backend };
-    bool end_lost(const mcp_session::session_key& key, loss why);
+    bool end_lost(const mcp_session::session_key& key, loss why, std::string_view sent_backend_id = {});
 
     // Removes up to `budget` expired sessions; claims the zone's sweep
     // slot first, so it returns 0 when another worker swept recently.
@@ -115,8 +127,10 @@ public:
     std::uint64_t binding_key();
 
 private:
-    // Ends a session, counted in `counter` (DELETE, or how it was lost).
-    bool remove_counted(const mcp_session::session_key& key, std::uint64_t mcp_session::zone_counters::*counter);
+    // Ends a session, counted in `counter` (DELETE, or how it was lost);
+    // with a `sent_backend_id`, only while the session still maps to it.
+    bool remove_counted(const mcp_session::session_key& key, std::uint64_t mcp_session::zone_counters::*counter,
+                        std::string_view sent_backend_id = {});
 
     zone_conf& zone_;
 };

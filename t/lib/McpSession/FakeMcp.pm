@@ -9,7 +9,8 @@ package McpSession::FakeMcp;
 # logged, one JSON line each ({sid, body}), so a test sees exactly what
 # the backend received. GET /control/forget drops every session (a
 # restart without the process going away); /control/refuse and
-# /control/accept make initialize answer 503 or work again.
+# /control/accept make initialize answer 503 or work again, and
+# /control/truncate makes the next initialize answer stop mid-body.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -83,7 +84,7 @@ sub answer {
 
 sub serve {
     my ($self, $listen) = @_;
-    my (%sessions, $refuse);
+    my (%sessions, $refuse, $truncate);
     my $made = 0;
     while (my $c = $listen->accept) {
         my $req = read_request($c);
@@ -92,6 +93,7 @@ sub serve {
             %sessions = () if $1 eq 'forget';
             $refuse = 1 if $1 eq 'refuse';
             $refuse = 0 if $1 eq 'accept';
+            $truncate = 1 if $1 eq 'truncate';
             answer($c, 200, '{}');
             close $c;
             next;
@@ -103,7 +105,13 @@ sub serve {
         my ($id) = $req->{body} =~ /"id"\s*:\s*(\d+)/;
         my ($rpc) = $req->{body} =~ /"method"\s*:\s*"([^"]+)"/;
         if (!defined $req->{sid} && ($rpc // '') eq 'initialize') {
-            if ($refuse) {
+            if ($truncate) {
+                $truncate = 0;
+                my $sid = "$self->{port}-" . ++$made;
+                $sessions{$sid} = 1;
+                syswrite($c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: $sid\r\n"
+                    . "Content-Length: 500\r\nConnection: close\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":$id,");
+            } elsif ($refuse) {
                 answer($c, 503, '{"jsonrpc":"2.0","error":{"code":-32603,"message":"not now"},"id":null}');
             } else {
                 my $sid = "$self->{port}-" . ++$made;

@@ -67,19 +67,6 @@ std::string_view cause_name(session_loss_cause cause)
     return cause == session_loss_cause::backend_lost ? "its backend no longer knows it" : "its server is gone";
 }
 
-void consume(ngx_chain_t* in)
-{
-    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
-        ngx_buf_t* b = cl->buf;
-        if (ngx_buf_in_memory(b)) {
-            b->pos = b->last;
-        }
-        if (b->in_file) {
-            b->file_pos = b->file_last;
-        }
-    }
-}
-
 bool heal_allowed(ngx_http_request_t* r, const request_state* state)
 {
     const auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
@@ -475,7 +462,7 @@ ngx_int_t heal_header_filter(ngx_http_request_t* r, request_state* state, ngx_ht
 
 ngx_int_t heal_body_filter(ngx_http_request_t*, request_state*, ngx_chain_t* in)
 {
-    consume(in);  // the upstream reuses its buffers once they are consumed
+    consume_chain(in);  // the upstream reuses its buffers once they are consumed
     return NGX_OK;
 }
 

@@ -45,6 +45,19 @@ bool collect_body(ngx_http_request_t* r, size_t limit, std::string* prefix)
     return true;
 }
 
+void consume_chain(ngx_chain_t* in)
+{
+    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        if (ngx_buf_in_memory(b)) {
+            b->pos = b->last;
+        }
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+    }
+}
+
 ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
 {
     ngx_str_t copy;

@@ -37,6 +37,10 @@ header_match find_header(ngx_list_t& headers, std::string_view name);
 // The request body as one string, from memory buffers or nginx's temp
 // file, read no further than `limit` bytes: false when it is larger (the
 // string then holds its first `limit` bytes).
+// Marks every buffer of `in` consumed (memory and file): an answer that
+// goes nowhere, so the upstream can reuse its buffers.
+void consume_chain(ngx_chain_t* in);
+
 bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body);
 
 // A copy in the request pool (for values that must outlive a std::string).

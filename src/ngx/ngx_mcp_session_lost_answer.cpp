@@ -42,19 +42,6 @@ const mcp_session::lost_session_rules& rules_of(ngx_http_request_t* r)
     return lcf->lost_session_400;
 }
 
-void consume(ngx_chain_t* in)
-{
-    for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
-        ngx_buf_t* b = cl->buf;
-        if (ngx_buf_in_memory(b)) {
-            b->pos = b->last;
-        }
-        if (b->in_file) {
-            b->file_pos = b->file_last;
-        }
-    }
-}
-
 ngx_chain_t* memory_link(ngx_http_request_t* r, u_char* data, size_t len, bool last)
 {
     ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
@@ -158,7 +145,7 @@ ngx_int_t pass_on(ngx_http_request_t* r, lost_answer_ctx* ctx, size_t copied_bef
         return NGX_ERROR;
     }
     if (r->header_only) {
-        consume(in);
+        consume_chain(in);
         return rc;
     }
     ngx_chain_t* out = in;
@@ -201,7 +188,7 @@ ngx_int_t judge_held(ngx_http_request_t* r, request_state* state, lost_answer_ct
         }
     }
     if (!last) {
-        consume(in);
+        consume_chain(in);
         return NGX_OK;
     }
     const std::string_view body(reinterpret_cast<const char*>(ctx->kept), ctx->kept_len);
@@ -211,13 +198,13 @@ ngx_int_t judge_held(ngx_http_request_t* r, request_state* state, lost_answer_ct
         return pass_on(r, ctx, copied_before, in, next_header, next_body);
     }
     if (start_heal(r, state, session_loss_cause::backend_lost)) {
-        consume(in);  // the client gets the answer of the healed session instead
+        consume_chain(in);  // the client gets the answer of the healed session instead
         return NGX_OK;
     }
     if (!become_not_found(r, state, ctx, session_loss_cause::backend_lost)) {
         return pass_on(r, ctx, copied_before, in, next_header, next_body);
     }
-    consume(in);
+    consume_chain(in);
     const ngx_int_t rc = send_headers(r, ctx, lost_answer_ctx::phase::replacing, next_header);
     if (rc == NGX_ERROR || rc > NGX_OK) {
         return NGX_ERROR;
@@ -274,7 +261,7 @@ ngx_int_t lost_answer_body(ngx_http_request_t* r, request_state* state, ngx_chai
         for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
             last |= cl->buf->last_buf != 0;
         }
-        consume(in);
+        consume_chain(in);
         return last ? send_our_body(r, ctx, next_body) : NGX_OK;
     }
     case lost_answer_ctx::phase::passing:
@@ -283,10 +270,10 @@ ngx_int_t lost_answer_body(ngx_http_request_t* r, request_state* state, ngx_chai
         if (in == nullptr) {
             return next_body(r, nullptr);  // flushes what is still queued of ours
         }
-        consume(in);
+        consume_chain(in);
         return NGX_OK;
     case lost_answer_ctx::phase::failed:
-        consume(in);
+        consume_chain(in);
         return NGX_ERROR;
     }
     return NGX_ERROR;

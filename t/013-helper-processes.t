@@ -28,7 +28,8 @@ CONF
 
 my @workers = @{ $n->worker_pids };
 is(scalar(@workers), 2, 'two workers');
-cmp_ok(scalar(@{ $n->helper_pids }), '>=', 1, 'and the cache helper processes are running beside them');
+# The master forks the cache helpers after the workers: wait for them.
+ok(poll_until(5, sub { @{ $n->helper_pids } >= 1 }), 'and the cache helper processes are running beside them');
 
 # One stream in each worker: open streams until both workers hold one.
 my %stream_in;  # worker pid => [session id, stream]

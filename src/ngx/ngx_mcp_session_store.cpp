@@ -147,9 +147,7 @@ bool session_store::set_backend_id(const session_key& key, std::string_view back
     if (record == nullptr) {
         return false;
     }
-    session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
-    return tx.zone().set_extras(record, fields, backend_id,
-                                initialize.empty() ? locked_zone::initialize_of(record) : initialize);
+    return tx.zone().set_backend_id(record, backend_id, initialize);
 }
 
 session_store::heal_facts session_store::heal_facts_of(const session_key& key)
@@ -178,8 +176,7 @@ session_store::heal_result session_store::heal(const session_key& key, std::stri
     if (locked_zone::backend_id_of(record) != sent_backend_id) {
         return heal_result::superseded;
     }
-    const session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
-    if (!zone.set_extras(record, fields, backend_id, locked_zone::initialize_of(record))) {
+    if (!zone.set_backend_id(record, backend_id, locked_zone::initialize_of(record))) {
         return heal_result::failed;
     }
     if (!server.empty()) {

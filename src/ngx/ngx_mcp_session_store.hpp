@@ -73,9 +73,8 @@ public:
     insert_outcome record(const mcp_session::session_key& key, mcp_session::unix_ms now,
                           const presented_binding& binding = {});
 
-    // Issue mode: remembers the backend's own id for one of nginx's
-    // sessions and, for mcp_session_heal, the initialize that made it
-    // (empty: the one kept stays).
+    // Issue mode: remembers the backend's own id for one of nginx's new
+    // sessions and, for mcp_session_heal, the initialize that made it.
     bool set_backend_id(const mcp_session::session_key& key, std::string_view backend_id,
                         std::string_view initialize = {});
 

@@ -260,6 +260,9 @@ public:
     // beside them for mcp_session_heal.
     bool set_extras(session_record* record, const session_extras& fields, std::string_view backend_id,
                     std::string_view initialize = {});
+    // set_extras keeping the session's bindings: it now reaches its
+    // backend as `backend_id`, with `initialize` kept beside it.
+    bool set_backend_id(session_record* record, std::string_view backend_id, std::string_view initialize);
     static std::string_view backend_id_of(const session_record* record);
     static std::string_view initialize_of(const session_record* record);
 

@@ -117,6 +117,8 @@ ngx_command_t commands[] = {
     {ngx_string("mcp_session_lost_session_400"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE, set_lost_session_400_directive,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("mcp_session_stream_grace"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, stream_grace), nullptr},
     {ngx_string("mcp_session_heal"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
      ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(loc_conf, heal), nullptr},
     {ngx_string("mcp_session_publish"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_publish_directive,

@@ -37,6 +37,9 @@ struct zone_counters {
     std::uint64_t sessions_backend_lost = 0;    // ended: their backend said it no longer knows them
     std::uint64_t sessions_healed = 0;          // mcp_session_heal made them a new backend session
     std::uint64_t heals_failed = 0;             // ... tried and failed: the session ended (counted as lost too)
+    std::uint64_t backend_streams_opened = 0;   // GETs nginx opened for a backend's own stream (reopens too)
+    std::uint64_t backend_stream_events = 0;    // messages of those streams recorded in rings
+    std::uint64_t backend_stream_events_unrecorded = 0;  // ... dropped: too large, or no room
 };
 
 // Sessions pinned to one upstream server (mcp_session_sticky), by the

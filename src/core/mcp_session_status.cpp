@@ -52,6 +52,12 @@ constexpr counter_field counter_fields[] = {
      "Lost sessions that mcp_session_heal moved to a new backend session; the client saw no error."},
     {"heals_failed", &zone_counters::heals_failed,
      "Heals tried that failed (no replica made a new backend session); those sessions ended and count as lost."},
+    {"backend_streams_opened", &zone_counters::backend_streams_opened,
+     "GET requests nginx sent to hold a backend's own stream of a session (reopens included)."},
+    {"backend_stream_events", &zone_counters::backend_stream_events,
+     "Messages of backends' own streams recorded on their sessions' streams."},
+    {"backend_stream_events_unrecorded", &zone_counters::backend_stream_events_unrecorded,
+     "Messages of backends' own streams dropped (larger than mcp_session_event_max_size, or no room)."},
 };
 
 struct gauge_field {

@@ -436,6 +436,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept
     lcf->heartbeat = NGX_CONF_UNSET_MSEC;
     lcf->stream_events = NGX_CONF_UNSET_UINT;
     lcf->event_max_size = NGX_CONF_UNSET_SIZE;
+    lcf->stream_grace = NGX_CONF_UNSET_MSEC;
     lcf->mode = NGX_CONF_UNSET_UINT;
     lcf->allowed_origins = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
     lcf->protocol_versions = static_cast<ngx_array_t*>(NGX_CONF_UNSET_PTR);
@@ -545,6 +546,14 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept
     ngx_conf_merge_uint_value(conf->stream_events, prev->stream_events,
                               static_cast<ngx_uint_t>(mcp_session::stream_vocabulary::compatible));
     ngx_conf_merge_size_value(conf->event_max_size, prev->event_max_size, mcp_session::default_event_max_size);
+    ngx_conf_merge_msec_value(conf->stream_grace, prev->stream_grace, 30000);
+    if (conf->stream_grace < 1000) {
+        // The grace covers a client's reconnect: shorter than a second
+        // would end the backend's stream under a client that is merely
+        // reconnecting (clients wait about a second before they do).
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "mcp_session_stream_grace %Mms is shorter than 1s", conf->stream_grace);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
     ngx_conf_merge_uint_value(conf->mode, prev->mode, mode_learn);
     if (conf->allowed_origins == NGX_CONF_UNSET_PTR) {
         conf->allowed_origins = prev->allowed_origins == NGX_CONF_UNSET_PTR ? nullptr : prev->allowed_origins;

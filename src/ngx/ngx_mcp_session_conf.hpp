@@ -86,6 +86,7 @@ struct loc_conf {
     ngx_msec_t heartbeat;          // 0: off
     ngx_uint_t stream_events;      // mcp_session::stream_vocabulary
     size_t event_max_size;
+    ngx_msec_t stream_grace;       // the backend's own stream is held this long after the last client stream closed
     ngx_uint_t mode;                       // session_mode
     ngx_array_t* allowed_origins;          // ngx_str_t; "any" allowed
     ngx_array_t* protocol_versions;        // ngx_str_t

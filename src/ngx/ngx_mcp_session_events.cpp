@@ -3,7 +3,10 @@
 #include "ngx_mcp_session_zone.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+
+#include <signal.h>
 
 namespace mcp_ngx {
 
@@ -517,6 +520,85 @@ read_outcome event_store::read_post_stream(const session_key& key, std::uint64_t
         outcome.state = stream_state::ended;
     }
     return outcome;
+}
+
+event_store::backend_stream_claim event_store::claim_backend_stream(const session_key& key, std::int64_t pid)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr || !live(record, zone_, now_ms())) {
+        return backend_stream_claim::gone;
+    }
+    if ((record->flags & record_no_backend_stream) != 0) {
+        return backend_stream_claim::absent;
+    }
+    session_stream* stream = record->stream;
+    if (stream == nullptr) {
+        return backend_stream_claim::gone;  // no ring: no client stream to feed either
+    }
+    const std::int64_t holder = stream->backend_stream_holder;
+    if (holder == pid) {
+        return backend_stream_claim::held_here;
+    }
+    // A holder that died (a crash, or an old cycle's worker that could not
+    // say goodbye) leaves its claim behind: a pid no process has is free.
+    if (holder != 0 && (kill(static_cast<pid_t>(holder), 0) == 0 || errno == EPERM)) {
+        return backend_stream_claim::held_elsewhere;
+    }
+    stream->backend_stream_holder = pid;
+    return backend_stream_claim::claimed;
+}
+
+void event_store::release_backend_stream(const session_key& key, std::int64_t pid, bool absent)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    session_stream* stream = record == nullptr ? nullptr : record->stream;
+    if (stream == nullptr || stream->backend_stream_holder != pid) {
+        return;
+    }
+    stream->backend_stream_holder = 0;
+    if (absent) {
+        record->flags |= record_no_backend_stream;
+    }
+    tx.zone().release_idle_ring(record);
+}
+
+std::optional<bool> event_store::backend_stream_listened(const session_key& key, unix_ms now)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record == nullptr || !live(record, zone_, now)) {
+        return std::nullopt;
+    }
+    return record->stream != nullptr && record->stream->subscriber != 0;
+}
+
+bool event_store::record_backend_message(const session_key& key, std::string_view message, unix_ms now)
+{
+    const publish_outcome outcome = publish(key, event_kind::message, message, now);
+    zone_transaction tx(zone_);
+    mcp_session::zone_counters& counters = tx.zone().shared().counters;
+    if (outcome.result != publish_result::published) {
+        if (outcome.result == publish_result::no_memory) {
+            ++counters.backend_stream_events_unrecorded;
+        }
+        return false;
+    }
+    ++counters.backend_stream_events;
+    return true;
+}
+
+void event_store::note_backend_stream_opened()
+{
+    zone_transaction tx(zone_);
+    ++tx.zone().shared().counters.backend_streams_opened;
+}
+
+void event_store::note_backend_messages_unrecorded(std::size_t count)
+{
+    zone_transaction tx(zone_);
+    tx.zone().shared().counters.backend_stream_events_unrecorded += count;
 }
 
 }  // namespace mcp_ngx

@@ -9,6 +9,7 @@
 #include "mcp_session/sse_relay.hpp"
 #include "mcp_session/sse_wire.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -120,6 +121,24 @@ public:
     // last event when the backend's answer ended without one, went out.
     read_outcome read_post_stream(const mcp_session::session_key& key, std::uint64_t stream, std::uint64_t token,
                                   std::uint64_t cursor, const mcp_session::wire_form& form, std::string& out);
+
+    // The backend's own GET stream of a session, held open by one worker
+    // process across all workers (ngx_mcp_session_backend_stream.cpp).
+    enum class backend_stream_claim { claimed, held_here, held_elsewhere, absent, gone };
+    // Makes process `pid` its holder, unless a living process holds it,
+    // the backend has none (absent) or the session is gone.
+    backend_stream_claim claim_backend_stream(const mcp_session::session_key& key, std::int64_t pid);
+    // Ends the claim of `pid`; `absent`: the backend has none (405), so no
+    // worker asks again for this session.
+    void release_backend_stream(const mcp_session::session_key& key, std::int64_t pid, bool absent);
+    // Whether a client stream of the session is open now (on any worker);
+    // nullopt when the session is gone or has expired.
+    std::optional<bool> backend_stream_listened(const mcp_session::session_key& key, mcp_session::unix_ms now);
+    // Records a message of the backend's stream on the session's stream;
+    // false when it found no room (it is dropped and counted).
+    bool record_backend_message(const mcp_session::session_key& key, std::string_view message, mcp_session::unix_ms now);
+    void note_backend_stream_opened();
+    void note_backend_messages_unrecorded(std::size_t count);
 
 private:
     zone_conf& zone_;

@@ -2,6 +2,7 @@
 // learns, and in issue mode no backend session id ever reaches a client.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_backend_stream.hpp"
 #include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
@@ -220,6 +221,9 @@ ngx_int_t header_filter(ngx_http_request_t* r) noexcept
 {
     try {
         request_state* state = state_of(r);
+        if (state != nullptr && state->backend_stream != nullptr) {
+            return backend_stream_header_filter(r, state);  // nginx's own GET: nothing goes to a client
+        }
         if (state != nullptr && r == r->main && !state->answered_here) {
             if (heal_owns_answer(state)) {
                 return heal_header_filter(r, state, next_header_filter);
@@ -251,6 +255,9 @@ ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
     request_state* state = nullptr;
     try {
         state = r == r->main ? state_of(r) : nullptr;
+        if (state != nullptr && state->backend_stream != nullptr) {
+            return backend_stream_body_filter(r, state, in);
+        }
         if (heal_owns_answer(state)) {
             return heal_body_filter(r, state, in);
         }

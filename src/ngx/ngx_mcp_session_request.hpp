@@ -47,6 +47,7 @@ struct request_state {
     ngx_str_t sent_backend_id;     // issue mode: the backend id this request carries to the backend
     ngx_str_t initialize_body;     // an issued session's initialize, kept for mcp_session_heal
     struct heal_ctx* heal;         // the session is being healed (ngx_mcp_session_heal.cpp)
+    struct backend_stream* backend_stream;  // nginx's own GET holding the backend's stream (ngx_mcp_session_backend_stream.cpp)
     mcp_session::unix_ms created_ms;          // $mcp_session_age
     mcp_session::unix_ms previous_access_ms;  // $mcp_session_idle: before this request
 };

@@ -4,6 +4,7 @@
 // a newer GET takes the stream over. The wire forms are sse_wire's.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_backend_stream.hpp"
 #include "ngx_mcp_session_doorbell.hpp"
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
@@ -490,6 +491,9 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     s->link.owner = s;
     ngx_queue_insert_tail(&local_streams, &s->link.queue);
     streams_by_token[stream_id{s->zone, s->token}] = s;
+    if (s->post_stream == 0) {
+        hold_backend_stream(r, state);  // the backend's own messages join this stream
+    }
 
     // The extra reference keeps the request (and `s`) alive through this
     // pump even when it ends the stream: the content phase's NGX_DONE
@@ -601,7 +605,10 @@ ngx_int_t start_stream_delivery(ngx_cycle_t* cycle) noexcept
                           &zone.name, ngx_worker, dead, released);
         }
     });
-    return listen_doorbell(cycle, deliver_to_local_streams, finish_all_local_streams);
+    return listen_doorbell(cycle, deliver_to_local_streams, [] {
+        finish_all_local_streams();
+        end_backend_streams();
+    });
 }
 
 }  // namespace mcp_ngx

@@ -389,6 +389,7 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
     stream->delivered = (record->flags & record_ids_lost) != 0 ? 0 : record->next_event_id - 1;
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
+    stream->backend_stream_holder = 0;
     stream->capacity = capacity;
     for (post_stream_entry& post : stream->posts) {
         post = post_stream_entry{};
@@ -404,7 +405,9 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
 bool locked_zone::release_idle_ring(session_record* record)
 {
     session_stream* stream = record->stream;
-    if (stream == nullptr || stream->subscriber != 0 || holds_messages(stream) || post_streams_busy(stream)) {
+    // A held backend stream records into the ring, and its claim lives there.
+    if (stream == nullptr || stream->subscriber != 0 || stream->backend_stream_holder != 0 || holds_messages(stream) ||
+        post_streams_busy(stream)) {
         return false;
     }
     const std::uint64_t next_id = stream->next_id;

@@ -22,7 +22,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 15;
+constexpr std::uint32_t layout_version = 16;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -134,6 +134,10 @@ struct session_stream {
     std::uint64_t first_kept;  // ids below were lost in a restart (see ring_window)
     std::uint64_t quiet_below;  // ids below were only markers of a ring given back (see ring_window)
     std::uint64_t delivered;  // the newest id any stream has sent: where a GET without Last-Event-ID starts
+    // The backend's own GET stream, which one worker holds open for the
+    // session (ngx_mcp_session_backend_stream.cpp): that worker's pid, 0
+    // when none does. A claim of a process that died is taken over.
+    std::int64_t backend_stream_holder;
     post_stream_entry posts[post_streams_tracked];
     // event_slot[capacity] follows
 };
@@ -186,6 +190,10 @@ inline constexpr std::uint16_t record_established = 1;
 // The ids below next_event_id were lost in a restart (not only markers of
 // a ring given back): a ring made for the session announces them.
 inline constexpr std::uint16_t record_ids_lost = 2;
+// The backend answered nginx's GET for its own stream with 405 (or other
+// than an event stream): it offers none, so no worker asks again for the
+// session (kept when the ring is given back).
+inline constexpr std::uint16_t record_no_backend_stream = 4;
 
 static_assert(std::is_standard_layout_v<session_record> && std::is_trivially_copyable_v<session_record>);
 static_assert(std::is_standard_layout_v<session_stream> && std::is_trivially_copyable_v<session_stream>);

@@ -11,105 +11,17 @@
 // the later steps and the result are lost.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import net from "node:net";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import { startBackend, startNginx, pollUntil, freePort, badLogLines } from "./harness.mjs";
+import { startRelay } from "./cut_relay.mjs";
+import { startStepsBackend } from "./steps_backend.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const OUTAGE_MS = 1500;
 // Reconnect attempts 100..400 ms apart, 3.2 s in all: they outlast the outage.
 const reconnectionOptions = { initialReconnectionDelay: 100, maxReconnectionDelay: 400, reconnectionDelayGrowFactor: 1.5, maxRetries: 10 };
 // Without progress for this long the call fails (the bare backends' fate).
 const CALL_TIMEOUT_MS = 5000;
-
-// A TCP relay in front of 127.0.0.1:targetPort. cut() resets every open
-// connection (both sides) and, for `ms`, closes each new one as soon as it
-// is accepted; then it accepts again.
-async function startRelay(targetPort) {
-  const sockets = new Set();
-  let refusing = false;
-  let timer = null;
-  const stats = { accepted: 0, refused: 0, cuts: 0 };
-  const server = net.createServer((downstream) => {
-    if (refusing) {
-      stats.refused++;
-      downstream.resetAndDestroy();
-      return;
-    }
-    stats.accepted++;
-    const upstream = net.connect({ host: "127.0.0.1", port: targetPort });
-    sockets.add(downstream);
-    sockets.add(upstream);
-    const drop = () => {
-      sockets.delete(downstream);
-      sockets.delete(upstream);
-      downstream.destroy();
-      upstream.destroy();
-    };
-    for (const socket of [downstream, upstream]) {
-      socket.on("error", drop);
-      socket.on("close", drop);
-    }
-    downstream.pipe(upstream);
-    upstream.pipe(downstream);
-  });
-  const port = await freePort();
-  await new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
-  });
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    stats,
-    cut(ms = OUTAGE_MS) {
-      stats.cuts++;
-      refusing = true;
-      for (const socket of [...sockets]) socket.resetAndDestroy();
-      sockets.clear();
-      timer = setTimeout(() => { refusing = false; }, ms);
-    },
-    async close() {
-      clearTimeout(timer);
-      for (const socket of [...sockets]) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
-// The SDK backend of steps_server.mjs as a child process.
-async function startStepsBackend() {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(here, "steps_server.mjs")], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => { stdout += chunk; });
-  child.stderr.on("data", (chunk) => { stderr += chunk; });
-  await pollUntil(`the steps backend on port ${port}`, () => {
-    if (child.exitCode !== null) throw new Error(`steps backend exited: ${stderr}`);
-    return stdout.includes(`listening ${port}`);
-  });
-  return {
-    port,
-    log: () => stdout + stderr,
-    // The backend ran the call to its end (it returned its result).
-    finished: (sessionId) => stdout.includes(`done session ${sessionId}`),
-    // What the SDK reported for the session, e.g. a result it could not send.
-    errors: (sessionId) => stdout.split("\n").filter((line) => line.startsWith(`error session ${sessionId}:`)),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      await pollUntil("the steps backend to exit", () => child.exitCode !== null || child.signalCode !== null);
-    },
-  };
-}
 
 // Connects through `relay`, calls the tool and cuts the relay once progress
 // 2 has arrived. Resolves with what the client saw, whether the call

@@ -41,6 +41,7 @@ export function sessionHandler({ createServer, refuse }) {
       transport.onclose = () => { if (transport.sessionId) transports.delete(transport.sessionId); };
       await createServer(transport).connect(transport);
     }
+    if (req.method === "GET") console.log(`get session ${sessionId}`);  // the session's standalone stream
     await transport.handleRequest(req, res, body);
   };
 }

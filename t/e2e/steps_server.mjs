@@ -6,6 +6,10 @@
 //
 // Tool `steps`: sends `count` (6) notifications/progress with the request's
 // progressToken, `intervalMs` (150) apart, then returns "steps done: N".
+// Tool `announce`: returns at once, then sends `count` (4) log messages
+// ("announce N"), `intervalMs` (200) apart, that belong to no request: the
+// SDK sends them on the session's standalone GET stream, or drops them
+// when no GET stream is open (it has no event store to keep them in).
 // "error session ID: ..." lines are what the SDK reports, e.g. "Failed to
 // send response" when the client's connection is gone when the result is.
 import http from "node:http";
@@ -16,7 +20,8 @@ import { sessionHandler } from "./sdk_sessions.mjs";
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function createServer(transport) {
-  const server = new McpServer({ name: "ngx-mcp-session-e2e-steps", version: "1.0.0" });
+  const server = new McpServer({ name: "ngx-mcp-session-e2e-steps", version: "1.0.0" },
+                               { capabilities: { logging: {} } });
   server.server.onerror = (err) => console.log(`error session ${transport.sessionId}: ${err.message}`);
   server.registerTool("steps", {
     description: "Sends progress notifications, then returns",
@@ -32,6 +37,19 @@ function createServer(transport) {
     }
     console.log(`done session ${extra.sessionId}`);
     return { content: [{ type: "text", text: `steps done: ${count}` }] };
+  });
+  server.registerTool("announce", {
+    description: "Sends log messages on the standalone stream after returning",
+    inputSchema: { count: z.number().int().min(1).default(4), intervalMs: z.number().int().min(0).default(200) },
+  }, async ({ count = 4, intervalMs = 200 }, extra) => {
+    (async () => {
+      for (let i = 1; i <= count; i++) {
+        await pause(intervalMs);
+        await server.server.sendLoggingMessage({ level: "info", data: `announce ${i}` });
+        console.log(`announce ${i} session ${extra.sessionId}`);
+      }
+    })().catch((err) => console.log(`error session ${extra.sessionId}: ${err.message}`));
+    return { content: [{ type: "text", text: `announcing ${count}` }] };
   });
   return server;
 }

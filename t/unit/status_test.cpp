@@ -26,6 +26,7 @@ zone_status sample()
     s.counters.evicted_established = 1;
     s.counters.rings_allocated = 6;
     s.counters.rings_freed = 5;
+    s.counters.backend_stream_events = 11;
     return s;
 }
 
@@ -51,7 +52,10 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["post_stream_resumes"] == 0);
     BOOST_TEST(body["counters"]["sessions_healed"] == 9);
     BOOST_TEST(body["counters"]["heals_failed"] == 0);
-    BOOST_TEST(body["counters"].size() == 28u);
+    BOOST_TEST(body["counters"]["backend_streams_opened"] == 0);
+    BOOST_TEST(body["counters"]["backend_stream_events"] == 11);
+    BOOST_TEST(body["counters"]["backend_stream_events_unrecorded"] == 0);
+    BOOST_TEST(body["counters"].size() == 31u);
     BOOST_TEST(body["upstreams"].empty());
 }
 

@@ -28,13 +28,19 @@ sub start {
     my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $self->{port}, Listen => 64,
                                        ReuseAddr => 1)
         or die "listen on $self->{port}: $!\n";
+    $self->{get} //= 405;
+    open my $touch, '>>', "$self->{log}.notify" or die "$self->{log}.notify: $!\n";
+    close $touch;
     my $pid = fork // die "fork: $!\n";
     if ($pid) {
         close $listen;
         $self->{pid} = $pid;
         return $self;
     }
+    setpgrp(0, 0);  # stop() ends the stream holders with the server
     $SIG{PIPE} = 'IGNORE';
+    $SIG{CHLD} = 'IGNORE';
+    $SIG{TERM} = 'IGNORE';  # /control/drop signals the whole group
     $self->serve($listen);
     POSIX::_exit(0);
 }
@@ -50,11 +56,28 @@ sub received {
     return \@lines;
 }
 
+# The backend's stream GETs so far: [{event, sid, last_event_id}, ...].
+sub gets {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{log}.get" or return [];
+    my @lines = map { JSON::PP::decode_json($_) } grep { /\S/ } <$fh>;
+    close $fh;
+    return \@lines;
+}
+
+# Queues a log message for the held stream of backend session $sid.
+sub notify {
+    my ($self, $sid, $text) = @_;
+    open my $fh, '>>', "$self->{log}.notify" or die "$self->{log}.notify: $!\n";
+    print {$fh} "$sid\t$text\n";
+    close $fh;
+}
+
 # Stops the process: its port refuses connections from now on.
 sub stop {
     my ($self) = @_;
     return unless $self->{pid};
-    kill 'KILL', $self->{pid};
+    kill 'KILL', -$self->{pid};
     waitpid $self->{pid}, 0;
     delete $self->{pid};
 }
@@ -72,7 +95,8 @@ sub read_request {
     while (length($body) < ($len // 0)) { sysread($c, $body, 65536, length $body) or last }
     my ($method, $path) = $head =~ m{^(\S+) (\S+)};
     my ($sid) = $head =~ /^Mcp-Session-Id:\s*(\S+)/mi;
-    return { method => $method, path => $path, sid => $sid, body => $body };
+    my ($last) = $head =~ /^Last-Event-ID:\s*(\S+)/mi;
+    return { method => $method, path => $path, sid => $sid, body => $body, last_event_id => $last };
 }
 
 sub answer {
@@ -80,6 +104,48 @@ sub answer {
     my $extra = join '', map { "$_\r\n" } @headers;
     syswrite($c, "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n$extra"
         . 'Content-Length: ' . length($body) . "\r\nConnection: close\r\n\r\n$body");
+}
+
+sub log_get {
+    my ($self, $event, $sid, $last) = @_;
+    open my $log, '>>', "$self->{log}.get" or return;
+    print {$log} JSON::PP->new->canonical->encode({ event => $event, sid => $sid, last_event_id => $last // '' }), "\n";
+    close $log;
+}
+
+# In a child: the session's stream, fed from the notify file, until the
+# peer closes it (or the child is killed).
+sub hold_stream {
+    my ($self, $c, $sid, $last) = @_;
+    $self->log_get('open', $sid, $last);
+    syswrite($c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        . "Connection: close\r\n\r\nretry: 300\n\n");
+    open my $queue, '<', "$self->{log}.notify" or POSIX::_exit(1);
+    seek $queue, 0, 2;  # only what is queued from now on
+    my $sent = 0;
+    my $partial = '';
+    while (1) {
+        my $rin = '';
+        vec($rin, fileno($c), 1) = 1;
+        if (select(my $rout = $rin, undef, undef, 0.02) > 0) {
+            my $n = sysread($c, my $junk, 4096);
+            last if !$n;
+        }
+        while (defined(my $line = <$queue>)) {
+            $partial .= $line;
+            next unless $partial =~ s/\n\z//;
+            my ($for, $text) = split /\t/, $partial, 2;
+            $partial = '';
+            next unless $for eq $sid;
+            ++$sent;
+            my $event = qq(id: $sid-$sent\nevent: message\ndata: {"jsonrpc":"2.0","method":"notifications/message",)
+                . qq("params":{"level":"info","data":"$text"}}\n\n);
+            last unless syswrite($c, $event);
+        }
+        seek $queue, 0, 1;  # clears EOF, so lines appended later are read
+    }
+    $self->log_get('closed', $sid, $last);
+    POSIX::_exit(0);
 }
 
 sub serve {
@@ -90,11 +156,30 @@ sub serve {
         my $req = read_request($c);
         if (!$req) { close $c; next }
         if ($req->{path} =~ m{^/control/(\w+)}) {
+            kill 'TERM', -$$ if $1 eq 'drop';  # every stream holder (this process ignores it)
             %sessions = () if $1 eq 'forget';
             $refuse = 1 if $1 eq 'refuse';
             $refuse = 0 if $1 eq 'accept';
             $truncate = 1 if $1 eq 'truncate';
             answer($c, 200, '{}');
+            close $c;
+            next;
+        }
+        if ($req->{method} eq 'GET') {
+            if (!defined $req->{sid} || !$sessions{ $req->{sid} }) {
+                $self->{lost} == 400 ? answer($c, 400, $everything_400) : answer($c, 404, $sdk_404);
+            } elsif ($self->{get} eq 'stream') {
+                my $child = fork // die "fork: $!\n";
+                if (!$child) {
+                    close $listen;
+                    $SIG{TERM} = 'DEFAULT';
+                    $self->hold_stream($c, $req->{sid}, $req->{last_event_id});
+                }
+            } else {
+                $self->log_get('refused', $req->{sid}, $req->{last_event_id});
+                answer($c, 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}',
+                       'Allow: POST, DELETE');
+            }
             close $c;
             next;
         }

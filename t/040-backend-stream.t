@@ -112,6 +112,11 @@ is_deeply(messages_in($seen), ['three', 'four'], 'the reconnected stream replays
 is(scalar @{ gets_of($streaming, 'open') }, 1, '... and the backend still holds its one GET: held through the gap');
 is(scalar @{ gets_of($streaming, 'closed') }, 0, '... which it never saw closed');
 
+# --- what the backend's GET carries
+my $head = gets_of($streaming, 'open')->[0]{head};
+like($head, qr/^MCP-Protocol-Version: 2025-06-18\r?$/mi, "the backend's GET carries the client's protocol version");
+like($head, qr{^Accept: text/event-stream\r?$}mi, '... and its Accept');
+
 # --- streams opened again and again (both workers): still one backend GET
 $stream->close;
 for my $i (1 .. 6) {
@@ -202,6 +207,53 @@ $stream->close;
 $log = $n->error_log;
 unlike($log, qr/\[(alert|crit|emerg)\]/, 'no alert, crit or emerg in the error log (no socket left open at exit)');
 unlike($log, qr/header already sent/, '... and no double header');
+
+# --- a hostile URI and the client's encodings never reach the backend raw
+my $hostile = open_session('/issue');
+my $opens_now = scalar @{ gets_of($streaming, 'open') };
+$stream = client_stream('/issue%0D%0AX-Evil:%201', $hostile, 'Accept-Encoding' => 'gzip');
+ok(poll_until(5, sub { @{ gets_of($streaming, 'open') } == $opens_now + 1 }), 'a stream GET with CR LF escaped in its path is held');
+my $hostile_get = gets_of($streaming, 'open')->[-1];
+is($hostile_get->{path}, '/issue%0D%0AX-Evil:%201', '... its path reaches the backend as the client wrote it, escaped');
+unlike($hostile_get->{head}, qr/^X-Evil/mi, '... with no header injected');
+unlike($hostile_get->{head}, qr/^Accept-Encoding/mi, "... and without the client's Accept-Encoding (nginx reads the stream as text)");
+$stream->close;
+
+# --- a backend that lost the session (404) is asked again by the next client stream
+McpSession::Http::send_raw($sp, "GET /control/forget HTTP/1.0\r\n\r\n");
+my $lost_before = scalar @{ gets_of($streaming, 'lost') };
+$stream = client_stream('/issue', $hostile);
+McpSession::Http::send_raw($sp, "GET /control/drop HTTP/1.0\r\n\r\n");
+ok(poll_until(5, sub { @{ gets_of($streaming, 'lost') } > $lost_before }),
+   'the stream of a session the backend forgot is reopened and answered 404');
+$stream->close;
+$lost_before = scalar @{ gets_of($streaming, 'lost') };
+$stream = client_stream('/issue', $hostile);
+ok(poll_until(5, sub { @{ gets_of($streaming, 'lost') } > $lost_before }),
+   '... which is not taken for "no stream": the next client stream asks again');
+$stream->close;
+
+# --- the worker holding it dies: its claim is taken over by the next client stream
+my $opens_before = scalar @{ gets_of($streaming, 'open') };
+my $orphan = open_session('/issue');
+$stream = client_stream('/issue', $orphan);
+ok(poll_until(5, sub { @{ gets_of($streaming, 'open') } == $opens_before + 1 }), "a new session's backend stream is held");
+my $orphan_backend = gets_of($streaming, 'open')->[-1]{sid};
+my $holder_died = 0;
+for my $pid (@{ $n->worker_pids }) {
+    kill 'KILL', $pid;
+    $holder_died = poll_until(3, sub { @{ gets_of($streaming, 'closed', $orphan_backend) } == 1 });
+    last if $holder_died;
+}
+ok($holder_died, 'killing the worker that held the backend stream closes it');
+$stream->close;
+ok(poll_until(10, sub { @{ $n->worker_pids } == 2 }), '... and the master replaces the worker');
+$stream = client_stream('/issue', $orphan);
+ok(poll_until(5, sub { @{ gets_of($streaming, 'open', $orphan_backend) } == 2 }),
+   "a client stream after that holds it again: the dead worker's claim did not block it");
+$streaming->notify($orphan_backend, 'nine');
+is_deeply(messages_in($stream->read_until(qr/"nine"/, 5)), ['nine'], '... and its messages flow');
+$stream->close;
 
 # --- nginx -t
 my $bad = McpSession::Nginx->new(servroot => "$files/bad", port => free_port(),

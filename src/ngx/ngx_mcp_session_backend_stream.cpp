@@ -1,6 +1,6 @@
 // How nginx holds a backend's standalone stream. Each GET to the backend
 // is a request of nginx's own: no client connection carries it, so it
-// lives on a connection made for it (an unconnected socket, never polled,
+// lives on a connection made for it (a socket with no peer, never polled,
 // so nginx's usual request life and close apply unchanged) and runs the
 // location's content handler (proxy_pass, with its upstream, balancer and
 // proxy_* settings) directly, after the client's GET passed the phases.
@@ -48,6 +48,15 @@ struct backend_stream {
     ngx_listening_t* listening = nullptr;
     std::string uri;
     std::string args;
+    std::string unparsed_uri;  // as the client sent it: proxy_pass without a URI part sends it unchanged
+    struct {
+        unsigned valid_unparsed_uri : 1;
+        unsigned quoted_uri : 1;  // these decide whether proxy_pass escapes the (decoded) URI
+        unsigned plus_in_uri : 1;
+        unsigned empty_path_in_uri : 1;
+        unsigned internal : 1;
+        unsigned valid_location : 1;
+    } uri_flags{};
     std::string server;  // $host
     std::string protocol_version;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -66,7 +75,7 @@ struct backend_stream {
     mcp_session::unix_ms opened_ms = 0;
     mcp_session::unix_ms unlistened_since = 0;  // 0: a client stream was open at the last check
 
-    enum class after_close { reopen, absent };
+    enum class after_close { reopen, stop, absent };
     after_close next = after_close::reopen;
     bool stopping = false;
 
@@ -81,6 +90,7 @@ namespace {
 std::unordered_map<std::string, backend_stream*> held_streams;
 
 constexpr ngx_msec_t first_reopen_delay = 1000;
+constexpr ngx_msec_t shortest_reopen_delay = 100;  // a backend's `retry: 0` is no licence to spin
 constexpr ngx_msec_t longest_reopen_delay = 30000;
 // A stream that stayed up this long was no failed attempt.
 constexpr mcp_session::unix_ms stable_stream_ms = 10000;
@@ -106,8 +116,12 @@ bool ieq(std::string_view a, std::string_view b)
 // own connection or body.
 bool is_replaced_header(std::string_view name)
 {
-    for (const std::string_view replaced : {"Mcp-Session-Id", "Last-Event-ID", "Content-Length", "Transfer-Encoding",
-                                           "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "TE", "Expect"}) {
+    // A compressed or partial answer, or a conditional one, is no event
+    // stream nginx can read.
+    for (const std::string_view replaced :
+         {"Mcp-Session-Id", "Last-Event-ID", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+          "Proxy-Connection", "Upgrade", "TE", "Expect", "Accept-Encoding", "Range", "If-Range", "If-Match",
+          "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}) {
         if (ieq(name, replaced)) {
             return true;
         }
@@ -124,7 +138,9 @@ u_char* describe(ngx_log_t* log, u_char* buf, size_t len)
         buf = p;
     }
     auto* ctx = static_cast<ngx_http_log_ctx_t*>(log->data);
-    ngx_http_request_t* r = ctx != nullptr ? ctx->current_request : nullptr;
+    // ngx_http_free_request clears `request` (not current_request): after
+    // it, only the connection is left to describe.
+    ngx_http_request_t* r = ctx != nullptr && ctx->request != nullptr ? ctx->current_request : nullptr;
     p = ngx_snprintf(p, len, ", holding a backend's stream of an MCP session");
     len -= static_cast<size_t>(p - buf);
     buf = p;
@@ -286,16 +302,20 @@ bool fill_request(ngx_http_request_t* r, backend_stream* bs, const store_facts& 
     r->subrequests = NGX_HTTP_MAX_SUBREQUESTS + 1;
     r->http_state = NGX_HTTP_PROCESS_REQUEST_STATE;
     r->error_page = 1;  // an error of its own is no page to redirect to (error_page)
-    r->valid_location = 1;  // as ngx_http_handler sets it: proxy_pass maps the location's prefix
+    // The client's URI with the flags that say how it was written: the
+    // decoded URI (which may hold CR, LF or spaces from %-escapes) goes to
+    // the backend escaped, exactly as the client's own request would.
+    r->valid_unparsed_uri = bs->uri_flags.valid_unparsed_uri;
+    r->quoted_uri = bs->uri_flags.quoted_uri;
+    r->plus_in_uri = bs->uri_flags.plus_in_uri;
+    r->empty_path_in_uri = bs->uri_flags.empty_path_in_uri;
+    r->internal = bs->uri_flags.internal;
+    r->valid_location = bs->uri_flags.valid_location;
     r->uri = copy_str(r->pool, bs->uri);
     r->args = copy_str(r->pool, bs->args);
-    std::string unparsed = bs->uri;
-    if (!bs->args.empty()) {
-        unparsed += '?';
-        unparsed += bs->args;
-    }
-    r->unparsed_uri = copy_str(r->pool, unparsed);
-    r->request_line = copy_str(r->pool, "GET " + unparsed + " HTTP/1.1");
+    r->unparsed_uri = copy_str(r->pool, bs->unparsed_uri);
+    // For log lines only; the raw URI holds no CR or LF (the parser refuses them).
+    r->request_line = copy_str(r->pool, "GET " + bs->unparsed_uri + " HTTP/1.1");
     r->headers_in.server = copy_str(r->pool, bs->server);
     if (r->uri.data == nullptr || r->args.data == nullptr || r->unparsed_uri.data == nullptr ||
         r->request_line.data == nullptr || r->headers_in.server.data == nullptr) {
@@ -346,12 +366,17 @@ bool open_request(backend_stream* bs)
     }
     auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(bs->srv_conf[ngx_http_core_module.ctx_index]);
 
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
+    // One end of a socket pair, the other closed at once: a connected
+    // socket, so what nginx does to a client's at its end (shutdown() for
+    // a lingering close, SO_LINGER) works on it too.
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == -1) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_socket_errno,
-                      "mcp_session: socket() failed for holding a backend's stream");
+                      "mcp_session: socketpair() failed for holding a backend's stream");
         return false;
     }
+    close(pair[1]);
+    const int fd = pair[0];
     ngx_connection_t* c = ngx_get_connection(fd, ngx_cycle->log);
     if (c == nullptr) {
         close(fd);
@@ -465,12 +490,13 @@ ngx_msec_t reopen_delay(backend_stream* bs)
 {
     // The backend's retry: is its own reconnection time; failures in a
     // row double it, up to a bound.
-    ngx_msec_t delay = bs->retry_ms ? static_cast<ngx_msec_t>(std::min<std::uint64_t>(*bs->retry_ms, longest_reopen_delay))
+    ngx_msec_t delay = bs->retry_ms ? static_cast<ngx_msec_t>(std::clamp<std::uint64_t>(
+                                          *bs->retry_ms, shortest_reopen_delay, longest_reopen_delay))
                                     : first_reopen_delay;
     for (unsigned i = 0; i < bs->failures && delay < longest_reopen_delay; ++i) {
         delay *= 2;
     }
-    return std::max<ngx_msec_t>(std::min(delay, longest_reopen_delay), 1);
+    return std::min(delay, longest_reopen_delay);
 }
 
 // Whether a client still needs the stream: one is open, or one was within
@@ -522,14 +548,20 @@ void schedule_reopen(backend_stream* bs)
 void on_reopen(ngx_event_t* ev) noexcept
 {
     auto* bs = static_cast<backend_stream*>(ev->data);
+    bool needed = false;
     bool opened = false;
     try {
-        opened = !ngx_exiting && still_needed(bs) && open_request(bs);
+        needed = !ngx_exiting && still_needed(bs);
+        opened = needed && open_request(bs);
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "mcp_session: reopening a backend's stream failed: %s", e.what());
     }
-    if (!opened) {
+    if (!needed) {
         finish(bs);
+    } else if (!opened) {
+        // No connection or socket to spare just now: a client still listens.
+        bs->failures = std::min(bs->failures + 1, 16u);
+        schedule_reopen(bs);
     }
 }
 
@@ -582,6 +614,13 @@ void copy_template(backend_stream* bs, ngx_http_request_t* r, request_state* sta
     bs->listening = c->listening;
     bs->uri.assign(to_view(r->uri));
     bs->args.assign(to_view(r->args));
+    bs->unparsed_uri.assign(to_view(r->unparsed_uri));
+    bs->uri_flags.valid_unparsed_uri = r->valid_unparsed_uri;
+    bs->uri_flags.quoted_uri = r->quoted_uri;
+    bs->uri_flags.plus_in_uri = r->plus_in_uri;
+    bs->uri_flags.empty_path_in_uri = r->empty_path_in_uri;
+    bs->uri_flags.internal = r->internal;
+    bs->uri_flags.valid_location = r->valid_location;
     bs->server.assign(to_view(r->headers_in.server));
     bs->protocol_version.assign(to_view(state->protocol_version));
     std::size_t copied = 0;
@@ -592,10 +631,10 @@ void copy_template(backend_stream* bs, ngx_http_request_t* r, request_state* sta
             if (h[i].hash == 0 || is_replaced_header(name)) {
                 continue;
             }
-            copied += name.size() + h[i].value.len;
-            if (copied > max_copied_header_bytes) {
-                break;
+            if (copied + name.size() + h[i].value.len > max_copied_header_bytes) {
+                continue;  // the rest may still fit (an Authorization after a huge cookie)
             }
+            copied += name.size() + h[i].value.len;
             bs->headers.emplace_back(name, to_view(h[i].value));
         }
     }
@@ -666,22 +705,41 @@ ngx_int_t backend_stream_header_filter(ngx_http_request_t* r, request_state* sta
         r->headers_out.content_encoding == nullptr) {
         bs->streaming = true;
         r->upstream->buffering = 0;  // each message is recorded as it arrives
+        r->upstream->cacheable = 0;
         return NGX_OK;
     }
     r->header_only = 1;  // nothing to read on: the upstream ends now
-    if (!from_backend || status >= NGX_HTTP_INTERNAL_SERVER_ERROR || status == NGX_HTTP_REQUEST_TIME_OUT ||
-        status == NGX_HTTP_TOO_MANY_REQUESTS) {
+    if (r->upstream != nullptr) {
+        r->upstream->cacheable = 0;  // a session's answer is no one else's (proxy_cache)
+    }
+    if ((!from_backend && (status == NGX_HTTP_BAD_GATEWAY || status == NGX_HTTP_SERVICE_UNAVAILABLE ||
+                           status == NGX_HTTP_GATEWAY_TIME_OUT)) ||
+        (from_backend && (status >= NGX_HTTP_INTERNAL_SERVER_ERROR || status == NGX_HTTP_REQUEST_TIME_OUT ||
+                          status == NGX_HTTP_TOO_MANY_REQUESTS))) {
         bs->next = backend_stream::after_close::reopen;  // later, with backoff
         return NGX_OK;
     }
-    // 405 is how a server without a stream of its own answers; any other
-    // answer that is no event stream (a stateless backend's 400, a JSON
-    // 200) means the same for this session: it is not asked again.
-    bs->next = backend_stream::after_close::absent;
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "mcp_session: the backend answered the session's stream GET with %ui%s: it offers no stream of "
-                  "its own; only published events reach the session's stream",
-                  status, status == NGX_HTTP_OK ? " and no event stream" : "");
+    if (from_backend && status == NGX_HTTP_NOT_ALLOWED) {
+        // How a server without a stream of its own answers: the session
+        // has none, and no worker asks again (until a heal gives it a new
+        // backend session).
+        bs->next = backend_stream::after_close::absent;
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcp_session: the backend answered the session's stream GET with 405: it offers no stream of "
+                      "its own; only published events reach the session's stream");
+        return NGX_OK;
+    }
+    // A lost session (404, which a heal may repair), credentials that no
+    // longer pass (401, 403), nginx's own 500: not asked again until a
+    // client stream of the session opens.
+    bs->next = backend_stream::after_close::stop;
+    const ngx_uint_t level =
+        from_backend && (status == NGX_HTTP_UNAUTHORIZED || status == NGX_HTTP_FORBIDDEN) ? NGX_LOG_WARN : NGX_LOG_INFO;
+    ngx_log_error(level, r->connection->log, 0,
+                  "mcp_session: %s the session's stream GET with %ui%s; not asked again until a client stream of the "
+                  "session opens",
+                  from_backend ? "the backend answered" : "nginx answered", status,
+                  from_backend && status == NGX_HTTP_OK ? " and no event stream" : "");
     return NGX_OK;
 }
 

@@ -3,7 +3,6 @@
 #include "ngx_mcp_session_zone.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include <signal.h>
@@ -541,8 +540,9 @@ event_store::backend_stream_claim event_store::claim_backend_stream(const sessio
         return backend_stream_claim::held_here;
     }
     // A holder that died (a crash, or an old cycle's worker that could not
-    // say goodbye) leaves its claim behind: a pid no process has is free.
-    if (holder != 0 && (kill(static_cast<pid_t>(holder), 0) == 0 || errno == EPERM)) {
+    // say goodbye) leaves its claim behind: a pid no process has is free,
+    // and so is one of another user's process (workers share one user).
+    if (holder != 0 && kill(static_cast<pid_t>(holder), 0) == 0) {
         return backend_stream_claim::held_elsewhere;
     }
     stream->backend_stream_holder = pid;

@@ -413,6 +413,9 @@ ngx_int_t session_handler(ngx_http_request_t* r) noexcept
         // redirects (error_page, try_files, named locations): the session
         // was decided once, on what the client sent.
         if (request_state* state = state_of(r)) {
+            if (state->backend_stream != nullptr) {
+                return NGX_DECLINED;  // nginx's own GET, redirected (X-Accel-Redirect): never a client stream
+            }
             if (state->streamed && lcf->stream) {
                 r->content_handler = stream_handler;
             }

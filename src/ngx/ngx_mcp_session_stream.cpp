@@ -300,6 +300,13 @@ void on_heartbeat(ngx_event_t* ev) noexcept
     if (pump(s) == stream_fate::ended) {
         return;
     }
+    if (s->post_stream == 0) {
+        // The worker that held the backend's stream may have died since:
+        // its claim is free, and this stream takes the holding over.
+        if (request_state* state = state_of(s->r)) {
+            hold_backend_stream(s->r, state);
+        }
+    }
     // A connection still sending needs no keep-alive, and s->out is busy.
     if (!s->writing) {
         try {

@@ -528,7 +528,11 @@ bool locked_zone::set_extras(session_record* record, const session_extras& field
 bool locked_zone::set_backend_id(session_record* record, std::string_view backend_id, std::string_view initialize)
 {
     const session_extras fields = record->extras != nullptr ? *record->extras : session_extras{};
-    return set_extras(record, fields, backend_id, initialize);
+    if (!set_extras(record, fields, backend_id, initialize)) {
+        return false;
+    }
+    record->flags &= ~record_no_backend_stream;  // a new backend session may offer a stream of its own
+    return true;
 }
 
 std::string_view locked_zone::initialize_of(const session_record* record)

@@ -96,7 +96,7 @@ sub read_request {
     my ($method, $path) = $head =~ m{^(\S+) (\S+)};
     my ($sid) = $head =~ /^Mcp-Session-Id:\s*(\S+)/mi;
     my ($last) = $head =~ /^Last-Event-ID:\s*(\S+)/mi;
-    return { method => $method, path => $path, sid => $sid, body => $body, last_event_id => $last };
+    return { method => $method, path => $path, sid => $sid, body => $body, last_event_id => $last, head => $head };
 }
 
 sub answer {
@@ -107,17 +107,20 @@ sub answer {
 }
 
 sub log_get {
-    my ($self, $event, $sid, $last) = @_;
+    my ($self, $event, $req) = @_;
     open my $log, '>>', "$self->{log}.get" or return;
-    print {$log} JSON::PP->new->canonical->encode({ event => $event, sid => $sid, last_event_id => $last // '' }), "\n";
+    print {$log} JSON::PP->new->canonical->encode({ event => $event, sid => $req->{sid} // '',
+                                                   last_event_id => $req->{last_event_id} // '',
+                                                   path => $req->{path}, head => $req->{head} }), "\n";
     close $log;
 }
 
 # In a child: the session's stream, fed from the notify file, until the
 # peer closes it (or the child is killed).
 sub hold_stream {
-    my ($self, $c, $sid, $last) = @_;
-    $self->log_get('open', $sid, $last);
+    my ($self, $c, $req) = @_;
+    my $sid = $req->{sid};
+    $self->log_get('open', $req);
     syswrite($c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
         . "Connection: close\r\n\r\nretry: 300\n\n");
     open my $queue, '<', "$self->{log}.notify" or POSIX::_exit(1);
@@ -144,7 +147,7 @@ sub hold_stream {
         }
         seek $queue, 0, 1;  # clears EOF, so lines appended later are read
     }
-    $self->log_get('closed', $sid, $last);
+    $self->log_get('closed', $req);
     POSIX::_exit(0);
 }
 
@@ -167,16 +170,17 @@ sub serve {
         }
         if ($req->{method} eq 'GET') {
             if (!defined $req->{sid} || !$sessions{ $req->{sid} }) {
+                $self->log_get('lost', $req);
                 $self->{lost} == 400 ? answer($c, 400, $everything_400) : answer($c, 404, $sdk_404);
             } elsif ($self->{get} eq 'stream') {
                 my $child = fork // die "fork: $!\n";
                 if (!$child) {
                     close $listen;
                     $SIG{TERM} = 'DEFAULT';
-                    $self->hold_stream($c, $req->{sid}, $req->{last_event_id});
+                    $self->hold_stream($c, $req);
                 }
             } else {
-                $self->log_get('refused', $req->{sid}, $req->{last_event_id});
+                $self->log_get('refused', $req);
                 answer($c, 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}',
                        'Allow: POST, DELETE');
             }

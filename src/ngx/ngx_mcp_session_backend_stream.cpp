@@ -226,26 +226,14 @@ bool copy_sockaddr(ngx_pool_t* pool, const std::string& bytes, sockaddr** to, so
     return true;
 }
 
-ngx_str_t copy_str(ngx_pool_t* pool, std::string_view text)
-{
-    ngx_str_t s{0, nullptr};
-    s.data = static_cast<u_char*>(ngx_pnalloc(pool, text.size() + 1));
-    if (s.data != nullptr) {
-        ngx_memcpy(s.data, text.data(), text.size());
-        s.data[text.size()] = '\0';
-        s.len = text.size();
-    }
-    return s;
-}
-
 bool add_request_header(ngx_http_request_t* r, std::string_view name, std::string_view value)
 {
     auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_in.headers));
     if (h == nullptr) {
         return false;
     }
-    h->key = copy_str(r->pool, name);
-    h->value = copy_str(r->pool, value);
+    h->key = pool_copy(r, name);
+    h->value = pool_copy(r, value);
     h->lowcase_key = static_cast<u_char*>(ngx_pnalloc(r->pool, name.size()));
     if (h->key.data == nullptr || h->value.data == nullptr || h->lowcase_key == nullptr) {
         return false;
@@ -311,12 +299,12 @@ bool fill_request(ngx_http_request_t* r, backend_stream* bs, const store_facts& 
     r->empty_path_in_uri = bs->uri_flags.empty_path_in_uri;
     r->internal = bs->uri_flags.internal;
     r->valid_location = bs->uri_flags.valid_location;
-    r->uri = copy_str(r->pool, bs->uri);
-    r->args = copy_str(r->pool, bs->args);
-    r->unparsed_uri = copy_str(r->pool, bs->unparsed_uri);
+    r->uri = pool_copy(r, bs->uri);
+    r->args = pool_copy(r, bs->args);
+    r->unparsed_uri = pool_copy(r, bs->unparsed_uri);
     // For log lines only; the raw URI holds no CR or LF (the parser refuses them).
-    r->request_line = copy_str(r->pool, "GET " + bs->unparsed_uri + " HTTP/1.1");
-    r->headers_in.server = copy_str(r->pool, bs->server);
+    r->request_line = pool_copy(r, "GET " + bs->unparsed_uri + " HTTP/1.1");
+    r->headers_in.server = pool_copy(r, bs->server);
     if (r->uri.data == nullptr || r->args.data == nullptr || r->unparsed_uri.data == nullptr ||
         r->request_line.data == nullptr || r->headers_in.server.data == nullptr) {
         return false;
@@ -342,11 +330,11 @@ bool fill_request(ngx_http_request_t* r, backend_stream* bs, const store_facts& 
     }
     state->status = session_status::valid;
     state->key = bs->key;
-    state->id = copy_str(r->pool, bs->session_id);
+    state->id = pool_copy(r, bs->session_id);
     state->issue_mode = bs->issue_mode;
-    state->protocol_version = copy_str(r->pool, bs->protocol_version);
-    state->pinned_server = copy_str(r->pool, facts.pinned);
-    state->sent_backend_id = copy_str(r->pool, sent_id);
+    state->protocol_version = pool_copy(r, bs->protocol_version);
+    state->pinned_server = pool_copy(r, facts.pinned);
+    state->sent_backend_id = pool_copy(r, sent_id);
     state->backend_stream = bs;
     return state->id.data != nullptr && state->protocol_version.data != nullptr &&
            state->pinned_server.data != nullptr && state->sent_backend_id.data != nullptr;
@@ -402,7 +390,7 @@ bool open_request(backend_stream* bs)
         !copy_sockaddr(c->pool, bs->local_sockaddr, &c->local_sockaddr, &c->local_socklen)) {
         return give_up();
     }
-    c->addr_text = copy_str(c->pool, bs->client_text);
+    c->addr_text = pool_copy(c->pool, bs->client_text);
     if (c->addr_text.data == nullptr) {
         return give_up();
     }
@@ -757,14 +745,12 @@ ngx_int_t backend_stream_body_filter(ngx_http_request_t* r, request_state* state
                                      messages);
                 }
             }
-            event_store events(*bs->zone);
-            const mcp_session::unix_ms now = now_ms();
-            for (const std::string& message : messages) {
-                (void)events.record_backend_message(bs->key, message, now);  // no room: counted; gone: the check ends it
-            }
+            // No room: counted; the session gone: the next check ends the holding.
             const std::size_t oversized = bs->reader->oversized();
+            if (!messages.empty() || oversized > bs->oversized_seen) {
+                event_store(*bs->zone).record_backend_messages(bs->key, messages, oversized - bs->oversized_seen, now_ms());
+            }
             if (oversized > bs->oversized_seen) {
-                events.note_backend_messages_unrecorded(oversized - bs->oversized_seen);
                 ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                               "mcp_session: a message of the backend's stream is larger than "
                               "mcp_session_event_max_size; dropped");
@@ -785,20 +771,14 @@ ngx_int_t backend_stream_body_filter(ngx_http_request_t* r, request_state* state
 
 void end_backend_streams() noexcept
 {
-    // stop() may erase from the registry: one at a time from the front.
-    while (!held_streams.empty()) {
-        backend_stream* bs = held_streams.begin()->second;
-        if (bs->stopping) {
-            // Its request ends through `closed`; the claim goes now.
-            held_streams.erase(held_streams.begin());
-            try {
-                event_store(*bs->zone).release_backend_stream(bs->key, ngx_pid, false);
-            } catch (...) {
-            }
-            bs->registry_key.clear();
-            continue;
+    // stop() erases its own entry at most (finish), never another's; one
+    // with a GET in flight, like one stopping already, finishes at its
+    // `closed`, which the exiting worker's loop still runs.
+    for (auto it = held_streams.begin(); it != held_streams.end();) {
+        backend_stream* bs = (it++)->second;
+        if (!bs->stopping) {
+            stop(bs);
         }
-        stop(bs);
     }
 }
 

@@ -75,29 +75,16 @@ bool live(const session_record* record, const zone_conf& zone, unix_ms now)
 
 }  // namespace
 
-publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now,
-                                     std::string_view or_backend_id)
+namespace {
+
+// Puts one event into a live session's ring (the lock held): an event
+// takes expired memory or its own session's oldest events, never another
+// live session's place; the init marker is part of opening the session's
+// own stream (mcp_session/room.hpp).
+publish_outcome append_event(locked_zone& zone, session_record* record, event_kind kind, std::string_view payload,
+                             unix_ms now)
 {
     publish_outcome outcome;
-    zone_transaction tx(zone_);
-    locked_zone& zone = tx.zone();
-    session_record* record = zone.find(key);
-    if (record == nullptr && !or_backend_id.empty()) {
-        record = zone.find_by_backend_id(or_backend_id);
-    }
-    if (record == nullptr) {
-        outcome.result = publish_result::unknown;
-        return outcome;
-    }
-    if (!live(record, zone_, now)) {
-        zone.remove(record);
-        ++zone.shared().counters.expired_lazily;
-        outcome.result = publish_result::expired;
-        return outcome;
-    }
-    // An event takes expired memory or its own session's oldest events,
-    // never another live session's place; the init marker is part of
-    // opening the session's own stream (mcp_session/room.hpp).
     const mcp_session::room_purpose purpose = mcp_session::room_purpose_of(kind);
     room_report room;
     session_stream* stream = zone.stream_of(record, purpose, now, room);
@@ -126,6 +113,31 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
     outcome.result = publish_result::published;
     outcome.id = slot.id;
     return outcome;
+}
+
+}  // namespace
+
+publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now,
+                                     std::string_view or_backend_id)
+{
+    publish_outcome outcome;
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    if (record == nullptr && !or_backend_id.empty()) {
+        record = zone.find_by_backend_id(or_backend_id);
+    }
+    if (record == nullptr) {
+        outcome.result = publish_result::unknown;
+        return outcome;
+    }
+    if (!live(record, zone_, now)) {
+        zone.remove(record);
+        ++zone.shared().counters.expired_lazily;
+        outcome.result = publish_result::expired;
+        return outcome;
+    }
+    return append_event(zone, record, kind, payload, now);
 }
 
 subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
@@ -574,31 +586,35 @@ std::optional<bool> event_store::backend_stream_listened(const session_key& key,
     return record->stream != nullptr && record->stream->subscriber != 0;
 }
 
-bool event_store::record_backend_message(const session_key& key, std::string_view message, unix_ms now)
+void event_store::record_backend_messages(const session_key& key, const std::vector<std::string>& messages,
+                                          std::size_t oversized, unix_ms now)
 {
-    const publish_outcome outcome = publish(key, event_kind::message, message, now);
     zone_transaction tx(zone_);
-    mcp_session::zone_counters& counters = tx.zone().shared().counters;
-    if (outcome.result != publish_result::published) {
-        if (outcome.result == publish_result::no_memory) {
-            ++counters.backend_stream_events_unrecorded;
-        }
-        return false;
+    locked_zone& zone = tx.zone();
+    mcp_session::zone_counters& counters = zone.shared().counters;
+    counters.backend_stream_events_unrecorded += oversized;
+    session_record* record = zone.find(key);
+    if (record == nullptr) {
+        return;  // the holding's next check ends it
     }
-    ++counters.backend_stream_events;
-    return true;
+    if (!live(record, zone_, now)) {
+        zone.remove(record);  // as publish() does
+        ++counters.expired_lazily;
+        return;
+    }
+    for (const std::string& message : messages) {
+        if (append_event(zone, record, event_kind::message, message, now).result == publish_result::published) {
+            ++counters.backend_stream_events;
+        } else {
+            ++counters.backend_stream_events_unrecorded;  // no room
+        }
+    }
 }
 
 void event_store::note_backend_stream_opened()
 {
     zone_transaction tx(zone_);
     ++tx.zone().shared().counters.backend_streams_opened;
-}
-
-void event_store::note_backend_messages_unrecorded(std::size_t count)
-{
-    zone_transaction tx(zone_);
-    tx.zone().shared().counters.backend_stream_events_unrecorded += count;
 }
 
 }  // namespace mcp_ngx

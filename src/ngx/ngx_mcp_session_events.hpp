@@ -134,11 +134,12 @@ public:
     // Whether a client stream of the session is open now (on any worker);
     // nullopt when the session is gone or has expired.
     std::optional<bool> backend_stream_listened(const mcp_session::session_key& key, mcp_session::unix_ms now);
-    // Records a message of the backend's stream on the session's stream;
-    // false when it found no room (it is dropped and counted).
-    bool record_backend_message(const mcp_session::session_key& key, std::string_view message, mcp_session::unix_ms now);
+    // Records messages of the backend's stream on the session's stream,
+    // under one lock; those that find no room are dropped and counted, as
+    // are `oversized` ones the reader dropped already.
+    void record_backend_messages(const mcp_session::session_key& key, const std::vector<std::string>& messages,
+                                 std::size_t oversized, mcp_session::unix_ms now);
     void note_backend_stream_opened();
-    void note_backend_messages_unrecorded(std::size_t count);
 
 private:
     zone_conf& zone_;

@@ -58,17 +58,23 @@ void consume_chain(ngx_chain_t* in)
     }
 }
 
-ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text)
+ngx_str_t pool_copy(ngx_pool_t* pool, std::string_view text)
 {
     ngx_str_t copy;
     copy.len = 0;
-    copy.data = static_cast<u_char*>(ngx_pnalloc(r->pool, text.size() + 1));
-    if (copy.data != nullptr && !text.empty()) {  // an empty view's data() may be null, which memcpy must not get
+    copy.data = static_cast<u_char*>(ngx_pnalloc(pool, text.size() + 1));
+    if (copy.data == nullptr) {
+        return copy;
+    }
+    if (!text.empty()) {  // an empty view's data() may be null, which memcpy must not get
         ngx_memcpy(copy.data, text.data(), text.size());
         copy.len = text.size();
     }
+    copy.data[copy.len] = '\0';
     return copy;
 }
+
+ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text) { return pool_copy(r->pool, text); }
 
 bool has_content_type(const ngx_http_request_t* r, std::string_view type)
 {

@@ -43,8 +43,10 @@ void consume_chain(ngx_chain_t* in);
 
 bool collect_body(ngx_http_request_t* r, size_t limit, std::string* body);
 
-// A copy in the request pool (for values that must outlive a std::string).
+// A copy in the request pool (for values that must outlive a std::string),
+// NUL-terminated; data is null when out of memory.
 ngx_str_t pool_copy(ngx_http_request_t* r, std::string_view text);
+ngx_str_t pool_copy(ngx_pool_t* pool, std::string_view text);
 
 // Appends a response header; `key` and `value` must outlive the request
 // (literals, or copies in its pool). False when out of memory.

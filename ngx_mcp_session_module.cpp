@@ -1,6 +1,7 @@
 // ngx_mcp_session: MCP session validation at the edge. This file only
 // wires the module into nginx; the behaviour lives in src/.
 #include "src/ngx/ngx_mcp_session_answer_watch.hpp"
+#include "src/ngx/ngx_mcp_session_cluster.hpp"
 #include "src/ngx/ngx_mcp_session_conf.hpp"
 #include "src/ngx/ngx_mcp_session_doorbell.hpp"
 #include "src/ngx/ngx_mcp_session_heal.hpp"
@@ -65,14 +66,20 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept
         // ngx_worker 0: they must not take worker 0's doorbell or inbox.
         return NGX_OK;
     }
-    if (start_id_generator() != NGX_OK || start_sweep_timers(cycle) != NGX_OK || start_state_timers(cycle) != NGX_OK) {
+    if (start_id_generator() != NGX_OK || start_sweep_timers(cycle) != NGX_OK || start_state_timers(cycle) != NGX_OK ||
+        start_clusters(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
     return start_stream_delivery(cycle);
 }
 
-// A worker (or single process) leaving: its state save in progress ends.
-void exit_process(ngx_cycle_t* cycle) noexcept { finish_state_saves_at_exit(cycle); }
+// A worker (or single process) leaving: its state save in progress ends,
+// and its links to Redis close.
+void exit_process(ngx_cycle_t* cycle) noexcept
+{
+    finish_state_saves_at_exit(cycle);
+    stop_clusters(cycle);
+}
 
 // Master (or single process) on quit or stop, after the workers are gone.
 void exit_master(ngx_cycle_t* cycle) noexcept { save_state_at_exit(cycle); }

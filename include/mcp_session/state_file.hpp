@@ -44,7 +44,7 @@ struct saved_session {
     session_key key;
     session_times times;
     std::uint64_t next_event_id = 0;  // 0: the session never had a ring
-    std::uint8_t bound = 0;           // bit 0: principal, bit 1: tenant
+    std::uint8_t bound = 0;           // bit 0: principal, bit 1: tenant, bit 2: under the cluster key
     std::uint64_t principal = 0;      // keyed digests, as in the zone
     std::uint64_t tenant = 0;
     std::string backend_id;           // issue mode: the backend's own id

@@ -40,6 +40,15 @@ struct zone_counters {
     std::uint64_t backend_streams_opened = 0;   // GETs nginx opened for a backend's own stream (reopens too)
     std::uint64_t backend_stream_events = 0;    // messages of those streams recorded in rings
     std::uint64_t backend_stream_events_unrecorded = 0;  // ... dropped: too large, or no room
+    // Zones with redis= (several nginx nodes sharing sessions):
+    std::uint64_t shared_lookups = 0;      // sessions the zone did not hold, looked up in Redis
+    std::uint64_t shared_adopted = 0;      // ... found there and cached in the zone
+    std::uint64_t shared_absent = 0;       // ... not there, or expired (answered 404)
+    std::uint64_t shared_unavailable = 0;  // requests answered 503: Redis could not be asked
+    std::uint64_t shared_malformed = 0;    // records under the prefix ignored as malformed
+    std::uint64_t shared_remote_ends = 0;  // sessions ended here because another node ended them
+    std::uint64_t redis_round_trips = 0;   // commands answered by Redis, all workers
+    std::uint64_t redis_errors = 0;        // error replies, timeouts and lost connections
 };
 
 // Sessions pinned to one upstream server (mcp_session_sticky), by the
@@ -63,6 +72,9 @@ struct zone_status {
     std::uint64_t sessions_with_ring = 0;
     std::uint64_t open_streams = 0;
     zone_counters counters;
+    // redis=: whether the answering worker's link to Redis is ready
+    // (-1: the zone has no redis=).
+    int redis_up = -1;
     std::size_t upstreams = 0;  // used entries of upstream_sessions
     std::array<upstream_count, max_status_upstreams> upstream_sessions{};
 };

@@ -233,7 +233,7 @@ state_contents read_state(std::string_view bytes, const state_limits& limits)
         } else {
             s.key = session_key::from_stored(id_bytes, id_size, static_cast<id_form>(form));
         }
-        if (s.bound > 3 || (!backend.empty() && !is_storable_session_id(backend)) ||
+        if (s.bound > 7 || s.bound == 4 || (!backend.empty() && !is_storable_session_id(backend)) ||
             !is_storable_server_name(pinned)) {
             return refuse("record " + std::to_string(i) + ": malformed fields");
         }

@@ -58,6 +58,17 @@ constexpr counter_field counter_fields[] = {
      "Messages of backends' own streams recorded on their sessions' streams."},
     {"backend_stream_events_unrecorded", &zone_counters::backend_stream_events_unrecorded,
      "Messages of backends' own streams dropped (larger than mcp_session_event_max_size, or no room)."},
+    {"shared_lookups", &zone_counters::shared_lookups,
+     "Sessions the zone did not hold, looked up in Redis (redis=): local cache misses."},
+    {"shared_adopted", &zone_counters::shared_adopted, "Sessions found in Redis and cached in the zone."},
+    {"shared_absent", &zone_counters::shared_absent, "Sessions looked up in Redis and not found there (answered 404)."},
+    {"shared_unavailable", &zone_counters::shared_unavailable,
+     "Requests answered 503 because Redis could not be asked about their session."},
+    {"shared_malformed", &zone_counters::shared_malformed, "Records under the Redis prefix ignored as malformed."},
+    {"shared_remote_ends", &zone_counters::shared_remote_ends,
+     "Sessions ended in this zone because another node ended them."},
+    {"redis_round_trips", &zone_counters::redis_round_trips, "Commands answered by Redis, all workers."},
+    {"redis_errors", &zone_counters::redis_errors, "Redis error replies, timeouts and lost connections."},
 };
 
 struct gauge_field {
@@ -109,6 +120,9 @@ std::string status_json(const zone_status& status)
         counters[f.name] = status.counters.*f.field;
     }
     body["counters"] = counters;
+    if (status.redis_up >= 0) {
+        body["redis"] = {{"link", status.redis_up == 1 ? "up" : "down"}};
+    }
     nlohmann::ordered_json upstreams = nlohmann::ordered_json::object();
     for (std::size_t i = 0; i < status.upstreams && i < status.upstream_sessions.size(); ++i) {
         const upstream_count& u = status.upstream_sessions[i];
@@ -126,6 +140,11 @@ std::string status_prometheus(const zone_status& status)
         const std::string name = std::string("mcp_session_zone_") + g.name;
         out += "# HELP " + name + " " + g.help + "\n# TYPE " + name + " gauge\n";
         out += name + label + std::to_string(status.*g.field) + "\n";
+    }
+    if (status.redis_up >= 0) {
+        out += "# HELP mcp_session_redis_up Whether the answering worker's link to Redis is ready (redis=).\n"
+               "# TYPE mcp_session_redis_up gauge\n";
+        out += "mcp_session_redis_up" + label + std::to_string(status.redis_up) + "\n";
     }
     for (const counter_field& f : counter_fields) {
         const std::string name = std::string("mcp_session_") + f.name + "_total";

@@ -4,8 +4,10 @@
 
 #include "ngx_mcp_session_phases.hpp"
 #include "ngx_mcp_session_policy.hpp"
+#include "ngx_mcp_session_redis_link.hpp"
 
 #include "mcp_session/protocol.hpp"
+#include "mcp_session/shared_record.hpp"
 #include "mcp_session/sse_wire.hpp"
 #include "mcp_session/traffic.hpp"
 
@@ -79,6 +81,123 @@ char* timing_error(ngx_conf_t* cf, const char* what, const ngx_str_t& arg)
     return static_cast<char*>(NGX_CONF_ERROR);
 }
 
+// The redis* parameters of mcp_session_zone, collected before the zone
+// is made (any order); checked together once the line is read.
+struct redis_parameters {
+    ngx_str_t address = ngx_null_string;  // redis=
+    bool address_set = false;
+    ngx_str_t password = ngx_null_string;
+    bool password_set = false;
+    ngx_int_t database = 0;
+    bool database_set = false;
+    ngx_str_t prefix = ngx_string("mcp:");
+    bool prefix_set = false;
+    ngx_msec_t timeout = 1000;
+    bool timeout_set = false;
+};
+
+constexpr ngx_int_t max_redis_database = 1 << 20;
+
+// true: `arg` was one of the redis parameters (parsed, or an error logged
+// and *error set).
+bool take_redis_parameter(ngx_conf_t* cf, const ngx_str_t& arg, redis_parameters& p, bool* error)
+{
+    ngx_str_t value;
+    if (take_parameter(arg, "redis=", &value)) {
+        p.address = value;
+        p.address_set = true;
+    } else if (take_parameter(arg, "redis_password=", &value)) {
+        p.password = value;
+        p.password_set = true;
+    } else if (take_parameter(arg, "redis_database=", &value)) {
+        p.database = ngx_atoi(value.data, value.len);
+        p.database_set = true;
+        if (p.database == NGX_ERROR || p.database > max_redis_database) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid redis_database \"%V\", expected 0 to %i", &arg,
+                               max_redis_database);
+            *error = true;
+        }
+    } else if (take_parameter(arg, "redis_prefix=", &value)) {
+        p.prefix = value;
+        p.prefix_set = true;
+        if (!mcp_session::is_valid_shared_prefix(to_view(value))) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid redis_prefix \"%V\", expected up to %uz printable characters without "
+                               "spaces, quotes, backslashes or braces",
+                               &arg, mcp_session::max_shared_prefix);
+            *error = true;
+        }
+    } else if (take_parameter(arg, "redis_timeout=", &value)) {
+        mcp_session::unix_ms ms = 0;
+        p.timeout_set = true;
+        if (!parse_positive_ms(value, &ms)) {
+            timing_error(cf, "redis_timeout", arg);
+            *error = true;
+        }
+        p.timeout = static_cast<ngx_msec_t>(ms);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+void destroy_redis_settings(void* data) noexcept { static_cast<redis_settings*>(data)->~redis_settings(); }
+
+// redis=HOST:PORT or redis=unix:/path. A host name is resolved here, by
+// the master: hiredis would resolve it in the worker, blocking.
+char* make_redis_settings(ngx_conf_t* cf, const redis_parameters& p, zone_conf& parsed)
+{
+    if (!p.address_set) {
+        const char* orphan = p.password_set   ? "redis_password"
+                             : p.database_set ? "redis_database"
+                             : p.prefix_set   ? "redis_prefix"
+                             : p.timeout_set  ? "redis_timeout"
+                                              : nullptr;
+        if (orphan != nullptr) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\" requires the \"redis\" parameter", orphan);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        return NGX_CONF_OK;
+    }
+    ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(cf->pool, 0);
+    void* memory = ngx_palloc(cf->pool, sizeof(redis_settings));
+    if (cleanup == nullptr || memory == nullptr) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    auto* settings = new (memory) redis_settings{};
+    cleanup->handler = destroy_redis_settings;
+    cleanup->data = settings;
+    settings->password.assign(to_view(p.password));
+    settings->database = static_cast<int>(p.database);
+    settings->prefix.assign(to_view(p.prefix));
+    settings->timeout = p.timeout;
+
+    const std::string_view address = to_view(p.address);
+    if (address.substr(0, 5) == "unix:") {
+        if (address.size() == 5) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid redis address \"%V\": no socket path", &p.address);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        settings->unix_path.assign(address.substr(5));
+        parsed.redis = settings;
+        return NGX_CONF_OK;
+    }
+    ngx_url_t u{};
+    u.url = p.address;
+    u.default_port = 6379;
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0 || u.no_port) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid redis address \"%V\"%s%s, expected HOST:PORT or unix:/path",
+                           &p.address, u.err ? ": " : "", u.err ? u.err : "");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    u_char text[NGX_SOCKADDR_STRLEN];
+    const size_t len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, text, sizeof(text), 0);
+    settings->host.assign(reinterpret_cast<const char*>(text), len);
+    settings->port = static_cast<int>(u.port);
+    parsed.redis = settings;
+    return NGX_CONF_OK;
+}
+
 char* add_zone(ngx_conf_t* cf, main_conf* mcf, ngx_str_t name, ssize_t size, const zone_conf& parsed)
 {
     ngx_shm_zone_t* shm_zone = ngx_shared_memory_add(cf, &name, static_cast<size_t>(size), &ngx_mcp_session_module);
@@ -140,11 +259,17 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
     zone_conf parsed{};
     parsed.ring_capacity = mcp_session::default_ring_capacity;
     parsed.state_saves.interval_ms = default_state_interval_ms;
+    redis_parameters redis;
 
     for (ngx_uint_t i = 1; i < cf->args->nelts; ++i) {
         const ngx_str_t& arg = args[i];
         ngx_str_t value;
-        if (take_parameter(arg, "zone=", &value)) {
+        bool redis_error = false;
+        if (take_redis_parameter(cf, arg, redis, &redis_error)) {
+            if (redis_error) {
+                return static_cast<char*>(NGX_CONF_ERROR);
+            }
+        } else if (take_parameter(arg, "zone=", &value)) {
             if (parse_zone_parameter(cf, arg, value, &name, &size) != NGX_CONF_OK) {
                 return static_cast<char*>(NGX_CONF_ERROR);
             }
@@ -191,6 +316,9 @@ char* set_zone_directive(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept
 
     if (name.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" must have \"zone\" parameter", &args[0]);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (make_redis_settings(cf, redis, parsed) != NGX_CONF_OK) {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     // Two zones saving to one file would overwrite each other's sessions.

@@ -13,6 +13,8 @@ namespace mcp_ngx {
 
 struct zone_shared;
 struct state_files;
+struct redis_settings;
+struct cluster_node;
 
 // One `mcp_session_zone`, per configuration cycle. `shared` and `pool`
 // point into the shared memory and survive reloads; the rest is rebuilt
@@ -34,6 +36,8 @@ struct zone_conf {
     std::uint64_t cycle;      // this cycle's number in the zone (zone_shared::cycles)
     ngx_cycle_t* conf_cycle;  // the cycle this configuration belongs to
     ngx_array_t* tracked_tools;  // ngx_str_t, mcp_session_tracked_tools; nullptr: the first names seen
+    redis_settings* redis;    // redis=; nullptr: the zone is this node's alone
+    cluster_node* cluster;    // per worker, with redis= (ngx_mcp_session_cluster.cpp)
 };
 
 // Where a location named a zone, so an undeclared one can be reported

@@ -3,6 +3,7 @@
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_backend_stream.hpp"
+#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
@@ -178,14 +179,22 @@ bool observe_answer(ngx_http_request_t* r, request_state* state)
     bool held = false;
     if (backend && state->issued) {
         settle_issued_session(r, state);
+        if (state->status == session_status::created) {
+            share_session(*state->zone, state->key);  // with its backend id and pin
+        }
     } else if (backend && !state->issue_mode && state->status == session_status::none && is_success(status)) {
         learn_session(r, state);  // passthrough too: a client must never hold an id nginx does not know
+        if (state->status == session_status::created) {
+            share_session(*state->zone, state->key);
+        }
     } else if (backend && state->status == session_status::valid) {
         if (r->method == NGX_HTTP_DELETE && is_success(status)) {
             session_store(*state->zone).remove(state->key);
+            end_shared_session(*state->zone, state->key);
         } else if (status == NGX_HTTP_OK && state->pinned_server.len == 0 && !sticky_server_of(r).empty()) {
             session_store store(*state->zone);
             pin_to_answering_server(r, state, store);
+            share_session(*state->zone, state->key);
         } else {
             held = hold_if_session_may_be_lost(r, state);
         }
@@ -210,7 +219,10 @@ bool pinned_server_was_gone(ngx_http_request_t* r, request_state* state)
         // The operator's error_page answers (a maintenance page): it goes
         // out as written, and the session ends all the same, so the
         // client's next request gets the 404 and re-initializes.
-        session_store(*state->zone).end_lost(state->key, session_store::loss::replica, to_view(state->sent_backend_id));
+        if (session_store(*state->zone)
+                .end_lost(state->key, session_store::loss::replica, to_view(state->sent_backend_id))) {
+            end_shared_session(*state->zone, state->key);
+        }
         state->status = session_status::unknown;
         return false;
     }

@@ -4,6 +4,8 @@
 // In issue mode an initialize without a session gets one of nginx's ids.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_cluster.hpp"
+#include "ngx_mcp_session_cluster_store.hpp"
 #include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_policy.hpp"
@@ -123,6 +125,41 @@ ngx_int_t route_stream(ngx_http_request_t* r, const loc_conf* lcf, request_state
 
 ngx_int_t read_body_first(ngx_http_request_t* r, request_state* state);
 
+// redis=: the session cannot be checked now. Never a 404, which would
+// make the client drop a session that may be alive on another node.
+ngx_int_t answer_unavailable(ngx_http_request_t* r, request_state* state)
+{
+    count_shared(*state->zone, &mcp_session::zone_counters::shared_unavailable);
+    static ngx_str_t retry_after = ngx_string("Retry-After");
+    static ngx_str_t one_second = ngx_string("1");
+    if (!add_response_header(r, retry_after, one_second)) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return refuse(r, state, NGX_HTTP_SERVICE_UNAVAILABLE,
+                  "Service Unavailable: the session store cannot be reached; retry shortly");
+}
+
+// redis=: a session this node holds no live copy of may be alive in the
+// cluster. NGX_DONE: Redis is asked and the request waits; NGX_DECLINED:
+// Redis said it is not there (the caller answers 404).
+ngx_int_t consult_cluster(ngx_http_request_t* r, request_state* state, const mcp_session::session_key& key)
+{
+    switch (state->shared) {
+    case shared_lookup::none:
+        if (look_up_shared(r, state, key)) {
+            return NGX_DONE;
+        }
+        return answer_unavailable(r, state);
+    case shared_lookup::unavailable:
+    case shared_lookup::pending:
+        return answer_unavailable(r, state);
+    case shared_lookup::absent:
+    case shared_lookup::adopted:  // and gone again since: as the cluster said a moment ago
+        break;
+    }
+    return NGX_DECLINED;
+}
+
 ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_state* state, ngx_table_elt_t* header)
 {
     session_store store(*state->zone);
@@ -143,13 +180,25 @@ ngx_int_t validate_session(ngx_http_request_t* r, const loc_conf* lcf, request_s
     // initialize + GET stays in the class evicted first.
     const bool establishes = !(lcf->stream && r->method == NGX_HTTP_GET);
     const lookup_outcome found = store.validate(*key, now_ms(), presented_binding_of(r, store), establishes);
+    if (found.binding_unverifiable) {
+        return answer_unavailable(r, state);  // bound under the cluster's key, not known yet
+    }
     switch (found.result) {
     case lookup_result::valid:
+        if (found.touched) {
+            note_shared_use(*state->zone, *key);
+        }
         break;
     case lookup_result::expired:
-        return reject_session(r, state, session_status::expired);
     case lookup_result::unknown:
-        return reject_session(r, state, session_status::unknown);
+        if (state->zone->cluster != nullptr) {
+            const ngx_int_t rc = consult_cluster(r, state, *key);
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
+        return reject_session(r, state, found.result == lookup_result::expired ? session_status::expired
+                                                                              : session_status::unknown);
     case lookup_result::wrong_principal:
     case lookup_result::wrong_tenant:
         return reject_mismatch(r, lcf, state, found.result);
@@ -413,6 +462,10 @@ ngx_int_t session_handler(ngx_http_request_t* r) noexcept
         // redirects (error_page, try_files, named locations): the session
         // was decided once, on what the client sent.
         if (request_state* state = state_of(r)) {
+            if (state->resume_gate) {
+                state->resume_gate = false;
+                return first_pass(r, lcf, state);  // Redis answered the session's lookup
+            }
             if (state->backend_stream != nullptr) {
                 return NGX_DECLINED;  // nginx's own GET, redirected (X-Accel-Redirect): never a client stream
             }

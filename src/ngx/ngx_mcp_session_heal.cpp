@@ -12,6 +12,7 @@
 //
 // A step that fails ends the session as it would have ended without
 // healing: the client gets nginx's 404 re-initialize answer.
+#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_heal.hpp"
 
 #include "ngx_mcp_session_http.hpp"
@@ -348,6 +349,7 @@ bool map_to_new_session(ngx_http_request_t* r, request_state* state, const heal_
     switch (session_store(*state->zone)
                 .heal(state->key, to_view(h->sent_backend_id), to_view(h->new_backend_id), to_view(h->new_server))) {
     case session_store::heal_result::healed:
+        share_session(*state->zone, state->key);  // the other nodes send it to the new backend session too
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "mcp_session zone \"%V\": session healed (%*s): a new backend session%s%V", &state->zone->name,
                       cause_name(h->cause).size(), cause_name(h->cause).data(), h->new_server.len > 0 ? " on " : "",

@@ -3,6 +3,7 @@
 // gets either the backend's answer unchanged or nginx's 404, never both.
 #include "ngx_mcp_session_lost_answer.hpp"
 
+#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_cors.hpp"
 #include "ngx_mcp_session_heal.hpp"
 #include "ngx_mcp_session_http.hpp"
@@ -68,10 +69,12 @@ bool become_not_found(ngx_http_request_t* r, request_state* state, lost_answer_c
     if (ctx->our_body.data == nullptr && !body.empty()) {
         return false;
     }
-    session_store(*state->zone)
-        .end_lost(state->key, cause == session_loss_cause::backend_lost ? session_store::loss::backend
-                                                                        : session_store::loss::replica,
-                  to_view(state->sent_backend_id));
+    if (session_store(*state->zone)
+            .end_lost(state->key, cause == session_loss_cause::backend_lost ? session_store::loss::backend
+                                                                            : session_store::loss::replica,
+                      to_view(state->sent_backend_id))) {
+        end_shared_session(*state->zone, state->key);
+    }
 
     ctx->replaced = true;
     ngx_http_headers_out_t& out = r->headers_out;

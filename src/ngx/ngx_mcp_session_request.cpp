@@ -29,15 +29,27 @@ presented_binding presented_binding_of(ngx_http_request_t* r, session_store& sto
 {
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     presented_binding binding;
+    if (lcf->principal == nullptr && lcf->tenant == nullptr) {
+        return binding;
+    }
+    const zone_conf* zone = zone_of(lcf);
+    std::uint64_t cluster_key = 0;
+    binding.cluster_key_known = zone != nullptr && zone->redis != nullptr && store.cluster_binding_key(&cluster_key);
     ngx_str_t value;
     if (lcf->principal != nullptr && ngx_http_complex_value(r, lcf->principal, &value) == NGX_OK) {
         binding.has_principal = true;
         binding.principal = mcp_session::binding_digest(to_view(value), store.binding_key());
+        if (binding.cluster_key_known) {
+            binding.cluster_principal = mcp_session::binding_digest(to_view(value), cluster_key);
+        }
     }
     // A different key for tenants: equal strings in the two roles never match.
     if (lcf->tenant != nullptr && ngx_http_complex_value(r, lcf->tenant, &value) == NGX_OK) {
         binding.has_tenant = true;
         binding.tenant = mcp_session::binding_digest(to_view(value), ~store.binding_key());
+        if (binding.cluster_key_known) {
+            binding.cluster_tenant = mcp_session::binding_digest(to_view(value), ~cluster_key);
+        }
     }
     return binding;
 }

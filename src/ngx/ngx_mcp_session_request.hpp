@@ -18,6 +18,9 @@ std::string_view status_name(session_status status);
 struct stream_ctx;
 struct answer_watch_ctx;
 
+// What Redis said about a session this node did not hold (redis=).
+enum class shared_lookup : std::uint8_t { none, pending, adopted, absent, unavailable };
+
 struct request_state {
     zone_conf* zone;
     session_status status;
@@ -48,6 +51,8 @@ struct request_state {
     ngx_str_t initialize_body;     // an issued session's initialize, kept for mcp_session_heal
     struct heal_ctx* heal;         // the session is being healed (ngx_mcp_session_heal.cpp)
     struct backend_stream* backend_stream;  // nginx's own GET holding the backend's stream (ngx_mcp_session_backend_stream.cpp)
+    shared_lookup shared;          // the session was looked up in Redis
+    bool resume_gate;              // the lookup answered: the gate judges the request again
     mcp_session::unix_ms created_ms;          // $mcp_session_age
     mcp_session::unix_ms previous_access_ms;  // $mcp_session_idle: before this request
 };

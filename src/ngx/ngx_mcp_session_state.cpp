@@ -110,7 +110,7 @@ adoption adopt(zone_conf& zone, const state_contents& contents, bool fresh_zone,
     const bool same_key = z.shared().hash_seed == contents.header.binding_key;
     for (const std::size_t i : by_creation) {
         const saved_session& s = *wanted[i];
-        if (z.find(s.key) != nullptr || (s.bound != 0 && !same_key)) {
+        if (z.find(s.key) != nullptr || ((s.bound & bound_by_cluster_key) == 0 && s.bound != 0 && !same_key)) {
             ++result.known;
             continue;
         }
@@ -209,9 +209,7 @@ mcp_session::state_snapshot::added add_record(mcp_session::state_snapshot& snaps
 {
     const session_extras none{};
     const session_extras& extras = r->extras != nullptr ? *r->extras : none;
-    const mcp_session::session_key key =
-        mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
-                                              static_cast<mcp_session::id_form>(r->id_form));
+    const mcp_session::session_key key = key_of(r);
     const std::uint64_t next_id =
         r->stream != nullptr ? r->stream->next_id : (r->next_event_id > 1 ? r->next_event_id : 0);
     return snapshot.add(key, {r->created_ms, r->last_access_ms}, next_id, extras.bound, extras.principal,
@@ -243,40 +241,11 @@ slice_outcome copy_slice(zone_conf& zone, mcp_session::save_cursor& cursor, mcp_
     slice_outcome outcome;
     zone_transaction tx(zone);
     const std::int64_t start = monotonic_ns();
-    const session_index index = tx.zone().index();
-    std::uint32_t bucket = cursor.started() ? index.bucket_of(cursor.last()) : 0;
-    session_record* r = index.head(bucket);
-    while (r != nullptr && !cursor.ahead(r->hash)) {
-        r = index.next(r);
-    }
-    std::size_t copied = 0;
-    for (std::uint32_t scanned = 0;;) {
-        if (r == nullptr) {
-            if (bucket + 1 == index.bucket_count()) {
-                outcome.done = true;
-                break;
-            }
-            if (++scanned == slice_buckets) {
-                cursor.passed(mcp_session::last_hash_of(bucket, index.bucket_count()));
-                break;
-            }
-            r = index.head(++bucket);
-            continue;
-        }
-        if (cursor.may_stop_before(r->hash, copied, slice_sessions)) {
-            break;
-        }
-        // Out of room: the slice ends here and the next one goes on from
-        // this session, after room was made outside the lock (unless it
-        // collides with the last one copied: then it is left out).
-        if (add_record(snapshot, tx.zone(), r) == mcp_session::state_snapshot::added::no_room &&
-            cursor.may_stop_before(r->hash, slice_sessions, slice_sessions)) {
-            break;
-        }
-        cursor.passed(r->hash);
-        ++copied;
-        r = index.next(r);
-    }
+    // Out of room: the slice ends before this session and the next one
+    // goes on from it, after room was made outside the lock.
+    outcome.done = walk_slice(tx.zone(), cursor, slice_sessions, slice_buckets, [&](session_record* r) {
+        return add_record(snapshot, tx.zone(), r) != mcp_session::state_snapshot::added::no_room;
+    });
     outcome.held_ns = monotonic_ns() - start;
     return outcome;
 }

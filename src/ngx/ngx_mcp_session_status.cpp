@@ -2,6 +2,7 @@
 // Prometheus text format. Copied under the zone lock, formatted outside it.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_store.hpp"
 #include "ngx_mcp_session_traffic.hpp"
@@ -37,7 +38,10 @@ ngx_int_t report(ngx_http_request_t* r)
     auto* lcf = static_cast<loc_conf*>(ngx_http_get_module_loc_conf(r, ngx_mcp_session_module));
     auto& zone = *static_cast<zone_conf*>(lcf->status_zone->data);
     session_store store(zone);
-    const mcp_session::zone_status status = store.status();
+    mcp_session::zone_status status = store.status();
+    if (zone.redis != nullptr) {
+        status.redis_up = shared_link_up(zone) ? 1 : 0;
+    }
     if (wants_prometheus(r)) {
         std::string text = mcp_session::status_prometheus(status);
         if (zone.shared->traffic != nullptr) {

@@ -20,15 +20,20 @@ constexpr std::size_t expire_before_insert = 2;
 // fails closed where the request presents no value for it (a location
 // without mcp_session_principal), as where it presents another. Principal
 // first (401 outranks 409 where distinct answers are configured).
+// A session bound under the cluster's key is compared with the values
+// digested under it.
 lookup_result check_binding(const session_extras* extras, const presented_binding& binding)
 {
     if (extras == nullptr) {
         return lookup_result::valid;
     }
-    if ((extras->bound & bound_principal) && (!binding.has_principal || extras->principal != binding.principal)) {
+    const bool cluster = (extras->bound & bound_by_cluster_key) != 0;
+    const std::uint64_t principal = cluster ? binding.cluster_principal : binding.principal;
+    const std::uint64_t tenant = cluster ? binding.cluster_tenant : binding.tenant;
+    if ((extras->bound & bound_principal) && (!binding.has_principal || extras->principal != principal)) {
         return lookup_result::wrong_principal;
     }
-    if ((extras->bound & bound_tenant) && (!binding.has_tenant || extras->tenant != binding.tenant)) {
+    if ((extras->bound & bound_tenant) && (!binding.has_tenant || extras->tenant != tenant)) {
         return lookup_result::wrong_tenant;
     }
     return lookup_result::valid;
@@ -37,13 +42,17 @@ lookup_result check_binding(const session_extras* extras, const presented_bindin
 session_extras extras_for(const presented_binding& binding)
 {
     session_extras fields{};
+    const bool cluster = binding.cluster_key_known;
     if (binding.has_principal) {
         fields.bound |= bound_principal;
-        fields.principal = binding.principal;
+        fields.principal = cluster ? binding.cluster_principal : binding.principal;
     }
     if (binding.has_tenant) {
         fields.bound |= bound_tenant;
-        fields.tenant = binding.tenant;
+        fields.tenant = cluster ? binding.cluster_tenant : binding.tenant;
+    }
+    if (cluster && fields.bound != 0) {
+        fields.bound |= bound_by_cluster_key;
     }
     return fields;
 }
@@ -69,6 +78,12 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
         outcome.result = lookup_result::expired;
         return outcome;
     }
+    if (record->extras != nullptr && (record->extras->bound & bound_by_cluster_key) && !binding.cluster_key_known &&
+        (binding.has_principal || binding.has_tenant)) {
+        outcome.result = lookup_result::unknown;
+        outcome.binding_unverifiable = true;  // answered 503, never as unknown
+        return outcome;
+    }
     outcome.result = check_binding(record->extras, binding);
     if (outcome.result != lookup_result::valid) {
         return outcome;  // the rejected request changes nothing
@@ -84,6 +99,7 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
     const bool establishing = establishes && !(record->flags & record_established);
     if (establishing || mcp_session::touch_is_due(times_of(record), zone_.policy, now)) {
         zone.touch(record, now);
+        outcome.touched = true;
     }
     if (establishing) {
         zone.establish(record);  // named after its creation: evicted after every unused session
@@ -195,6 +211,14 @@ void session_store::note_heal_failed()
 std::uint64_t session_store::binding_key()
 {
     return zone_.shared->hash_seed;  // fixed at zone creation: no lock needed
+}
+
+bool session_store::cluster_binding_key(std::uint64_t* key)
+{
+    zone_transaction tx(zone_);
+    const zone_shared& sh = tx.zone().shared();
+    *key = sh.cluster_binding_key;
+    return sh.cluster_key_known != 0;
 }
 
 bool session_store::pin(const session_key& key, std::string_view server)

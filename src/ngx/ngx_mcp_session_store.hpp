@@ -22,6 +22,11 @@ struct presented_binding {
     std::uint64_t principal = 0;
     bool has_tenant = false;
     std::uint64_t tenant = 0;
+    // A zone with redis=, once the cluster's key is known: the same
+    // values digested with it (what sessions shared by nodes are bound to).
+    bool cluster_key_known = false;
+    std::uint64_t cluster_principal = 0;
+    std::uint64_t cluster_tenant = 0;
 };
 
 struct lookup_outcome {
@@ -44,6 +49,10 @@ struct lookup_outcome {
 
     mcp_session::unix_ms created_ms = 0;          // for $mcp_session_age
     mcp_session::unix_ms previous_access_ms = 0;  // for $mcp_session_idle
+    bool touched = false;  // its last access was written (at most once per touch granularity)
+    // Bound under the cluster's key, which this request could not
+    // present (not known yet): the binding cannot be checked now.
+    bool binding_unverifiable = false;
 };
 
 struct insert_outcome {
@@ -124,6 +133,8 @@ public:
 
     // The zone's key for binding digests (random per zone).
     std::uint64_t binding_key();
+    // With redis=: the cluster's key, if known yet.
+    bool cluster_binding_key(std::uint64_t* key);
 
 private:
     // Ends a session, counted in `counter` (DELETE, or how it was lost);

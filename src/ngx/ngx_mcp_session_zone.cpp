@@ -155,6 +155,12 @@ order creation_order(locked_zone& zone)
 
 session_times times_of(const session_record* record) { return {record->created_ms, record->last_access_ms}; }
 
+mcp_session::session_key key_of(const session_record* record)
+{
+    return mcp_session::session_key::from_stored(reinterpret_cast<const std::uint8_t*>(record + 1), record->id_size,
+                                                 static_cast<mcp_session::id_form>(record->id_form));
+}
+
 session_record* locked_zone::find(const session_key& key) { return index().find(key, key.hash(sh_.hash_seed)); }
 
 void locked_zone::touch(session_record* record, unix_ms now)
@@ -235,6 +241,30 @@ void locked_zone::link_restored(session_record* record, const session_times& tim
     index().insert(record);
     ngx_queue_insert_tail(&sh_.by_creation, &record->by_creation);
     ngx_queue_init(&record->by_last_access);
+    ++sh_.sessions;
+}
+
+void locked_zone::link_adopted(session_record* record, const session_times& times)
+{
+    // Usually made moments ago: a few steps at most. An old one lands
+    // no further than this from the newest; the gate checks every
+    // session's own times, so a late sweep only keeps memory longer.
+    constexpr std::size_t max_steps = 64;
+    record->created_ms = times.created_ms;
+    record->last_access_ms = times.last_access_ms;
+    record->flags |= record_established;
+    index().insert(record);
+    ngx_queue_t* after = ngx_queue_last(&sh_.by_creation);
+    for (std::size_t step = 0; step < max_steps && after != ngx_queue_sentinel(&sh_.by_creation); ++step) {
+        const auto* other = reinterpret_cast<const session_record*>(reinterpret_cast<u_char*>(after) -
+                                                                    offsetof(session_record, by_creation));
+        if (other->created_ms <= times.created_ms) {
+            break;
+        }
+        after = ngx_queue_prev(after);
+    }
+    ngx_queue_insert_after(after, &record->by_creation);
+    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
     ++sh_.sessions;
 }
 

@@ -7,9 +7,11 @@
 #include "ngx_mcp_session_index.hpp"
 
 #include "mcp_session/event.hpp"
+#include "mcp_session/index_buckets.hpp"
 #include "mcp_session/replay.hpp"
 #include "mcp_session/room.hpp"
 #include "mcp_session/session_key.hpp"
+#include "mcp_session/state_snapshot.hpp"
 #include "mcp_session/status.hpp"
 
 #include <bitset>
@@ -22,7 +24,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 16;
+constexpr std::uint32_t layout_version = 17;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -88,6 +90,10 @@ struct zone_shared {
     worker_tenant tenants[inbox_workers];    // by worker number
     struct traffic_table* traffic;           // MCP traffic counters (ngx_mcp_session_traffic.hpp); may be null
     upstream_pin* pins;  // pin_slots of them, made at the first pin (small zones without sticky pay nothing)
+    // With redis=: the key every node of the cluster digests bindings
+    // with (agreed in Redis, see ngx_mcp_session_cluster.cpp), once known.
+    std::uint64_t cluster_binding_key;
+    std::uint8_t cluster_key_known;
 };
 
 struct event_slot {
@@ -165,6 +171,9 @@ struct backend_index_entry {
 
 inline constexpr std::uint8_t bound_principal = 1;
 inline constexpr std::uint8_t bound_tenant = 2;
+// The digests are under the cluster's binding key (redis=), not the
+// zone's own: every node can check them, and Redis may hold them.
+inline constexpr std::uint8_t bound_by_cluster_key = 4;
 
 // A session lives in one slab allocation: this record, then the id bytes.
 // The index's fields come first, so a chain walk that passes a record
@@ -236,6 +245,10 @@ public:
     // order until link_by_last_access (restores come in creation order).
     void link_restored(session_record* record, const mcp_session::session_times& times);
     void link_by_last_access(session_record* record);
+    // Links a session another node made (redis=) with the times the
+    // cluster holds: most recently used, and among the sessions created
+    // about when it was (a bounded walk back from the newest).
+    void link_adopted(session_record* record, const mcp_session::session_times& times);
     std::size_t remove_expired(mcp_session::unix_ms now, std::size_t budget);
     std::size_t note_evictions(std::size_t evicted, mcp_session::unix_ms now);
 
@@ -339,8 +352,53 @@ private:
     locked_zone zone_;
 };
 
+// One slice of a walk over every session in hash order (see
+// mcp_session/index_buckets.hpp), under one hold of the lock: at most
+// `sessions` visited and `buckets` scanned. `visit(record)` returns false
+// to end the slice before that record, which the next slice visits first
+// (unless it shares its hash with the last one visited: then it is passed).
+// Whatever is deleted before its slice is not visited; whatever is created
+// meanwhile is, if its hash is still ahead of the cursor. True when done.
+template <typename Visit>
+bool walk_slice(locked_zone& zone, mcp_session::save_cursor& cursor, std::size_t sessions, std::uint32_t buckets,
+                Visit visit)
+{
+    const session_index index = zone.index();
+    std::uint32_t bucket = cursor.started() ? index.bucket_of(cursor.last()) : 0;
+    session_record* r = index.head(bucket);
+    while (r != nullptr && !cursor.ahead(r->hash)) {
+        r = index.next(r);
+    }
+    std::size_t visited = 0;
+    for (std::uint32_t scanned = 0;;) {
+        if (r == nullptr) {
+            if (bucket + 1 == index.bucket_count()) {
+                return true;
+            }
+            if (++scanned == buckets) {
+                cursor.passed(mcp_session::last_hash_of(bucket, index.bucket_count()));
+                return false;
+            }
+            r = index.head(++bucket);
+            continue;
+        }
+        if (cursor.may_stop_before(r->hash, visited, sessions)) {
+            return false;
+        }
+        if (!visit(r) && cursor.may_stop_before(r->hash, sessions, sessions)) {
+            return false;
+        }
+        cursor.passed(r->hash);
+        ++visited;
+        r = index.next(r);
+    }
+}
+
 // The times the expiry rules take (mcp_session/expiry.hpp).
 mcp_session::session_times times_of(const session_record* record);
+
+// The key a record was stored under.
+mcp_session::session_key key_of(const session_record* record);
 
 // shm_zone->init: adopts the previous cycle's zone on reload.
 ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept;

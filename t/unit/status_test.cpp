@@ -55,8 +55,22 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["backend_streams_opened"] == 0);
     BOOST_TEST(body["counters"]["backend_stream_events"] == 11);
     BOOST_TEST(body["counters"]["backend_stream_events_unrecorded"] == 0);
-    BOOST_TEST(body["counters"].size() == 31u);
+    BOOST_TEST(body["counters"]["shared_lookups"] == 0);
+    BOOST_TEST(body["counters"]["redis_errors"] == 0);
+    BOOST_TEST(body["counters"].size() == 39u);
     BOOST_TEST(body["upstreams"].empty());
+    BOOST_TEST(!body.contains("redis"));  // a zone without redis= has no link
+}
+
+BOOST_AUTO_TEST_CASE(redis_link_state_when_clustered)
+{
+    zone_status s = sample();
+    s.redis_up = 0;
+    BOOST_TEST(nlohmann::json::parse(status_json(s))["redis"]["link"] == "down");
+    BOOST_TEST(status_prometheus(s).find("mcp_session_redis_up{zone=\"mcp\"} 0\n") != std::string::npos);
+    s.redis_up = 1;
+    BOOST_TEST(nlohmann::json::parse(status_json(s))["redis"]["link"] == "up");
+    BOOST_TEST(status_prometheus(s).find("mcp_session_redis_up{zone=\"mcp\"} 1\n") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_has_help_type_and_zone_label)

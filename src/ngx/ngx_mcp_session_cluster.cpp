@@ -407,6 +407,19 @@ void on_request_gone(void* data) noexcept
 
 shared_lookup judge_record(lookup_ticket& ticket, const redisReply* reply)
 {
+    zone_conf& zone = *ticket.zone;
+    // Something else than a hash under the session's key (another
+    // program's value under our prefix): not a session, and never will be.
+    static constexpr std::string_view wrong_type = "WRONGTYPE";
+    if (reply != nullptr && reply->type == REDIS_REPLY_ERROR &&
+        std::string_view(reply->str, reply->len).substr(0, wrong_type.size()) == wrong_type) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "mcp_session zone \"%V\": ignored a value in Redis under a session key that is not a hash",
+                      &zone.name);
+        count_shared(zone, &mcp_session::zone_counters::shared_malformed);
+        count_shared(zone, &mcp_session::zone_counters::shared_absent);
+        return shared_lookup::absent;
+    }
     if (is_error(reply) || reply->type != REDIS_REPLY_ARRAY) {
         return shared_lookup::unavailable;
     }
@@ -421,7 +434,6 @@ shared_lookup judge_record(lookup_ticket& ticket, const redisReply* reply)
         }
         fields.emplace_back(e->str, e->len);
     }
-    zone_conf& zone = *ticket.zone;
     const mcp_session::shared_decoding d = mcp_session::decode_shared_session(fields);
     switch (d.result) {
     case mcp_session::shared_decoding::verdict::absent:
@@ -490,6 +502,7 @@ ngx_int_t start_clusters(ngx_cycle_t* cycle) noexcept
             nodes.push_back(node);
             zone.cluster = node;
             node->commands.on_connected = [node] { on_commands_connected(*node); };
+            node->subscriber.report_level = NGX_LOG_INFO;  // the command link reports the outage
             node->subscriber.on_connected = [node] {
                 const std::string channel = mcp_session::shared_end_channel(prefix_of(*node));
                 node->subscriber.subscribe(channel, [node](const redisReply* reply) { on_end_message(*node, reply); });

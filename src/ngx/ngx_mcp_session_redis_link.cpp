@@ -243,7 +243,8 @@ void redis_link::mark_ready()
     ready_ = true;
     backoff_ = 0;
     if (reported_down_) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0, "mcp_session %s is back", label_.c_str());
+        const ngx_uint_t level = report_level < NGX_LOG_INFO ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+        ngx_log_error(level, ngx_cycle->log, 0, "mcp_session %s is back", label_.c_str());
         reported_down_ = false;
     }
 }
@@ -291,7 +292,7 @@ void redis_link::lost(const char* why)
         return;
     }
     if (!reported_down_) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "mcp_session %s is unreachable (%s); retrying with backoff",
+        ngx_log_error(report_level, ngx_cycle->log, 0, "mcp_session %s is unreachable (%s); retrying with backoff",
                       label_.c_str(), why);
         reported_down_ = true;
     }

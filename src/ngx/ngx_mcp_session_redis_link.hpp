@@ -48,6 +48,9 @@ public:
     std::function<void()> on_connected;
     // Runs when a ready link goes down (the owner answers what waited).
     std::function<void()> on_down;
+    // How loudly "unreachable" is logged ("is back" one level below it):
+    // a second link to the same Redis says nothing the first has not.
+    ngx_uint_t report_level = NGX_LOG_ERR;
 
     void start();
     // The worker is leaving: no reconnect; pending replies come as null.

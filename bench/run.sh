@@ -244,6 +244,82 @@ CONF
     return "$rc"
 }
 
+# Issue 15: validated requests/s for a session the zone holds, a zone
+# with redis= (a private redis-server, Debian's) vs the same zone without,
+# in a nginx of its own (2 workers); then bench/redis_nodes.pl's two-node
+# figures. BENCH_ONLY=redis runs these rows alone.
+REDIS_NGINX_PORT=$((PORT + 30))
+REDIS_PORT=$((PORT + 31))
+stop_redis_bench() {
+    local pid
+    pid=$(cat "$OUT/redis/logs/nginx.pid" 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null || true
+    pid=$(cat "$OUT/redis/redis.pid" 2>/dev/null) && kill "$pid" 2>/dev/null || true
+}
+redis_rows() {
+    local dir="$OUT/redis" rc=0
+    mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp" "$dir/data"
+    printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\ndaemonize yes\npidfile %s/redis.pid\ndir %s/data\nlogfile %s/redis.log\n' \
+        "$REDIS_PORT" "$dir" "$dir" "$dir" >"$dir/redis.conf"
+    redis-server "$dir/redis.conf"
+    cat >"$dir/conf/nginx.conf" <<CONF
+load_module $MODULE;
+$user_line
+worker_processes 2;
+pid $dir/logs/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    keepalive_requests 10000000;
+    mcp_session_zone zone=clustered:16m idle_timeout=1h redis=127.0.0.1:$REDIS_PORT;
+    mcp_session_zone zone=alone:16m idle_timeout=1h;
+    upstream backend { server 127.0.0.1:$((REDIS_NGINX_PORT + 2)); keepalive 64; }
+    server {
+        listen 127.0.0.1:$((REDIS_NGINX_PORT + 2)) reuseport;
+        location / { add_header Mcp-Session-Id \$arg_sid; return 200 "ok"; }
+    }
+    server {
+        listen 127.0.0.1:$REDIS_NGINX_PORT reuseport;
+        location /clustered { mcp_session zone=clustered; proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location /alone { mcp_session zone=alone; proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location = /clustered/status { mcp_session_status zone=clustered; }
+    }
+}
+CONF
+    "$NGINX_BIN" -p "$dir/" -c "$dir/conf/nginx.conf"
+    local i base="http://127.0.0.1:$REDIS_NGINX_PORT"
+    for i in $(seq 1 100); do curl -s "$base/clustered/status" | grep -q '"link":"up"' && break; sleep 0.05; done
+    "$SSE" populate --port "$REDIS_NGINX_PORT" --count 1000 --prefix live- --path /clustered >/dev/null
+    "$SSE" populate --port "$REDIS_NGINX_PORT" --count 1000 --prefix live- --path /alone >/dev/null
+    for i in clustered alone; do wrk -t2 -c64 -d2s -s "$ROOT/bench/validate.lua" "$base/$i" >/dev/null 2>&1; done
+    log "redis=: validated req/s for locally held sessions vs a zone without Redis ($RUNS runs)"
+    ratio_runs "validate_rps $base/clustered" "validate_rps $base/alone"
+    local verdict; verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
+    row "redis=: validated req/s, JSON-RPC POST naming a session the zone holds, zone with \`redis=\` vs without" \
+        "$A_MEDIAN" "$B_MEDIAN (no redis=)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
+    limit "redis= validation" "$verdict" "a local copy is validated without Redis; a touch due adds the token to the worker's batch (one set insert)."
+    local alerts; alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$dir/logs/error.log" || true)
+    ((alerts == 0)) || { echo "redis bench: $alerts alert lines in $dir/logs/error.log" >&2; rc=1; }
+    stop_redis_bench
+    log "redis=: two nodes, sessions made on A used on B, DELETE on B seen on A"
+    local nodes
+    if nodes=$(perl "$ROOT/bench/redis_nodes.pl" "$dir/nodes" 2000 2>"$dir/nodes.err") && [[ $(field alerts <<<"$nodes") == 0 ]]; then
+        row "redis=: first request on node B for a session made on A (one Redis lookup), p50 / p99 (ms)" \
+            "$(field first_p50_ms <<<"$nodes") / $(field first_p99_ms <<<"$nodes")" \
+            "$(field local_p50_ms <<<"$nodes") / $(field local_p99_ms <<<"$nodes") (its next request, local copy)" "—" "—" "—"
+        row "redis=: DELETE on node B until node A answers 404, p50 / p99 / max of 100, A polled every 20 ms (ms)" \
+            "$(field end_p50_ms <<<"$nodes") / $(field end_p99_ms <<<"$nodes") / $(field end_max_ms <<<"$nodes")" "—" "—" "< 1000 ms" \
+            "$(meets "$(field end_max_ms <<<"$nodes")" 1000 "<=")"
+        row "redis=: Redis memory per session (2000 sessions, 32-hex ids)" "$(field redis_bytes_per_session <<<"$nodes") B" "—" "—" "—" "—"
+    else
+        row "redis=: two-node figures" "not run: $(head -1 "$dir/nodes.err")" "—" "—" "—" "missed (not run)"
+        rc=1
+    fi
+    return "$rc"
+}
+
 # Issue 14: the time to heal (mcp_session_heal), client request -> served
 # in the new backend session, from bench/heal.pl (its own nginx and two
 # stateful Perl MCP backends), RUNS runs of 200 sessions; beside it the
@@ -311,6 +387,15 @@ population_rows() {
     row "session creation: initialize exchanges/s at $sessions sessions vs plain proxy" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
     limit "session creation" "$verdict" "the lookup of a new id reads one bucket of the zone's hash table and, for fewer than half of them, one record's first line (perf at a million: session_index::find about 3.5 % of worker samples, the two cache and TLB misses; creation into a nearly empty zone was 0.88–0.92 in a quick check). What is left is the work of every creation: about 3 000 instructions over plain, 1 100 of them under the zone lock (bench/callgrind.sh), writing a fresh record, a page fault for every 32 new records, and the lock shared by both workers."
 }
+
+# BENCH_ONLY=redis: those rows alone, without the main nginx.
+if [[ ${BENCH_ONLY:-} == redis ]]; then
+    trap stop_redis_bench EXIT
+    rc=0
+    redis_rows || rc=$?
+    printf '%s\n' "${rows[@]}" | tee "$OUT/redis.md"
+    exit "$rc"
+fi
 
 # BENCH_ONLY=sticky: that row alone, without the main nginx.
 if [[ ${BENCH_ONLY:-} == sticky ]]; then
@@ -488,6 +573,8 @@ population_rows
 log "sticky upstream vs round robin (its own nginx)"
 sticky_rows || true
 heal_rows || true
+log "redis= (its own nginx and redis-server)"
+redis_rows || true
 
 alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$OUT/nginx/logs/error.log" || true)
 {

@@ -153,6 +153,25 @@ ratio_runs() {
     A_MEDIAN=$(median <<<"$as"); B_MEDIAN=$(median <<<"$bs"); RATIOS=$rs
 }
 
+# The start of the nginx.conf of a bench nginx of its own in DIR (2
+# workers, this module, no access log); the caller adds the rest of http.
+own_nginx_prologue() {
+    local dir=$1
+    cat <<CONF
+load_module $MODULE;
+$user_line
+worker_processes 2;
+pid $dir/logs/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp;
+    proxy_temp_path $dir/tmp;
+    keepalive_requests 10000000;
+CONF
+}
+
 # Issue 14: validated requests/s through a 3-server upstream with
 # mcp_session_sticky vs plain round robin to the same 3 servers, in a
 # nginx of its own (2 workers, this module only) so the row runs alone
@@ -171,18 +190,7 @@ sticky_rows() {
         servers+="server 127.0.0.1:$p; "
         listens+="listen 127.0.0.1:$p reuseport; "
     done
-    cat >"$dir/conf/nginx.conf" <<CONF
-load_module $MODULE;
-$user_line
-worker_processes 2;
-pid $dir/logs/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp;
-    proxy_temp_path $dir/tmp;
-    keepalive_requests 10000000;
+    { own_nginx_prologue "$dir"; cat <<CONF
     mcp_session_zone zone=sticky:16m idle_timeout=1h;
     mcp_session_zone zone=rr:16m idle_timeout=1h;
     upstream sticky { $servers mcp_session_sticky; keepalive 64; }
@@ -198,6 +206,7 @@ http {
     }
 }
 CONF
+    } >"$dir/conf/nginx.conf"
     if ! "$NGINX_BIN" -t -q -p "$dir/" -c "$dir/conf/nginx.conf" 2>"$dir/config.err"; then
         row "sticky: validated req/s, 3-server \`mcp_session_sticky\` upstream vs round robin" "not run: $(head -1 "$dir/config.err" | sed 's/.*\[emerg\] [0-9#]*: //')" "—" "—" "≥ 0.98×, every run" "missed (not run)"
         return 1
@@ -261,18 +270,7 @@ redis_rows() {
     printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\ndaemonize yes\npidfile %s/redis.pid\ndir %s/data\nlogfile %s/redis.log\n' \
         "$REDIS_PORT" "$dir" "$dir" "$dir" >"$dir/redis.conf"
     redis-server "$dir/redis.conf"
-    cat >"$dir/conf/nginx.conf" <<CONF
-load_module $MODULE;
-$user_line
-worker_processes 2;
-pid $dir/logs/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp;
-    proxy_temp_path $dir/tmp;
-    keepalive_requests 10000000;
+    { own_nginx_prologue "$dir"; cat <<CONF
     mcp_session_zone zone=clustered:16m idle_timeout=1h redis=127.0.0.1:$REDIS_PORT;
     mcp_session_zone zone=alone:16m idle_timeout=1h;
     upstream backend { server 127.0.0.1:$((REDIS_NGINX_PORT + 2)); keepalive 64; }
@@ -288,6 +286,7 @@ http {
     }
 }
 CONF
+    } >"$dir/conf/nginx.conf"
     "$NGINX_BIN" -p "$dir/" -c "$dir/conf/nginx.conf"
     local i base="http://127.0.0.1:$REDIS_NGINX_PORT"
     for i in $(seq 1 100); do curl -s "$base/clustered/status" | grep -q '"link":"up"' && break; sleep 0.05; done

@@ -12,9 +12,9 @@
 //
 // A step that fails ends the session as it would have ended without
 // healing: the client gets nginx's 404 re-initialize answer.
-#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_heal.hpp"
 
+#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
 #include "ngx_mcp_session_sticky.hpp"

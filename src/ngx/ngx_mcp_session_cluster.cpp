@@ -118,6 +118,7 @@ struct cluster_node {
     mcp_session::save_cursor seed_cursor;
     std::size_t seeded = 0;
     std::size_t in_flight = 0;  // re-seed commands not answered yet
+    std::size_t lookups_waiting = 0;  // requests waiting for Redis in this worker
     std::uint64_t counted_round_trips = 0;
     std::uint64_t counted_errors = 0;
 };
@@ -547,6 +548,12 @@ bool look_up_shared(ngx_http_request_t* r, request_state* state, const session_k
     if (node == nullptr || !node->commands.ready()) {
         return false;
     }
+    // A flood of ids nobody made must not queue without bound behind a
+    // slow Redis: past this many waiting requests the answer is 503.
+    static constexpr std::size_t max_lookups_waiting = 4096;
+    if (node->lookups_waiting >= max_lookups_waiting) {
+        return false;
+    }
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
     if (cleanup == nullptr) {
         return false;
@@ -554,11 +561,15 @@ bool look_up_shared(ngx_http_request_t* r, request_state* state, const session_k
     auto* ticket = new lookup_ticket{r, state->zone, key};
     const bool asked = node->commands.command(
         {"HGETALL", mcp_session::shared_session_key(prefix_of(*node), key)},
-        [ticket](const redisReply* reply) { on_lookup_answer(ticket, reply); });
+        [ticket, node](const redisReply* reply) {
+            --node->lookups_waiting;
+            on_lookup_answer(ticket, reply);
+        });
     if (!asked) {
         delete ticket;
         return false;
     }
+    ++node->lookups_waiting;
     cleanup->handler = on_request_gone;
     cleanup->data = ticket;
     count_shared(*state->zone, &mcp_session::zone_counters::shared_lookups);

@@ -153,6 +153,12 @@ ratio_runs() {
     A_MEDIAN=$(median <<<"$as"); B_MEDIAN=$(median <<<"$bs"); RATIOS=$rs
 }
 
+# no_alerts LOG NAME: false (and says so) when LOG has alert lines.
+no_alerts() {
+    local alerts; alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$1" || true)
+    ((alerts == 0)) || { echo "$2 bench: $alerts alert lines in $1" >&2; return 1; }
+}
+
 # The start of the nginx.conf of a bench nginx of its own in DIR (2
 # workers, this module, no access log); the caller adds the rest of http.
 own_nginx_prologue() {
@@ -246,8 +252,7 @@ CONF
         row "sticky: validated req/s, JSON-RPC POST naming one of $STICKY_SESSIONS live sessions, 3-server \`mcp_session_sticky\` upstream vs round robin to the same servers" \
             "$A_MEDIAN" "$B_MEDIAN (round robin)" "$(spread "$RATIOS")" "≥ 0.98×, every run" "$verdict"
         limit "sticky" "$verdict" "see the runs' spread; the pinned server is looked up in the session's zone record the validation already holds."
-        local alerts; alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$dir/logs/error.log" || true)
-        ((alerts == 0)) || { echo "sticky bench: $alerts alert lines in $dir/logs/error.log" >&2; rc=1; }
+        no_alerts "$dir/logs/error.log" sticky || rc=1
     fi
     stop_sticky
     return "$rc"
@@ -299,8 +304,7 @@ CONF
     row "redis=: validated req/s, JSON-RPC POST naming a session the zone holds, zone with \`redis=\` vs without" \
         "$A_MEDIAN" "$B_MEDIAN (no redis=)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
     limit "redis= validation" "$verdict" "a local copy is validated without Redis; a touch due adds the token to the worker's batch (one set insert)."
-    local alerts; alerts=$(grep -cE '\[(alert|crit|emerg)\]|exited on signal' "$dir/logs/error.log" || true)
-    ((alerts == 0)) || { echo "redis bench: $alerts alert lines in $dir/logs/error.log" >&2; rc=1; }
+    no_alerts "$dir/logs/error.log" redis || rc=1
     stop_redis_bench
     log "redis=: two nodes, sessions made on A used on B, DELETE on B seen on A"
     local nodes

@@ -125,8 +125,9 @@ my $h2 = McpSession::Http2::h2_request($b_h2, 'POST', '/mcp', $call, 'Content-Ty
     "Mcp-Session-Id: $sid_h2");
 is($h2->{version}, 'HTTP/2', 'answered over HTTP/2');
 is($h2->{status}, 200, 'HTTP/2: made on A, valid on B after the lookup');
-is(McpSession::Http2::h2_request($b_h2, 'POST', '/mcp', $call, 'Content-Type: application/json',
-    'Mcp-Session-Id: never-made-2')->{status}, 404, 'HTTP/2: unknown is 404');
+# (no body: nginx answers before reading one, see McpSession::Http2)
+is(McpSession::Http2::h2_request($b_h2, 'POST', '/mcp', undef, 'Mcp-Session-Id: never-made-2')->{status}, 404,
+   'HTTP/2: unknown is 404');
 
 # ---- touches reach Redis batched: B's use moves the access time there
 # (a local copy records a use at most once per touch granularity, 1 s
@@ -218,8 +219,11 @@ ok(poll_until(5, sub { $redis->command('EXISTS', session_key($ended_while_down) 
 is(use_session($B, $unseen)->{status}, 200, 'the session B could not check is valid again');
 is(use_session($A, $made_while_down)->{status}, 200, 'the one made on B while down is valid on A');
 is(use_session($A, $ended_while_down)->{status}, 404, 'the one ended on B while down is ended on A');
+# (A's workers may reconnect later than B's: until a worker's link is
+# back its new sessions are local, and shared when it is)
 my $fresh = create_on($A);
-is(use_session($B, $fresh)->{status}, 200, 'creation after the restart is shared again');
+ok(poll_until(15, sub { $redis->command('EXISTS', session_key($fresh)) }), 'creation after the restart reaches Redis');
+is(use_session($B, $fresh)->{status}, 200, 'and is valid on B');
 
 unlike($A->error_log . $B->error_log, qr/\[(?:alert|crit|emerg)\]|exited on signal/, 'no worker crashed');
 

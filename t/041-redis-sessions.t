@@ -10,11 +10,16 @@ use McpSession::Nginx;
 use McpSession::Redis;
 use McpSession::Http2;
 use JSON::PP qw(decode_json);
+use MIME::Base64 ();
 use Time::HiRes qw(time);
 use Test::More;
 
 my $root = McpSession::Nginx::repo_root();
 my ($redis_port, $backend_port, $a_port, $b_port, $b_h2) = map { free_port() } 1 .. 5;
+
+my $files = "$root/t/servroot-041-files";
+mkdir $files;
+my $htpasswd = htpasswd_file($files, carol => 'secret');
 
 my $redis = McpSession::Redis->new(dir => "$root/t/servroot-041-redis", port => $redis_port)->start;
 
@@ -43,6 +48,19 @@ location /bound {
     mcp_session_principal \$http_x_user;
     proxy_pass http://127.0.0.1:$backend_port;
 }
+location /guarded {
+    auth_basic "mcp";
+    auth_basic_user_file $htpasswd;
+    mcp_session zone=mcp;
+    proxy_pass http://127.0.0.1:$backend_port;
+}
+location /closed { deny all; mcp_session zone=mcp; proxy_pass http://127.0.0.1:$backend_port; }
+location /redirected {
+    mcp_session zone=mcp;
+    proxy_pass http://127.0.0.1:$backend_port;
+    error_page 404 = \@gone;
+}
+location \@gone { return 410 "gone\n"; }
 location = /status { mcp_session_status zone=mcp; }
 CONF
 }
@@ -128,6 +146,25 @@ is($h2->{status}, 200, 'HTTP/2: made on A, valid on B after the lookup');
 # (no body: nginx answers before reading one, see McpSession::Http2)
 is(McpSession::Http2::h2_request($b_h2, 'POST', '/mcp', undef, 'Mcp-Session-Id: never-made-2')->{status}, 404,
    'HTTP/2: unknown is 404');
+
+# ---- next to access control and internal redirects: a denied client
+# never makes B look the session up, an allowed one does
+my $guarded = create_on($A);
+my $lookups = status_of($B)->{counters}{shared_lookups};
+is(post($B, '/guarded', $call, 'Mcp-Session-Id' => $guarded)->{status}, 401, 'auth_basic: no credentials, 401');
+is(post($B, '/closed', $call, 'Mcp-Session-Id' => $guarded)->{status}, 403, 'deny all: 403');
+is(status_of($B)->{counters}{shared_lookups}, $lookups, 'neither made B ask Redis');
+my $carol = 'Basic ' . MIME::Base64::encode_base64('carol:secret', '');
+is(post($B, '/guarded', $call, 'Mcp-Session-Id' => $guarded, Authorization => $carol)->{status}, 200,
+   'auth_basic passed: the lookup runs and the session is valid on B');
+# The module's 404 is its own answer (the 404 contract), error_page or not,
+# also when it comes after a lookup; a backend's 404 still goes to error_page.
+my $absent = post($B, '/redirected', $call, 'Mcp-Session-Id' => 'never-made-3');
+is($absent->{status}, 404, 'an absent session after the lookup: the module\'s 404');
+like($absent->{body}, qr/re-initialize/, 'with its own body');
+my $first_on_b = create_on($A);
+is(post($B, '/redirected', $call, 'Mcp-Session-Id' => $first_on_b)->{status}, 200,
+   'a request resumed after its lookup goes on through the location with error_page');
 
 # ---- touches reach Redis batched: B's use moves the access time there
 # (a local copy records a use at most once per touch granularity, 1 s

@@ -114,6 +114,12 @@ for my $node ($A, $B) {
     ok(poll_until(10, sub { (status_of($node)->{redis}{link} // '') eq 'up' }), 'the link to Redis comes up');
 }
 
+# A fresh Redis looks like one that came back empty: the first node marked
+# a re-seed window (10 s of 503 for ids Redis does not hold). This test
+# ends it at once; it is looked at after the restart below.
+ok($redis->command('EXISTS', 'mcp:reseeding'), 'a fresh Redis gets a re-seed window');
+$redis->command('DEL', 'mcp:reseeding');
+
 # ---- made on A, valid on B
 my $sid = create_on($A);
 like($sid, qr/^s-[0-9a-f]{32}$/, 'A learned the backend\'s session');
@@ -253,6 +259,15 @@ ok(poll_until(15, sub { $redis->command('EXISTS', session_key($made_while_down))
 ok(poll_until(15, sub { $redis->command('EXISTS', session_key($unseen)) }), 'A re-seeded its own');
 ok(poll_until(5, sub { $redis->command('EXISTS', session_key($ended_while_down) . ':gone') }),
    'the end made while Redis was down reached it');
+# While the nodes re-seed a Redis that came back empty, "not there" is not
+# a proof: an id Redis does not hold is 503 until the re-seed window ends
+# (a tombstone still proves an end: see the DELETE made while down below).
+ok($redis->command('EXISTS', 'mcp:reseeding'), 'the node that found Redis empty marked the re-seed');
+my $during = use_session($B, 'never-made-4');
+is($during->{status}, 503, 'during the re-seed an id Redis does not hold is 503, not 404');
+is(h($during, 'Retry-After'), '1', 'with Retry-After');
+$redis->command('DEL', 'mcp:reseeding');
+is(use_session($B, 'never-made-4')->{status}, 404, 'after it, 404');
 is(use_session($B, $unseen)->{status}, 200, 'the session B could not check is valid again');
 is(use_session($A, $made_while_down)->{status}, 200, 'the one made on B while down is valid on A');
 is(use_session($A, $ended_while_down)->{status}, 404, 'the one ended on B while down is ended on A');

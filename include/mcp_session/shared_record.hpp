@@ -40,6 +40,9 @@ std::string shared_tombstone_key(std::string_view prefix, const session_key& key
 std::string shared_end_channel(std::string_view prefix);
 // The cluster's binding key (see shared_binding_key_text).
 std::string shared_binding_key_name(std::string_view prefix);
+// Set for a while by the node that found Redis empty: the nodes are
+// re-seeding it, so "not there" may only mean "not sent yet".
+std::string shared_reseeding_key_name(std::string_view prefix);
 
 // What a node knows of a session that another node may need.
 struct shared_session {

@@ -134,6 +134,8 @@ std::string shared_end_channel(std::string_view prefix) { return std::string(pre
 
 std::string shared_binding_key_name(std::string_view prefix) { return std::string(prefix) + "binding_key"; }
 
+std::string shared_reseeding_key_name(std::string_view prefix) { return std::string(prefix) + "reseeding"; }
+
 std::vector<std::pair<std::string, std::string>> encode_shared_session(const shared_session& session)
 {
     std::vector<std::pair<std::string, std::string>> fields;

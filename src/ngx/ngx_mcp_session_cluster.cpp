@@ -64,6 +64,9 @@ return 1
 
 // How often this worker's uses of local copies go to Redis.
 constexpr ngx_msec_t flush_interval_ms = 1000;
+// How long after a node found Redis empty an absent session is answered
+// 503, not 404: the backoff's longest wait (5 s) and the re-seed itself.
+constexpr ngx_msec_t reseed_window_ms = 10000;
 // The re-seed sends a slice only while fewer commands than this wait.
 constexpr std::size_t seed_window = 2048;
 // Ends made while Redis was away, sent when it is back: beyond this many
@@ -303,7 +306,15 @@ void agree_binding_key(cluster_node& node, std::function<void()> then)
     const std::string name = mcp_session::shared_binding_key_name(prefix_of(node));
     const std::string proposal = mcp_session::shared_binding_key_text(had ? known : node.zone.shared->hash_seed);
     cluster_node* n = &node;
-    node.commands.command({"SET", name, proposal, "NX"}, {});
+    // Winning the SET means Redis had no key: it is new or came back
+    // empty. For a re-seed's time, an absent session is not a proof.
+    node.commands.command({"SET", name, proposal, "NX"}, [n](const redisReply* reply) {
+        if (reply != nullptr && reply->type == REDIS_REPLY_STATUS) {
+            n->commands.command({"SET", mcp_session::shared_reseeding_key_name(prefix_of(*n)), "1", "PX",
+                                 std::to_string(reseed_window_ms)},
+                                {});
+        }
+    });
     node.commands.command({"GET", name}, [n, had, known, then = std::move(then)](const redisReply* reply) {
         if (is_error(reply)) {
             n->commands.fail("reading the binding key failed");
@@ -387,13 +398,20 @@ void on_end_message(cluster_node& node, const redisReply* reply)
 
 std::vector<cluster_node*> nodes;
 
-// One lookup of a request: freed by whichever of the answer and the
-// request's end comes second.
+// One lookup of a request: three pipelined commands (the record, its
+// tombstone, the re-seed mark). Freed by whichever of the last reply and
+// the request's end comes second.
 struct lookup_ticket {
     ngx_http_request_t* request;
     zone_conf* zone;
     session_key key;
+    cluster_node* node;
     bool answered = false;
+    int replies_due = 0;
+    bool waiting_counted = false;  // in node->lookups_waiting
+    shared_lookup verdict = shared_lookup::unavailable;  // from the record
+    bool ended = false;      // a tombstone: absent for certain
+    bool reseeding = true;   // until Redis says otherwise: absent may mean "not sent yet"
 };
 
 void on_request_gone(void* data) noexcept
@@ -459,10 +477,21 @@ shared_lookup judge_record(lookup_ticket& ticket, const redisReply* reply)
                                                                                 : shared_lookup::adopted;
 }
 
-void on_lookup_answer(lookup_ticket* ticket, const redisReply* reply)
+enum class lookup_part { record, tombstone, reseeding };
+
+bool integer_is(const redisReply* reply, long long value)
 {
+    return reply != nullptr && reply->type == REDIS_REPLY_INTEGER && reply->integer == value;
+}
+
+// The request goes on, with what the three replies said.
+void finish_lookup(lookup_ticket* ticket)
+{
+    if (ticket->waiting_counted) {
+        --ticket->node->lookups_waiting;
+    }
     if (ticket->request == nullptr) {
-        delete ticket;  // the request ended while Redis answered
+        delete ticket;  // the request ended while Redis answered (or it never waited)
         return;
     }
     ngx_http_request_t* r = ticket->request;
@@ -471,10 +500,10 @@ void on_lookup_answer(lookup_ticket* ticket, const redisReply* reply)
         return;  // the worker is going: the request goes with it
     }
     request_state* state = state_of(r);
-    shared_lookup verdict = shared_lookup::unavailable;
-    try {
-        verdict = judge_record(*ticket, reply);
-    } catch (...) {
+    shared_lookup verdict = ticket->verdict;
+    // Absent while the nodes re-seed a Redis that came back empty is not
+    // an answer (the session may not have been sent yet); a tombstone is.
+    if (verdict == shared_lookup::absent && ticket->reseeding && !ticket->ended) {
         verdict = shared_lookup::unavailable;
     }
     ngx_connection_t* c = r->connection;
@@ -487,6 +516,30 @@ void on_lookup_answer(lookup_ticket* ticket, const redisReply* reply)
     r->write_event_handler = ngx_http_core_run_phases;
     ngx_http_core_run_phases(r);
     ngx_http_run_posted_requests(c);
+}
+
+void on_lookup_reply(lookup_ticket* ticket, lookup_part part, const redisReply* reply)
+{
+    switch (part) {
+    case lookup_part::record:
+        if (ticket->request != nullptr && !leaving) {
+            try {
+                ticket->verdict = judge_record(*ticket, reply);
+            } catch (...) {
+                ticket->verdict = shared_lookup::unavailable;
+            }
+        }
+        break;
+    case lookup_part::tombstone:
+        ticket->ended = integer_is(reply, 1);
+        break;
+    case lookup_part::reseeding:
+        ticket->reseeding = !integer_is(reply, 0);
+        break;
+    }
+    if (--ticket->replies_due == 0) {
+        finish_lookup(ticket);
+    }
 }
 
 }  // namespace
@@ -558,17 +611,29 @@ bool look_up_shared(ngx_http_request_t* r, request_state* state, const session_k
     if (cleanup == nullptr) {
         return false;
     }
-    auto* ticket = new lookup_ticket{r, state->zone, key};
-    const bool asked = node->commands.command(
-        {"HGETALL", mcp_session::shared_session_key(prefix_of(*node), key)},
-        [ticket, node](const redisReply* reply) {
-            --node->lookups_waiting;
-            on_lookup_answer(ticket, reply);
-        });
-    if (!asked) {
-        delete ticket;
-        return false;
+    auto* ticket = new lookup_ticket{r, state->zone, key, node};
+    const std::string& prefix = prefix_of(*node);
+    const std::pair<lookup_part, std::vector<std::string>> commands[] = {
+        {lookup_part::record, {"HGETALL", mcp_session::shared_session_key(prefix, key)}},
+        {lookup_part::tombstone, {"EXISTS", mcp_session::shared_tombstone_key(prefix, key)}},
+        {lookup_part::reseeding, {"EXISTS", mcp_session::shared_reseeding_key_name(prefix)}},
+    };
+    // All three go out in one write; their replies come in order.
+    for (const auto& [part, argv] : commands) {
+        const std::vector<std::string_view> args(argv.begin(), argv.end());
+        ++ticket->replies_due;
+        const lookup_part which = part;
+        if (!node->commands.command(args, [ticket, which](const redisReply* reply) {
+                on_lookup_reply(ticket, which, reply);
+            })) {
+            ticket->request = nullptr;  // nobody waits: the last queued reply frees it
+            if (--ticket->replies_due == 0) {
+                delete ticket;
+            }
+            return false;
+        }
     }
+    ticket->waiting_counted = true;
     ++node->lookups_waiting;
     cleanup->handler = on_request_gone;
     cleanup->data = ticket;

@@ -2,6 +2,7 @@
 
 #include "ngx_mcp_session_cluster_store.hpp"
 #include "ngx_mcp_session_redis_link.hpp"
+#include "ngx_mcp_session_store.hpp"
 #include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/expiry.hpp"
@@ -302,7 +303,7 @@ void start_seeding(cluster_node& node)
 void agree_binding_key(cluster_node& node, std::function<void()> then)
 {
     std::uint64_t known = 0;
-    const bool had = cluster_key_of(node.zone, &known);
+    const bool had = session_store(node.zone).cluster_binding_key(&known);
     const std::string name = mcp_session::shared_binding_key_name(prefix_of(node));
     const std::string proposal = mcp_session::shared_binding_key_text(had ? known : node.zone.shared->hash_seed);
     cluster_node* n = &node;

@@ -115,13 +115,6 @@ void learn_cluster_key(zone_conf& zone, std::uint64_t key)
     tx.zone().shared().cluster_key_known = 1;
 }
 
-bool cluster_key_of(zone_conf& zone, std::uint64_t* key)
-{
-    zone_transaction tx(zone);
-    *key = tx.zone().shared().cluster_binding_key;
-    return tx.zone().shared().cluster_key_known != 0;
-}
-
 void count_shared(zone_conf& zone, std::uint64_t mcp_session::zone_counters::*counter, std::uint64_t n)
 {
     zone_transaction tx(zone);

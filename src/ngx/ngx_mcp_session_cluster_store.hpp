@@ -34,9 +34,9 @@ adoption adopt_shared(zone_conf& zone, const mcp_session::session_key& key, cons
 // copy goes, counted apart from this node's own ends.
 bool remove_ended_elsewhere(zone_conf& zone, const mcp_session::session_key& key);
 
-// The cluster's binding key, once agreed; kept in the zone across reloads.
+// The cluster's binding key, once agreed; kept in the zone across reloads
+// (read with session_store::cluster_binding_key).
 void learn_cluster_key(zone_conf& zone, std::uint64_t key);
-bool cluster_key_of(zone_conf& zone, std::uint64_t* key);
 
 // Adds to the zone's counters (round trips and errors come in batches).
 void count_shared(zone_conf& zone, std::uint64_t mcp_session::zone_counters::*counter, std::uint64_t n = 1);

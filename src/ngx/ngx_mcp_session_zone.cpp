@@ -256,15 +256,14 @@ void locked_zone::link_adopted(session_record* record, const session_times& time
     index().insert(record);
     ngx_queue_t* after = ngx_queue_last(&sh_.by_creation);
     for (std::size_t step = 0; step < max_steps && after != ngx_queue_sentinel(&sh_.by_creation); ++step) {
-        const auto* other = reinterpret_cast<const session_record*>(reinterpret_cast<u_char*>(after) -
-                                                                    offsetof(session_record, by_creation));
+        const session_record* other = ngx_queue_data(after, session_record, by_creation);
         if (other->created_ms <= times.created_ms) {
             break;
         }
         after = ngx_queue_prev(after);
     }
     ngx_queue_insert_after(after, &record->by_creation);
-    ngx_queue_insert_tail(&sh_.by_last_access, &record->by_last_access);
+    ngx_queue_insert_tail(lru_queue_of(sh_, record), &record->by_last_access);  // the established class
     ++sh_.sessions;
 }
 

@@ -47,6 +47,8 @@ struct zone_counters {
     std::uint64_t shared_unavailable = 0;  // requests answered 503: Redis could not be asked
     std::uint64_t shared_malformed = 0;    // records under the prefix ignored as malformed
     std::uint64_t shared_remote_ends = 0;  // sessions ended here because another node ended them
+    std::uint64_t shared_events_mirrored = 0;  // events numbered by the cluster received into rings here
+    std::uint64_t shared_takeovers = 0;    // streams here ended because a GET on another node took over
     std::uint64_t redis_round_trips = 0;   // commands answered by Redis, all workers
     std::uint64_t redis_errors = 0;        // error replies, timeouts and lost connections
 };

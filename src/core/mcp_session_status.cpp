@@ -67,6 +67,10 @@ constexpr counter_field counter_fields[] = {
     {"shared_malformed", &zone_counters::shared_malformed, "Records under the Redis prefix ignored as malformed."},
     {"shared_remote_ends", &zone_counters::shared_remote_ends,
      "Sessions ended in this zone because another node ended them."},
+    {"shared_events_mirrored", &zone_counters::shared_events_mirrored,
+     "Events numbered in Redis and received into this zone's rings (cross-node deliveries included)."},
+    {"shared_takeovers", &zone_counters::shared_takeovers,
+     "Streams in this zone ended because a GET on another node took the session's stream over."},
     {"redis_round_trips", &zone_counters::redis_round_trips, "Commands answered by Redis, all workers."},
     {"redis_errors", &zone_counters::redis_errors, "Redis error replies, timeouts and lost connections."},
 };

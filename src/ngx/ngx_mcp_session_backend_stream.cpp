@@ -8,6 +8,8 @@
 // filters keep all of it: the messages go to the session's ring.
 #include "ngx_mcp_session_backend_stream.hpp"
 
+#include "ngx_mcp_session_cluster_streams.hpp"
+
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_store.hpp"
@@ -747,6 +749,11 @@ ngx_int_t backend_stream_body_filter(ngx_http_request_t* r, request_state* state
             }
             // No room: counted; the session gone: the next check ends the holding.
             const std::size_t oversized = bs->reader->oversized();
+            if (shares_events(*bs->zone)) {
+                // redis=: numbered by the cluster, like every event of the session.
+                append_backend_messages(*bs->zone, bs->key, messages);
+                messages.clear();
+            }
             if (!messages.empty() || oversized > bs->oversized_seen) {
                 event_store(*bs->zone).record_backend_messages(bs->key, messages, oversized - bs->oversized_seen, now_ms());
             }

@@ -1,11 +1,14 @@
 #include "ngx_mcp_session_cluster.hpp"
 
+#include "ngx_mcp_session_cluster_node.hpp"
 #include "ngx_mcp_session_cluster_store.hpp"
+#include "ngx_mcp_session_cluster_streams.hpp"
 #include "ngx_mcp_session_redis_link.hpp"
 #include "ngx_mcp_session_store.hpp"
 #include "ngx_mcp_session_zone.hpp"
 
 #include "mcp_session/expiry.hpp"
+#include "mcp_session/shared_events.hpp"
 #include "mcp_session/shared_record.hpp"
 
 extern "C" {
@@ -53,11 +56,12 @@ redis.call('PEXPIRE', KEYS[1], math.floor(left))
 return 1
 )lua";
 
-// Ends a session on every node. KEYS: record, tombstone. ARGV: how long
+// Ends a session on every node. KEYS: record, tombstone, events,
+// listener. ARGV: how long
 // the tombstone lives (the lifetime: no copy can outlive it), the
 // channel, the session's token.
 constexpr std::string_view end_script = R"lua(
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
@@ -77,15 +81,12 @@ constexpr std::size_t max_unsent_ends = 65536;
 // Exit_process: nothing may resume a request any more.
 bool leaving = false;
 
-struct script {
-    std::string_view text;
-    std::string sha;  // SCRIPT LOAD's answer; empty: not loaded (EVAL)
-};
-
 std::string address_of(const redis_settings& s)
 {
     return s.unix_path.empty() ? s.host + ":" + std::to_string(s.port) : "unix:" + s.unix_path;
 }
+
+}  // namespace
 
 std::string text_of(const redisReply* reply)
 {
@@ -96,38 +97,19 @@ std::string text_of(const redisReply* reply)
 
 bool is_error(const redisReply* reply) { return reply == nullptr || reply->type == REDIS_REPLY_ERROR; }
 
-}  // namespace
+cluster_node::cluster_node(zone_conf& z, const redis_settings& s)
+    : zone(z),
+      commands(s, label_for(z, s, "")),
+      subscriber(s, label_for(z, s, " (subscriber)")),
+      sync{sync_script, {}},
+      end{end_script, {}}
+{
+}
 
-struct cluster_node {
-    cluster_node(zone_conf& z, const redis_settings& s)
-        : zone(z), commands(s, label_for(z, s, "")), subscriber(s, label_for(z, s, " (subscriber)"))
-    {
-    }
-
-    static std::string label_for(const zone_conf& z, const redis_settings& s, const char* role)
-    {
-        return "zone \"" + std::string(to_view(z.name)) + "\": redis " + address_of(s) + role;
-    }
-
-    zone_conf& zone;
-    redis_link commands;
-    redis_link subscriber;
-    script sync{sync_script, {}};
-    script end{end_script, {}};
-    std::unordered_set<std::string> used;  // tokens of local copies used since the last flush
-    std::deque<std::string> unsent_ends;   // tokens of sessions ended while Redis was away
-    ngx_event_t flush_timer{};
-    ngx_event_t seed_timer{};
-    bool seeding = false;
-    mcp_session::save_cursor seed_cursor;
-    std::size_t seeded = 0;
-    std::size_t in_flight = 0;  // re-seed commands not answered yet
-    std::size_t lookups_waiting = 0;  // requests waiting for Redis in this worker
-    std::uint64_t counted_round_trips = 0;
-    std::uint64_t counted_errors = 0;
-};
-
-namespace {
+std::string cluster_node::label_for(const zone_conf& z, const redis_settings& s, const char* role)
+{
+    return "zone \"" + std::string(to_view(z.name)) + "\": redis " + address_of(s) + role;
+}
 
 const std::string& prefix_of(const cluster_node& node) { return node.zone.redis->prefix; }
 
@@ -171,6 +153,8 @@ void run_script(cluster_node& node, script& s, const std::vector<std::string>& k
         (*handler)(nullptr);
     }
 }
+
+namespace {
 
 std::vector<std::string> sync_args(const cluster_node& node, const mcp_session::shared_session& s, const char* mode)
 {
@@ -348,14 +332,15 @@ void send_end(cluster_node& node, const std::string& token)
     }
     const std::string& prefix = prefix_of(node);
     run_script(node, node.end,
-               {mcp_session::shared_session_key(prefix, *key), mcp_session::shared_tombstone_key(prefix, *key)},
+               {mcp_session::shared_session_key(prefix, *key), mcp_session::shared_tombstone_key(prefix, *key),
+                mcp_session::shared_events_key(prefix, *key), mcp_session::shared_listener_key(prefix, *key)},
                {std::to_string(node.zone.policy.max_lifetime_ms), mcp_session::shared_end_channel(prefix), token}, {});
 }
 
 void on_commands_connected(cluster_node& node)
 {
     cluster_node* n = &node;
-    for (script* s : {&node.sync, &node.end}) {
+    for (script* s : {&node.sync, &node.end, &node.append, &node.open, &node.delivered}) {
         node.commands.command({"SCRIPT", "LOAD", s->text}, [s](const redisReply* reply) {
             s->sha = reply != nullptr && reply->type == REDIS_REPLY_STRING ? text_of(reply) : std::string();
         });
@@ -556,11 +541,13 @@ ngx_int_t start_clusters(ngx_cycle_t* cycle) noexcept
             auto* node = new cluster_node(zone, *zone.redis);
             nodes.push_back(node);
             zone.cluster = node;
+            prepare_shared_streams(*node);
             node->commands.on_connected = [node] { on_commands_connected(*node); };
             node->subscriber.report_level = NGX_LOG_INFO;  // the command link reports the outage
             node->subscriber.on_connected = [node] {
                 const std::string channel = mcp_session::shared_end_channel(prefix_of(*node));
                 node->subscriber.subscribe(channel, [node](const redisReply* reply) { on_end_message(*node, reply); });
+                rejoin_events_channels(*node);
             };
             for (ngx_event_t* ev : {&node->flush_timer, &node->seed_timer}) {
                 ev->data = node;
@@ -680,6 +667,8 @@ void end_shared_session(zone_conf& zone, const session_key& key)
     }
     node->unsent_ends.push_back(std::move(token));
 }
+
+bool cluster_leaving() { return leaving; }
 
 bool shared_link_up(const zone_conf& zone) { return zone.cluster != nullptr && zone.cluster->commands.ready(); }
 

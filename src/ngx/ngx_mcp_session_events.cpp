@@ -285,11 +285,44 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
         ++tx.zone().shared().counters.lagged_notices;
     }
     const event_slot* slots = locked_zone::slots_of(stream);
+    // Ids the cluster gave events this node will never receive (redis=):
+    // one notice for each run of them, as for the ring's own losses.
+    std::uint64_t lost_run = 0;
+    std::uint64_t lost_first = 0;
+    const auto announce_lost = [&] {
+        if (lost_run == 0) {
+            return true;
+        }
+        if (out.size() + mcp_session::max_framing_bytes > out.capacity()) {
+            return false;
+        }
+        mcp_session::append_lagged(out, form, outcome.last_id, lost_run);
+        ++tx.zone().shared().counters.lagged_notices;
+        lost_run = 0;
+        return true;
+    };
     for (std::uint64_t id = plan.first_id; plan.has_events() && id <= plan.last_id; ++id) {
         const event_slot& slot = slots[window.slot(id)];
-        if (slot.post_stream != 0) {
-            outcome.last_id = id;  // a POST stream's: never sent on this one
+        if ((slot.flags & slot_pending) != 0) {
+            break;  // not here yet: what follows waits for it
+        }
+        if ((slot.flags & slot_lost) != 0) {
+            if (lost_run == 0 && out.size() + mcp_session::max_framing_bytes > out.capacity()) {
+                break;
+            }
+            lost_first = lost_run == 0 ? id : lost_first;
+            ++lost_run;
+            outcome.last_id = id;
             continue;
+        }
+        if (slot.post_stream != 0) {
+            if (lost_run == 0) {
+                outcome.last_id = id;  // a POST stream's: never sent on this one
+            }
+            continue;
+        }
+        if (!announce_lost()) {
+            break;
         }
         const std::size_t framed = slot.size + mcp_session::max_framing_bytes;
         if (out.size() + framed > out.capacity()) {
@@ -305,6 +338,9 @@ read_outcome event_store::read(const session_key& key, std::uint64_t token, std:
         if (id <= replay_until) {
             ++tx.zone().shared().counters.events_replayed;
         }
+    }
+    if (!announce_lost()) {
+        outcome.last_id = lost_first - 1;  // announced with the next batch
     }
     return outcome;
 }
@@ -489,6 +525,9 @@ read_outcome event_store::read_post_stream(const session_key& key, std::uint64_t
     bool answered = false;
     for (std::uint64_t id = window.oldest(); id < window.next_id && !answered; ++id) {
         const event_slot& slot = slots[window.slot(id)];
+        if ((slot.flags & slot_pending) != 0) {
+            return outcome;  // may be one of this stream's (redis=): wait for it
+        }
         if (slot.post_stream != post_stream || (slot.flags & slot_framed) == 0 || slot.post_index <= cursor) {
             continue;
         }
@@ -615,6 +654,197 @@ void event_store::note_backend_stream_opened()
 {
     zone_transaction tx(zone_);
     ++tx.zone().shared().counters.backend_streams_opened;
+}
+
+}  // namespace mcp_ngx
+
+namespace mcp_ngx {
+
+namespace {
+
+// Wakes whoever streams what `slot` belongs to (the lock held).
+void wake_listeners_of(locked_zone& zone, session_stream* stream, const event_slot& slot)
+{
+    if (stream->subscriber != 0) {
+        zone.notify(stream->subscriber_worker, stream->subscriber);
+    }
+    post_stream_entry* post = slot.post_stream != 0 ? post_entry_of(stream, slot.post_stream) : nullptr;
+    if (post != nullptr && post->subscriber != 0) {
+        zone.notify(post->subscriber_worker, post->subscriber);
+    }
+}
+
+// Opens the ring's ids up to `id` (the cluster gave them out): those not
+// received yet become holes. An id further ahead than the ring holds
+// skips the ring forward.
+void open_ids_up_to(locked_zone& zone, session_stream* stream, std::uint64_t id, std::uint8_t hole = slot_pending)
+{
+    if (id - stream->next_id >= stream->capacity) {
+        event_slot* slots = locked_zone::slots_of(stream);
+        for (std::uint32_t i = 0; i < stream->capacity; ++i) {
+            zone.drop_event(slots[i]);
+        }
+        stream->next_id = id - stream->capacity + 1;
+    }
+    while (stream->next_id <= id) {
+        next_slot(zone, stream).flags = stream->next_id == id + 1 ? slot_pending : hole;
+    }
+}
+
+}  // namespace
+
+event_store::mirror_result event_store::mirror(const session_key& key, const mcp_session::shared_event& event,
+                                               unix_ms now, bool in_order)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    mcp_session::zone_counters& counters = zone.shared().counters;
+    session_record* record = zone.find(key);
+    if (record == nullptr || !live(record, zone_, now)) {
+        return mirror_result::gone;
+    }
+    room_report room;
+    session_stream* stream = zone.stream_of(record, mcp_session::room_purpose::stream, now, room);
+    if (stream == nullptr) {
+        ++counters.streams_no_room;
+        return mirror_result::no_room;
+    }
+    if (event.id < stream->next_id) {
+        const mcp_session::ring_window window = locked_zone::window_of(stream);
+        const event_slot& slot = locked_zone::slots_of(stream)[window.slot(event.id)];
+        if (event.id < window.oldest()) {
+            return mirror_result::too_old;
+        }
+        if (slot.id != event.id || (slot.flags & slot_pending) == 0) {
+            return mirror_result::known;  // another worker of this node received it too
+        }
+    } else {
+        open_ids_up_to(zone, stream, event.id, in_order ? slot_lost : slot_pending);
+    }
+    const bool marker = event.kind == event_kind::init;
+    void* data = nullptr;
+    if (!marker) {
+        data = zone.allocate_with_room(event.payload.size() + 1, mcp_session::room_purpose::event, record, &now, room);
+    }
+    // Making room may have dropped the session's oldest events, this hole too.
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    event_slot& slot = locked_zone::slots_of(stream)[window.slot(event.id)];
+    if (event.id < window.oldest() || slot.id != event.id) {
+        if (data != nullptr) {
+            ngx_slab_free_locked(zone_.pool, data);
+        }
+        return mirror_result::too_old;
+    }
+    slot.post_stream = event.post_stream;
+    slot.post_index = event.post_index;
+    slot.kind = event.kind;
+    if (!marker && data == nullptr) {
+        slot.flags = slot_lost;  // announced to the stream, not waited for
+        ++counters.publish_no_room;
+        wake_listeners_of(zone, stream, slot);
+        return mirror_result::no_room;
+    }
+    if (data != nullptr) {
+        std::memcpy(data, event.payload.data(), event.payload.size());
+        slot.data = static_cast<u_char*>(data);
+        slot.size = static_cast<std::uint32_t>(event.payload.size());
+    }
+    slot.flags = static_cast<std::uint8_t>(
+        ((event.flags & mcp_session::shared_flag_framed) != 0 ? slot_framed : 0) |
+        ((event.flags & mcp_session::shared_flag_response) != 0 ? slot_response : 0));
+    ++counters.shared_events_mirrored;
+    record->cluster_floor = std::max(record->cluster_floor, event.id);
+    wake_listeners_of(zone, stream, slot);
+    return mirror_result::stored;
+}
+
+void event_store::settle_mirror(const session_key& key, std::uint64_t up_to)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    session_stream* stream = record == nullptr ? nullptr : record->stream;
+    if (stream == nullptr) {
+        return;
+    }
+    if (up_to >= stream->next_id) {
+        open_ids_up_to(zone, stream, up_to);
+    }
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    event_slot* slots = locked_zone::slots_of(stream);
+    bool settled = false;
+    for (std::uint64_t id = window.oldest(); id < window.next_id && id <= up_to; ++id) {
+        event_slot& slot = slots[window.slot(id)];
+        if ((slot.flags & slot_pending) != 0) {
+            slot.flags = slot_lost;
+            settled = true;
+        }
+    }
+    if (settled && stream->subscriber != 0) {
+        zone.notify(stream->subscriber_worker, stream->subscriber);
+    }
+    for (const post_stream_entry& post : stream->posts) {
+        if (settled && post.subscriber != 0) {
+            zone.notify(post.subscriber_worker, post.subscriber);
+        }
+    }
+}
+
+publish_result event_store::find_publish_target(session_key& key, std::string_view or_backend_id, unix_ms now)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    if (record == nullptr && !or_backend_id.empty()) {
+        record = zone.find_by_backend_id(or_backend_id);
+    }
+    if (record == nullptr) {
+        return publish_result::unknown;
+    }
+    if (!live(record, zone_, now)) {
+        zone.remove(record);
+        ++zone.shared().counters.expired_lazily;
+        return publish_result::expired;
+    }
+    key = key_of(record);
+    return publish_result::published;
+}
+
+std::uint64_t event_store::newest_event(const session_key& key)
+{
+    zone_transaction tx(zone_);
+    const session_record* record = tx.zone().find(key);
+    if (record == nullptr) {
+        return 0;
+    }
+    const std::uint64_t next = record->stream != nullptr ? record->stream->next_id : record->next_event_id;
+    return std::max(next == 0 ? 0 : next - 1, record->cluster_floor);
+}
+
+void event_store::note_cluster_id(const session_key& key, std::uint64_t id)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    if (record != nullptr) {
+        record->cluster_floor = std::max(record->cluster_floor, id);
+    }
+}
+
+bool event_store::end_listener(const session_key& key, std::uint64_t token)
+{
+    zone_transaction tx(zone_);
+    locked_zone& zone = tx.zone();
+    session_record* record = zone.find(key);
+    session_stream* stream = record == nullptr ? nullptr : record->stream;
+    if (stream == nullptr || stream->subscriber != token) {
+        return false;
+    }
+    zone.notify(stream->subscriber_worker, stream->subscriber);
+    stream->subscriber = 0;
+    stream->subscriber_worker = -1;
+    --zone.shared().open_streams;
+    ++zone.shared().counters.shared_takeovers;
+    return true;
 }
 
 }  // namespace mcp_ngx

@@ -6,6 +6,7 @@
 #include "mcp_session/event.hpp"
 #include "mcp_session/replay.hpp"
 #include "mcp_session/session_key.hpp"
+#include "mcp_session/shared_events.hpp"
 #include "mcp_session/sse_relay.hpp"
 #include "mcp_session/sse_wire.hpp"
 
@@ -140,6 +141,32 @@ public:
     void record_backend_messages(const mcp_session::session_key& key, const std::vector<std::string>& messages,
                                  std::size_t oversized, mcp_session::unix_ms now);
     void note_backend_stream_opened();
+
+    // redis= zones: the cluster numbers every event (Redis), and each
+    // node's ring mirrors the events it has received, by those numbers.
+    // An event ahead of the ring leaves the ids between as holes, at
+    // which streams wait until they arrive or settle_mirror gives them up.
+    enum class mirror_result { stored, known, too_old, gone, no_room };
+    // `in_order`: the event came on the channel after this worker caught
+    // up, so the ids it skips will never come (holes are lost at once).
+    mirror_result mirror(const mcp_session::session_key& key, const mcp_session::shared_event& event,
+                         mcp_session::unix_ms now, bool in_order);
+    // Everything up to `up_to` that has not arrived never will (the
+    // cluster's stream no longer holds it): streams announce it as lost.
+    void settle_mirror(const mcp_session::session_key& key, std::uint64_t up_to);
+    // The session a publish names (nginx's id, else the backend's own) as
+    // this zone knows it: `published` when it holds it alive (`key` is
+    // then its nginx key), `expired` (removed now) or `unknown`.
+    publish_result find_publish_target(mcp_session::session_key& key, std::string_view or_backend_id,
+                                       mcp_session::unix_ms now);
+    // The newest id the ring (or the session's counter, or the cluster's
+    // floor) knows; 0: none or gone.
+    std::uint64_t newest_event(const mcp_session::session_key& key);
+    // The cluster numbered one of the session's events `id` (its publisher is here).
+    void note_cluster_id(const mcp_session::session_key& key, std::uint64_t id);
+    // A stream on another node took the session's stream over: the one
+    // here with `token` ends as taken over. False: it had ended already.
+    bool end_listener(const mcp_session::session_key& key, std::uint64_t token);
 
 private:
     zone_conf& zone_;

@@ -3,6 +3,8 @@
 // ring and reaches its stream in whichever worker holds it.
 #include "ngx_mcp_session_phases.hpp"
 
+#include "ngx_mcp_session_cluster_node.hpp"
+#include "ngx_mcp_session_cluster_streams.hpp"
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
 #include "ngx_mcp_session_request.hpp"
@@ -24,6 +26,90 @@ ngx_int_t refuse(ngx_http_request_t* r, ngx_uint_t status, std::string_view mess
     return send_json(r, status, mcp_session::transport_error_body(message));
 }
 
+ngx_int_t answer_unreachable(ngx_http_request_t* r)
+{
+    static ngx_str_t retry_after = ngx_string("Retry-After");
+    static ngx_str_t one_second = ngx_string("1");
+    if (!add_response_header(r, retry_after, one_second)) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable: the session store cannot be reached; retry shortly");
+}
+
+// A publish waiting for Redis to number its event. Freed by whichever of
+// the answer and the request's end comes second.
+struct publish_ticket {
+    ngx_http_request_t* request;
+    std::string session_id;  // for the 404 body
+    bool answered = false;
+};
+
+void on_publish_request_gone(void* data) noexcept
+{
+    auto* ticket = static_cast<publish_ticket*>(data);
+    if (ticket->answered) {
+        delete ticket;
+    } else {
+        ticket->request = nullptr;
+    }
+}
+
+void on_numbered(publish_ticket* ticket, std::int64_t id) noexcept
+{
+    ngx_http_request_t* r = ticket->request;
+    if (r == nullptr) {
+        delete ticket;
+        return;
+    }
+    ticket->answered = true;  // the request's cleanup frees it
+    ngx_int_t rc;
+    try {
+        if (id > 0) {
+            rc = send_json(r, NGX_HTTP_ACCEPTED, "{\"id\":" + std::to_string(id) + "}");
+        } else if (id == append_unavailable) {
+            rc = answer_unreachable(r);
+        } else {
+            rc = send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(ticket->session_id));
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: publish failed: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_connection_t* c = r->connection;
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+// redis=: the cluster numbers the event (so every node gives it the same
+// id) and carries it to the session's stream on whichever node holds it.
+// The request waits for the number; without Redis it is 503, for the
+// publisher to retry: an event numbered here alone would collide.
+ngx_int_t publish_across_nodes(ngx_http_request_t* r, request_state* state, std::string_view payload,
+                               std::int64_t now)
+{
+    mcp_session::session_key key = state->key;
+    const publish_result local = event_store(*state->zone).find_publish_target(key, to_view(state->id), now);
+    if (local == publish_result::expired) {
+        return send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
+    }
+    if (!state->zone->cluster->commands.ready()) {
+        return answer_unreachable(r);
+    }
+    ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    if (cleanup == nullptr) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    auto* ticket = new publish_ticket{r, std::string(to_view(state->id))};
+    cleanup->handler = on_publish_request_gone;
+    cleanup->data = ticket;
+    mcp_session::shared_event event;
+    event.kind = state->publish_kind;
+    event.payload = payload;
+    append_shared_event(*state->zone, key, event, local == publish_result::published,
+                        [ticket](std::int64_t id) { on_numbered(ticket, id); });
+    return NGX_DONE;  // the body's reference keeps the request until on_numbered
+}
+
 ngx_int_t publish_body(ngx_http_request_t* r)
 {
     request_state* state = state_of(r);
@@ -38,6 +124,9 @@ ngx_int_t publish_body(ngx_http_request_t* r)
     }
 
     const std::int64_t now = now_ms();
+    if (shares_events(*state->zone)) {
+        return publish_across_nodes(r, state, message.payload, now);
+    }
     // The header may carry nginx's id or, in issue mode, the backend's own.
     const publish_outcome outcome =
         event_store(*state->zone).publish(state->key, state->publish_kind, message.payload, now, to_view(state->id));
@@ -61,6 +150,10 @@ void on_body_read(ngx_http_request_t* r) noexcept
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "mcp_session: publish failed: %s", e.what());
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rc == NGX_DONE) {
+        r->write_event_handler = ngx_http_request_empty_handler;
+        return;  // answered when Redis has numbered the event
     }
     ngx_http_finalize_request(r, rc);
 }

@@ -1,5 +1,6 @@
 #include "ngx_mcp_session_recorder.hpp"
 
+#include "ngx_mcp_session_cluster_streams.hpp"
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
 
@@ -183,6 +184,9 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
         r->headers_out.status != NGX_HTTP_OK || !answered_by_backend(r) || !has_content_type(r, "text/event-stream") ||
         r->headers_out.content_encoding != nullptr) {
         return;  // a compressed stream is not SSE text to relay
+    }
+    if (shares_events(*state->zone)) {
+        return;  // redis=: not recorded across nodes yet (README); passed on as it is
     }
     const std::uint64_t stream = event_store(*state->zone).open_post_stream(state->key, ngx_worker, now_ms());
     if (stream == 0) {

@@ -369,6 +369,10 @@ bool redis_link::command(const std::vector<std::string_view>& argv, reply_handle
     return true;
 }
 
+bool redis_link::join(std::string_view channel) { return connected() && queue({"SUBSCRIBE", channel}, &channels_); }
+
+bool redis_link::leave(std::string_view channel) { return connected() && queue({"UNSUBSCRIBE", channel}, &channels_); }
+
 bool redis_link::subscribe(std::string_view channel, reply_handler handler)
 {
     if (!connected()) {
@@ -399,13 +403,17 @@ void redis_link::on_reply(redisAsyncContext*, void* reply, void* data) noexcept
         }
     }
     try {
-        if (p->handler) {
+        if (p->kept) {
+            if (link->on_channel_reply) {
+                link->on_channel_reply(r);
+            }
+        } else if (p->handler) {
             p->handler(r);
         }
     } catch (...) {
         // A handler that cannot finish (no memory) loses its answer only.
     }
-    if (!p->subscription || r == nullptr) {
+    if ((!p->subscription || r == nullptr) && !p->kept) {
         delete p;
     }
 }

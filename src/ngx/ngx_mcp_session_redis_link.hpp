@@ -68,6 +68,12 @@ public:
     // For a subscriber: the handler runs for every message of `channel`
     // (and the subscription's confirmation), until the link goes down.
     bool subscribe(std::string_view channel, reply_handler handler);
+    // For a subscriber: channels joined and left at will, all answered
+    // through on_channel_reply (messages, and the confirmations of both
+    // with the channel's name in element[1]; null when the link goes).
+    reply_handler on_channel_reply;
+    bool join(std::string_view channel);
+    bool leave(std::string_view channel);
 
     const redis_settings& settings() const { return settings_; }
     std::uint64_t round_trips() const { return round_trips_; }
@@ -81,6 +87,7 @@ private:
         redis_link* link;
         reply_handler handler;
         bool subscription;
+        bool kept = false;  // the link's own (channels_): hiredis may name it for many channels
     };
 
     static void on_reply(redisAsyncContext* context, void* reply, void* data) noexcept;
@@ -110,6 +117,7 @@ private:
     std::uint64_t round_trips_ = 0;
     std::uint64_t errors_ = 0;
     std::string last_problem_;
+    pending channels_{this, {}, true, true};
 };
 
 }  // namespace mcp_ngx

@@ -5,6 +5,7 @@
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_backend_stream.hpp"
+#include "ngx_mcp_session_cluster_streams.hpp"
 #include "ngx_mcp_session_doorbell.hpp"
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
@@ -43,6 +44,12 @@ struct stream_ctx {
     ngx_chain_t chain{};
     bool writing = false;
     bool finished = false;
+    // redis=: the stream is the cluster's listener of the session, and
+    // sends nothing until its ring has caught up with Redis.
+    bool shared = false;
+    bool awaiting_shared = false;
+    std::uint64_t asked_cursor = 0;     // Last-Event-ID (0: none)
+    std::uint64_t local_delivered = 0;  // where this node's previous stream stopped
     ngx_msec_t heartbeat_interval = 0;
     ngx_event_t heartbeat{};
     ngx_event_t deadline{};  // the session's expiry: the stream ends then, not at the next sweep
@@ -221,6 +228,9 @@ stream_fate pump(stream_ctx* s) noexcept
     if (s->finished) {
         return stream_fate::ended;
     }
+    if (s->awaiting_shared) {
+        return stream_fate::alive;  // shared_stream_ready pumps
+    }
     while (!s->writing) {
         s->sent = s->cursor;  // nothing pending: what the cursor covers was written
         read_outcome got;
@@ -283,6 +293,10 @@ void on_heartbeat(ngx_event_t* ev) noexcept
 {
     auto* s = static_cast<stream_ctx*>(ev->data);
     if (s->finished) {
+        return;
+    }
+    if (s->awaiting_shared) {
+        ngx_add_timer(&s->heartbeat, s->heartbeat_interval);  // nothing goes before the connect marker
         return;
     }
     const std::int64_t now = now_ms();
@@ -378,6 +392,9 @@ void cleanup_stream(void* data) noexcept
     if (s->token != 0) {
         streams_by_token.erase(stream_id{s->zone, s->token});
         try {
+            if (s->shared) {
+                close_shared_stream(*s->zone, s->key, s->token, s->writing ? s->sent : s->cursor);
+            }
             // A batch still pending at the end may never have reached the client.
             if (s->post_stream != 0) {
                 event_store(*s->zone).unsubscribe_post_stream(s->key, s->post_stream, s->token);
@@ -411,6 +428,20 @@ stream_ctx* create_stream(ngx_http_request_t* r, request_state* state)
     return s;
 }
 
+// The connect marker, then what the ring holds beyond the cursor.
+void start_sending(stream_ctx* s, const request_state* state, std::int64_t now)
+{
+    s->out.clear();
+    if (s->post_stream != 0) {
+        s->out += ": connected\n\n";  // resuming: the client's Last-Event-ID is already right
+    } else {
+        mcp_session::append_connected(s->out, s->form, s->cursor, to_view(state->id), now);
+    }
+    if (send_out(s) == stream_fate::alive && pump(s) == stream_fate::alive && ngx_exiting) {
+        (void)finish(s, true);  // opened on an HTTP/2 connection of a worker that is leaving
+    }
+}
+
 ngx_int_t open_stream(ngx_http_request_t* r)
 {
     request_state* state = state_of(r);
@@ -431,6 +462,8 @@ ngx_int_t open_stream(ngx_http_request_t* r)
                             : events.subscribe(s->key, ngx_worker);
     s->token = subscribed.token;
     s->replay_until = subscribed.newest;
+    s->asked_cursor = s->cursor;
+    s->local_delivered = subscribed.delivered;
     if (s->post_stream == 0) {
         // Without Last-Event-ID (or with 0) a stream gets what no stream has
         // sent yet: events published before the first stream, never a
@@ -506,15 +539,12 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     // pump even when it ends the stream: the content phase's NGX_DONE
     // then drops the last reference.
     r->main->count++;
-    s->out.clear();
-    if (s->post_stream != 0) {
-        s->out += ": connected\n\n";  // resuming: the client's Last-Event-ID is already right
-    } else {
-        mcp_session::append_connected(s->out, s->form, s->cursor, to_view(state->id), now);
+    if (s->post_stream == 0 && shares_events(*s->zone) && open_shared_stream(*s->zone, s->key, s->token)) {
+        s->shared = true;
+        s->awaiting_shared = true;
+        return NGX_DONE;
     }
-    if (send_out(s) == stream_fate::alive && pump(s) == stream_fate::alive && ngx_exiting) {
-        (void)finish(s, true);  // opened on an HTTP/2 connection of a worker that is leaving
-    }
+    start_sending(s, state, now);
     return NGX_DONE;
 }
 
@@ -581,6 +611,32 @@ void finish_all_local_streams() noexcept
 }
 
 }  // namespace
+
+void shared_stream_ready(zone_conf& zone, std::uint64_t token, std::uint64_t delivered) noexcept
+{
+    const auto found = streams_by_token.find(stream_id{&zone, token});
+    if (found == streams_by_token.end()) {
+        return;
+    }
+    stream_ctx* s = found->second;
+    const request_state* state = state_of(s->r);
+    if (s->finished || !s->awaiting_shared || state == nullptr) {
+        return;
+    }
+    s->awaiting_shared = false;
+    try {
+        // As open_stream does, now with what the cluster holds: without
+        // Last-Event-ID, after what any node's stream delivered.
+        const std::uint64_t newest = event_store(zone).newest_event(s->key);
+        const std::uint64_t wanted = s->asked_cursor != 0 ? s->asked_cursor : std::max(s->local_delivered, delivered);
+        s->cursor = std::min(wanted, newest);
+        s->replay_until = newest;
+        start_sending(s, state, now_ms());
+    } catch (const std::exception& e) {
+        log_failure(s->r->connection->log, "opening the stream", &e);
+        (void)finish(s, false);
+    }
+}
 
 ngx_int_t stream_handler(ngx_http_request_t* r) noexcept
 {

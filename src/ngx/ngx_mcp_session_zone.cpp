@@ -214,6 +214,7 @@ session_record* locked_zone::fill(void* memory, const session_key& key)
     record->stream = nullptr;
     record->extras = nullptr;
     record->next_event_id = 1;
+    record->cluster_floor = 0;
     std::memcpy(id_bytes(record), key.data(), key.size());
     return record;
 }

@@ -111,6 +111,10 @@ struct event_slot {
 inline constexpr std::uint8_t slot_framed = 1;
 // The event carried the JSON-RPC response of its POST stream.
 inline constexpr std::uint8_t slot_response = 2;
+// redis=: an id the cluster gave an event this node has not received
+// yet (streams wait at it), or one it will not receive (announced as lost).
+inline constexpr std::uint8_t slot_pending = 4;
+inline constexpr std::uint8_t slot_lost = 8;
 
 // A POST stream whose events the session's ring records: its numbering,
 // whether its answer is still being read, and who resumes it. Its number
@@ -191,6 +195,9 @@ struct session_record {
     session_stream* stream;
     session_extras* extras;
     std::uint64_t next_event_id;  // while the session has no ring: the id its next event gets
+    // redis=: the newest id the cluster gave one of the session's events
+    // that this node saw; a Redis that lost the session's stream numbers on from here.
+    std::uint64_t cluster_floor;
     std::uint8_t pin;     // 1 + the zone_shared::pins slot of its upstream server; 0: not pinned
 };
 

@@ -57,7 +57,7 @@ BOOST_AUTO_TEST_CASE(json_has_every_field)
     BOOST_TEST(body["counters"]["backend_stream_events_unrecorded"] == 0);
     BOOST_TEST(body["counters"]["shared_lookups"] == 0);
     BOOST_TEST(body["counters"]["redis_errors"] == 0);
-    BOOST_TEST(body["counters"].size() == 39u);
+    BOOST_TEST(body["counters"].size() == 41u);
     BOOST_TEST(body["upstreams"].empty());
     BOOST_TEST(!body.contains("redis"));  // a zone without redis= has no link
 }

@@ -1,0 +1,239 @@
+# mcp_session_zone ... redis= with mcp_session_stream on: two nginx nodes
+# (own prefixes and zones, 2 workers each) share each session's events
+# through a private redis-server. Redis numbers every event, so an id
+# means the same event on both nodes; a publish on one node reaches the
+# stream on the other, in order and once; a stream dropped on one node
+# resumes on the other with exactly what it missed; one stream per
+# session across both (a GET on B ends A's); HTTP/2 as well as HTTP/1.1.
+use strict;
+use warnings;
+use lib 't/lib';
+use McpSession::TestNginx;
+use McpSession::Nginx;
+use McpSession::Redis;
+use McpSession::Http2;
+use JSON::PP qw(decode_json);
+use File::Temp qw(tempdir);
+use POSIX qw(WNOHANG);
+use Test::More;
+
+my $root = McpSession::Nginx::repo_root();
+my ($redis_port, $backend_port, $a_port, $b_port, $b_h2) = map { free_port() } 1 .. 5;
+my $files = tempdir(CLEANUP => 1);
+
+my $redis = McpSession::Redis->new(dir => "$root/t/servroot-042-redis", port => $redis_port)->start;
+
+# The MCP server both nodes proxy to: a new id for an initialize, no
+# stream of its own (405 to GET), "ok" to anything else.
+my $backend = McpSession::Nginx->new(
+    servroot => "$root/t/servroot-042-backend", port => $backend_port, load_module => 0, log_level => 'warn',
+    config   => <<'CONF');
+location / {
+    if ($request_method = GET) { return 405; }
+    if ($http_mcp_session_id = "") {
+        add_header Mcp-Session-Id "s-$request_id" always;
+        return 200 "init\n";
+    }
+    return 200 "ok\n";
+}
+CONF
+$backend->start;
+$backend->{started_by_api} = 1;
+
+sub node_config {
+    return <<"CONF";
+location /mcp {
+    mcp_session zone=mcp;
+    mcp_session_stream on;
+    mcp_session_heartbeat off;
+    add_header X-Pid \$pid always;
+    proxy_pass http://127.0.0.1:$backend_port;
+}
+location = /publish { mcp_session_publish zone=mcp; add_header X-Pid \$pid always; }
+location = /status { mcp_session_status zone=mcp; }
+CONF
+}
+
+sub make_node {
+    my ($name, $port, $extra_http) = @_;
+    my $node = McpSession::Nginx->new(
+        servroot    => "$root/t/servroot-042-$name",
+        port        => $port,
+        workers     => 2,
+        log_level   => 'info',
+        http_config => "mcp_session_zone zone=mcp:2m idle_timeout=10m redis=127.0.0.1:$redis_port;\n"
+                     . ($extra_http // ''),
+        config      => node_config(),
+    );
+    $node->start;
+    $node->{started_by_api} = 1;
+    return $node;
+}
+
+my $A = make_node('a', $a_port);
+my $B = make_node('b', $b_port, "server {\n    listen 127.0.0.1:$b_h2 http2;\n" . node_config() . "}\n");
+
+my $initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}';
+
+sub h { my ($res, $name) = @_; return $res->{headers}{ lc $name }[0] // '' }
+sub status_of { my ($node) = @_; return decode_json($node->request('GET', '/status')->{body}) }
+
+sub create_on {
+    my ($node) = @_;
+    my $res = $node->request('POST', '/mcp', body => $initialize,
+        headers => ['Content-Type' => 'application/json', Accept => 'application/json, text/event-stream']);
+    return h($res, 'Mcp-Session-Id');
+}
+
+# Publishes one message naming $tag; returns the publish's answer.
+sub publish {
+    my ($node, $sid, $tag) = @_;
+    return $node->request('POST', '/publish', headers => ['Mcp-Session-Id' => $sid],
+        body => qq({"jsonrpc":"2.0","method":"notifications/message","params":{"tag":"$tag"}}));
+}
+
+# Publishes and says which id the cluster gave it (0: refused).
+sub published_id {
+    my ($node, $sid, $tag) = @_;
+    my $res = publish($node, $sid, $tag);
+    return $res->{status} == 202 ? decode_json($res->{body})->{id} : 0;
+}
+
+sub get_stream {
+    my ($node, $sid, @headers) = @_;
+    return open_stream($node, 'GET', '/mcp',
+        headers => ['Mcp-Session-Id' => $sid, Accept => 'text/event-stream', @headers]);
+}
+
+# The (id, tag) pairs of the messages a stream's text holds, in order.
+sub events_in {
+    my ($text) = @_;
+    my @pairs;
+    while ($text =~ /^id: (\d+)\nevent: message\ndata: .*?"tag":"([^"]+)"/mg) { push @pairs, "$1:$2" }
+    return join ',', @pairs;
+}
+
+sub connected { my ($s) = @_; return $s->read_until(qr/: connected\n\n/, 5) =~ /: connected\n\n/ }
+
+for my $node ($A, $B) {
+    ok(poll_until(10, sub { (status_of($node)->{redis}{link} // '') eq 'up' }), 'the link to Redis comes up');
+}
+$redis->command('DEL', 'mcp:reseeding');  # a fresh Redis's re-seed window (see t/041)
+
+# ---- publish on A reaches the stream on B, in order, once
+my $sid = create_on($A);
+like($sid, qr/^s-/, 'a session made on A');
+my $on_b = get_stream($B, $sid);
+ok(connected($on_b), 'its stream opens on B');
+my @ids = map { published_id($A, $sid, "a$_") } 1 .. 5;
+is("@ids", '1 2 3 4 5', 'Redis numbers the events published on A');
+push @ids, map { published_id($B, $sid, "b$_") } 1 .. 2;
+is("@ids[5, 6]", '6 7', 'and those published on B after them');
+$on_b->read_until(qr/"tag":"b2"/, 5);
+is(events_in($on_b->data), '1:a1,2:a2,3:a3,4:a4,5:a5,6:b1,7:b2', 'B\'s stream got every event once, in order');
+my $entries = $redis->command('XRANGE', 'mcp:e:{0' . unpack('H*', $sid) . '}', '-', '+');
+is(scalar @$entries, 7, 'the session\'s Redis Stream holds them');
+is($entries->[0][0], '0-1', 'under the ids the clients see');
+
+# ---- a stream dropped on B resumes on A with exactly what it missed
+$on_b->close;
+poll_until(5, sub { status_of($B)->{open_streams} == 0 && status_of($B)->{open_streams} == 0 });
+my @missed = map { published_id($B, $sid, "m$_") } 1 .. 3;
+is("@missed", '8 9 10', 'published while no stream was open');
+my $on_a = get_stream($A, $sid, 'Last-Event-ID' => 7);
+$on_a->read_until(qr/"tag":"m3"/, 5);
+is(events_in($on_a->data), '8:m1,9:m2,10:m3', 'resumed on A after 7: exactly the three missed');
+is(published_id($B, $sid, 'live'), 11, 'a publish on B ...');
+$on_a->read_until(qr/"tag":"live"/, 5);
+is(events_in($on_a->data), '8:m1,9:m2,10:m3,11:live', '... reaches the resumed stream on A live');
+
+# ---- one stream per session across the nodes
+my $takeovers = status_of($A)->{counters}{shared_takeovers};
+my $again_b = get_stream($B, $sid, 'Last-Event-ID' => 11);
+ok(connected($again_b), 'a GET on B for the same session');
+$on_a->read_until(qr/\z(?!)/, 5);  # until A's stream ends
+ok($on_a->closed, 'ends the stream on A');
+is(poll_until(5, sub { status_of($A)->{counters}{shared_takeovers} > $takeovers }) ? 1 : 0, 1,
+   'counted as a takeover from another node');
+is(published_id($A, $sid, 'after'), 12, 'the next event ...');
+$again_b->read_until(qr/"tag":"after"/, 5);
+is(events_in($again_b->data), '12:after', '... goes to the new stream on B only');
+unlike($on_a->data, qr/"tag":"after"/, 'never to the stream taken over');
+
+# ---- a GET without Last-Event-ID on the other node starts after what was delivered
+$again_b->close;
+poll_until(5, sub { status_of($B)->{open_streams} == 0 && status_of($B)->{open_streams} == 0 });
+is(published_id($B, $sid, 'new'), 13, 'an event no stream has sent');
+my $fresh_a = get_stream($A, $sid);
+$fresh_a->read_until(qr/"tag":"new"/, 5);
+is(events_in($fresh_a->data), '13:new', 'a GET without Last-Event-ID on A gets it, and nothing B delivered');
+$fresh_a->close;
+
+# ---- HTTP/2: the stream on B's h2 listener, fed from A
+my $seq = 0;
+sub h2_stream {
+    my ($sid, @headers) = @_;
+    my $out = "$files/h2-" . ++$seq;
+    my $pid = McpSession::Http2::h2_stream_to($b_h2, '/mcp', $out, "Mcp-Session-Id: $sid",
+        'Accept: text/event-stream', @headers);
+    return { pid => $pid, out => $out };
+}
+sub h2_text { my ($s) = @_; open my $fh, '<', $s->{out} or return ''; local $/; my $t = <$fh>; return $t // '' }
+sub h2_stop { my ($s) = @_; kill 'TERM', $s->{pid}; waitpid($s->{pid}, 0) }
+
+my $sid2 = create_on($A);
+my $h2 = h2_stream($sid2);
+ok(poll_until(5, sub { h2_text($h2) =~ /: connected/ }), 'an HTTP/2 stream opens on B');
+my @h2ids = map { published_id($A, $sid2, "h$_") } 1 .. 3;
+is("@h2ids", '1 2 3', 'three events published on A');
+ok(poll_until(5, sub { h2_text($h2) =~ /"tag":"h3"/ }), 'reach it');
+is(events_in(h2_text($h2)), '1:h1,2:h2,3:h3', 'in order, once');
+h2_stop($h2);
+is(published_id($A, $sid2, 'h4'), 4, 'one more while it is away');
+my $h2b = h2_stream($sid2, 'Last-Event-ID: 3');
+ok(poll_until(5, sub { h2_text($h2b) =~ /"tag":"h4"/ }), 'an HTTP/2 resume after 3 ...');
+is(events_in(h2_text($h2b)), '4:h4', '... gets exactly the one missed');
+
+# ---- the session's end on A ends its stream on B
+my $del = $A->request('DELETE', '/mcp', headers => ['Mcp-Session-Id' => $sid2]);
+is($del->{status}, 200, 'DELETE on A');
+my $code;
+ok(poll_until(5, sub { my $r = waitpid($h2b->{pid}, WNOHANG); $code = $? >> 8 if $r == $h2b->{pid}; defined $code }),
+   'ends the HTTP/2 stream on B');
+is($code, 0, 'cleanly (END_STREAM)');
+is(publish($B, $sid2, 'late')->{status}, 404, 'and a publish for it is 404 on either node');
+ok(!$redis->command('EXISTS', 'mcp:e:{0' . unpack('H*', $sid2) . '}'), 'its Redis Stream is gone');
+
+# ---- hostile values under the prefix are ignored with a log line
+my $sid3 = create_on($A);
+my $hostile = get_stream($B, $sid3);
+ok(connected($hostile), 'a stream on B');
+my $token = '0' . unpack('H*', $sid3);
+$redis->command('PUBLISH', "mcp:ev:{$token}", "E1 9 0 0 0\n{}");
+$redis->command('PUBLISH', "mcp:ev:{$token}", "L" . ('x' x 100));
+$redis->command('XADD', "mcp:e:{$token}", '0-1', 'm', 'garbage');
+is(published_id($A, $sid3, 'ok'), 2, 'a real event after a foreign entry');
+$hostile->read_until(qr/"tag":"ok"/, 5);
+is(events_in($hostile->data), '2:ok', 'still reaches the stream');
+ok($B->error_log =~ /ignored a malformed (?:stream entry|listener message)/, 'the foreign values are logged');
+unlike($B->error_log . $A->error_log, qr/\[alert\]|signal \d+/, 'no worker crashed');
+$hostile->close;
+
+# ---- Redis away: publishing is 503 (never numbered here alone); back empty, ids go on
+$redis->kill_hard;
+ok(poll_until(5, sub { (status_of($A)->{redis}{link} // '') eq 'down' && (status_of($A)->{redis}{link} // '') eq 'down' }),
+   'A notices Redis is gone');
+my $away = publish($A, $sid3, 'away');
+is($away->{status}, 503, 'a publish while Redis is away is 503');
+is(h($away, 'Retry-After'), '1', 'with Retry-After');
+$redis->start;
+ok(poll_until(15, sub { (status_of($A)->{redis}{link} // '') eq 'up' && (status_of($A)->{redis}{link} // '') eq 'up' }),
+   'A is back on Redis');
+my $after = published_id($A, $sid3, 'back');
+ok($after > 2, "the first event after Redis came back empty is numbered past what clients hold ($after)");
+
+$A->stop;
+$B->stop;
+$backend->stop;
+$redis->stop;
+done_testing();

@@ -21,6 +21,12 @@ my $root = McpSession::Nginx::repo_root();
 my ($redis_port, $backend_port, $a_port, $b_port, $b_h2) = map { free_port() } 1 .. 5;
 my $files = tempdir(CLEANUP => 1);
 
+# A tool call's answer as a stream: two progress notifications, then the result.
+sub write_file { my ($name, $text) = @_; open my $fh, '>:raw', "$files/$name" or die $!; print {$fh} $text; close $fh }
+sub progress_json { my ($p) = @_; return qq({"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":$p,"progressToken":"t"}}) }
+my $result_json = '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"done"}]}}';
+write_file('call', "data: " . progress_json(1) . "\n\n" . "data: " . progress_json(2) . "\n\n" . "data: $result_json\n\n");
+
 my $redis = McpSession::Redis->new(dir => "$root/t/servroot-042-redis", port => $redis_port)->start;
 
 # The MCP server both nodes proxy to: a new id for an initialize, no
@@ -28,6 +34,7 @@ my $redis = McpSession::Redis->new(dir => "$root/t/servroot-042-redis", port => 
 my $backend = McpSession::Nginx->new(
     servroot => "$root/t/servroot-042-backend", port => $backend_port, load_module => 0, log_level => 'warn',
     config   => <<'CONF');
+location /files/ { alias FILES/; default_type text/event-stream; }
 location / {
     if ($request_method = GET) { return 405; }
     if ($http_mcp_session_id = "") {
@@ -37,6 +44,7 @@ location / {
     return 200 "ok\n";
 }
 CONF
+$backend->{config} =~ s/FILES/$files/;
 $backend->start;
 $backend->{started_by_api} = 1;
 
@@ -48,6 +56,13 @@ location /mcp {
     mcp_session_heartbeat off;
     add_header X-Pid \$pid always;
     proxy_pass http://127.0.0.1:$backend_port;
+}
+location /call {
+    mcp_session zone=mcp;
+    mcp_session_stream on;
+    mcp_session_heartbeat off;
+    proxy_method GET;
+    proxy_pass http://127.0.0.1:$backend_port/files/call;
 }
 location = /publish { mcp_session_publish zone=mcp; add_header X-Pid \$pid always; }
 location = /status { mcp_session_status zone=mcp; }
@@ -203,6 +218,27 @@ ok(poll_until(5, sub { my $r = waitpid($h2b->{pid}, WNOHANG); $code = $? >> 8 if
 is($code, 0, 'cleanly (END_STREAM)');
 is(publish($B, $sid2, 'late')->{status}, 404, 'and a publish for it is 404 on either node');
 ok(!$redis->command('EXISTS', 'mcp:e:{0' . unpack('H*', $sid2) . '}'), 'its Redis Stream is gone');
+
+# ---- a POST stream recorded on A resumes on B
+my $sid4 = create_on($A);
+my $answer = $A->request('POST', '/call', body => '{"jsonrpc":"2.0","id":7,"method":"tools/call"}',
+    headers => ['Mcp-Session-Id' => $sid4, 'Content-Type' => 'application/json',
+                Accept => 'application/json, text/event-stream']);
+my @post_ids = $answer->{body} =~ /^id: (\d+\.\d+)$/mg;
+is(scalar @post_ids, 3, 'A relays the tool call\'s stream with nginx\'s ids');
+my ($p) = ($post_ids[0] // '') =~ /^(\d+)\./;
+is("@post_ids", "$p.1 $p.2 $p.3", 'P.1, P.2, P.3');
+my $resumed = $B->request('GET', '/mcp', timeout => 10,
+    headers => ['Mcp-Session-Id' => $sid4, Accept => 'text/event-stream', 'Last-Event-ID' => "$p.1"]);
+is($resumed->{status}, 200, 'GET + Last-Event-ID P.1 on B');
+is(join(' ', $resumed->{body} =~ /^id: (\S+)$/mg), "$p.2 $p.3", 'replays exactly P.2 and P.3, recorded on A');
+like($resumed->{body}, qr/^id: $p.3\ndata: \Q$result_json\E\n\n/m, 'byte for byte, the response last');
+unlike($resumed->{body}, qr/"tag"/, 'never an event of another stream');
+my $unknown = $B->request('GET', '/mcp', timeout => 10,
+    headers => ['Mcp-Session-Id' => $sid4, Accept => 'text/event-stream', 'Last-Event-ID' => ($p + 1) . '.1']);
+is($unknown->{status}, 200, 'a P no node recorded ...');
+unlike($unknown->{body}, qr/^id:/m, '... ends with nothing to replay');
+ok(status_of($A)->{counters}{post_streams_recorded} >= 1, 'A counted the recording');
 
 # ---- hostile values under the prefix are ignored with a log line
 my $sid3 = create_on($A);

@@ -29,6 +29,7 @@ struct script {
 struct shared_listener {
     std::uint64_t token = 0;  // its subscription in the zone
     std::string name;         // cluster-wide: this worker's name and the token
+    bool takes = true;        // the standalone stream (a POST stream's resume only reads)
     bool opened = false;      // Redis made it the session's listener
     bool seen_own = false;    // its own announcement came back: later ones are newer GETs
     bool recheck = false;     // the link came back: catch up, and see whether it is still the listener
@@ -69,6 +70,8 @@ struct cluster_node {
     script open;
     script delivered;
     std::string worker_name;  // random per worker process: names its listeners
+    std::uint64_t post_stream_base = 0;  // random, << 32: the POST streams this worker records are base + n
+    std::uint32_t post_streams_made = 0;
     std::unordered_map<std::string, events_channel> channels;  // by channel name
 };
 

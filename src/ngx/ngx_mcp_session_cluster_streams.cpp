@@ -162,8 +162,7 @@ std::uint64_t number_of(const redisReply* reply)
 }
 
 // OPEN's answer for one listener: catch up, then (take) let the stream start.
-void on_opened(cluster_node& node, const std::string& channel_name, std::uint64_t token, bool take,
-               const redisReply* reply)
+void on_opened(cluster_node& node, const std::string& channel_name, std::uint64_t token, const redisReply* reply)
 {
     events_channel* channel = channel_named(node, channel_name);
     shared_listener* listener = channel == nullptr ? nullptr : listener_of(*channel, token);
@@ -172,8 +171,9 @@ void on_opened(cluster_node& node, const std::string& channel_name, std::uint64_
     }
     const session_key key = channel->key;
     zone_conf& zone = node.zone;
+    const bool first = !listener->opened;
     if (is_error(reply) || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
-        if (take) {
+        if (first) {
             shared_stream_ready(zone, token, 0);  // this node's ring alone
         }
         return;
@@ -186,13 +186,15 @@ void on_opened(cluster_node& node, const std::string& channel_name, std::uint64_
     if (newest != 0) {
         event_store(zone).settle_mirror(key, newest);
     }
-    if (take) {
+    if (first) {
         shared_stream_ready(zone, token, delivered);  // may end the stream, and the listener with it
-    } else if (!holder.empty() && holder != listener->name) {
+    } else if (listener->takes && !holder.empty() && holder != listener->name) {
         event_store(zone).end_listener(key, token);  // a GET elsewhere took over while the link was down
     }
 }
 
+// `take`: the listener claims the session's stream; else it reads (a
+// POST stream's resume, or a recheck after the link came back).
 void send_open(cluster_node& node, const std::string& channel_name, events_channel& channel, shared_listener& listener,
                bool take)
 {
@@ -203,9 +205,9 @@ void send_open(cluster_node& node, const std::string& channel_name, events_chann
                {mcp_session::shared_listener_key(prefix, channel.key), mcp_session::shared_events_key(prefix, channel.key)},
                {listener.name, channel_name, lifetime_of(node), std::to_string(node.zone.ring_capacity),
                 take ? "take" : "check"},
-               [n, channel_name, token, take](const redisReply* reply) {
+               [n, channel_name, token](const redisReply* reply) {
                    if (!cluster_leaving()) {
-                       on_opened(*n, channel_name, token, take, reply);
+                       on_opened(*n, channel_name, token, reply);
                    }
                });
 }
@@ -222,6 +224,9 @@ void join(cluster_node& node, const std::string& name, events_channel& channel)
 void on_listener_message(cluster_node& node, events_channel& channel, std::string_view name)
 {
     for (shared_listener& l : channel.listeners) {
+        if (!l.takes) {
+            continue;  // a POST stream's resume: no GET takes it over from elsewhere
+        }
         if (l.name == name) {
             l.seen_own = true;
         } else if (l.seen_own) {
@@ -244,6 +249,8 @@ void prepare_shared_streams(cluster_node& node)
     char name[24];
     std::snprintf(name, sizeof(name), "%08x%08x", random(), random());
     node.worker_name = name;
+    // Below 2^62, so P.k stays far from the largest id a client may send.
+    node.post_stream_base = (std::uint64_t{random() & 0x3fffffffU} + 1) << 32;
     cluster_node* n = &node;
     node.subscriber.on_channel_reply = [n](const redisReply* reply) { on_events_channel_reply(*n, reply); };
 }
@@ -293,7 +300,57 @@ void append_backend_messages(zone_conf& zone, const session_key& key, const std:
     }
 }
 
-bool open_shared_stream(zone_conf& zone, const session_key& key, std::uint64_t token)
+std::uint64_t open_shared_post_stream(zone_conf& zone, const session_key& key)
+{
+    cluster_node* node = zone.cluster;
+    if (node == nullptr || !node->commands.ready()) {
+        return 0;
+    }
+    const std::uint64_t stream = node->post_stream_base + ++node->post_streams_made;
+    shared_event opened;
+    opened.kind = mcp_session::event_kind::init;
+    opened.post_stream = stream;
+    append_shared_event(zone, key, opened, true, {});
+    count_shared(zone, &mcp_session::zone_counters::post_streams_recorded);
+    return stream;
+}
+
+void append_post_events(zone_conf& zone, const session_key& key, std::uint64_t stream,
+                        const std::vector<mcp_session::relayed_event>& events)
+{
+    zone_conf* z = &zone;
+    for (const mcp_session::relayed_event& e : events) {
+        if (e.index > UINT32_MAX) {
+            count_shared(zone, &mcp_session::zone_counters::post_events_unrecorded);
+            continue;
+        }
+        shared_event event;
+        event.post_stream = stream;
+        event.post_index = static_cast<std::uint32_t>(e.index);
+        event.flags = mcp_session::shared_flag_framed | (e.response ? mcp_session::shared_flag_response : 0);
+        event.payload = e.fields;
+        append_shared_event(zone, key, event, true, [z](std::int64_t id) {
+            count_shared(*z, id > 0 ? &mcp_session::zone_counters::post_events_recorded
+                                    : &mcp_session::zone_counters::post_events_unrecorded);
+        });
+    }
+}
+
+void close_shared_post_stream(zone_conf& zone, const session_key& key, std::uint64_t stream, std::uint64_t next_index,
+                              std::size_t unrecorded)
+{
+    if (unrecorded > 0) {
+        count_shared(zone, &mcp_session::zone_counters::post_events_unrecorded, unrecorded);
+    }
+    shared_event closed;
+    closed.kind = mcp_session::event_kind::init;
+    closed.post_stream = stream;
+    closed.post_index = static_cast<std::uint32_t>(std::min<std::uint64_t>(next_index, UINT32_MAX));
+    closed.flags = mcp_session::shared_flag_closed;
+    append_shared_event(zone, key, closed, true, {});
+}
+
+bool open_shared_stream(zone_conf& zone, const session_key& key, std::uint64_t token, bool takes)
 {
     cluster_node* node = zone.cluster;
     if (node == nullptr || !node->commands.ready() || !node->subscriber.ready()) {
@@ -302,9 +359,9 @@ bool open_shared_stream(zone_conf& zone, const session_key& key, std::uint64_t t
     const std::string name = mcp_session::shared_events_channel(prefix_of(*node), key);
     events_channel& channel = node->channels[name];
     channel.key = key;
-    channel.listeners.push_back({token, node->worker_name + ":" + std::to_string(token), false, false});
+    channel.listeners.push_back({token, node->worker_name + ":" + std::to_string(token), takes, false, false, false});
     if (channel.joined()) {
-        send_open(*node, name, channel, channel.listeners.back(), true);
+        send_open(*node, name, channel, channel.listeners.back(), takes);
     } else if (!channel.want) {
         join(*node, name, channel);
         if (!channel.want) {
@@ -370,7 +427,7 @@ void on_events_channel_reply(cluster_node& node, const redisReply* reply)
         if (channel->joined()) {
             for (shared_listener& l : channel->listeners) {
                 if (!l.opened || l.recheck) {
-                    send_open(node, name, *channel, l, !l.opened);
+                    send_open(node, name, *channel, l, !l.opened && l.takes);
                     l.recheck = false;
                 }
             }

@@ -14,6 +14,7 @@
 
 #include "mcp_session/session_key.hpp"
 #include "mcp_session/shared_events.hpp"
+#include "mcp_session/sse_relay.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -51,7 +52,19 @@ void append_backend_messages(zone_conf& zone, const mcp_session::session_key& ke
 // shared_stream_ready (ngx_mcp_session_stream.cpp), which comes once the
 // ring holds what Redis does (or Redis could not be asked); false: Redis
 // cannot be reached now, the stream goes on with this node's ring alone.
-bool open_shared_stream(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t token);
+// `takes`: the session's standalone stream, which becomes the cluster's
+// only one; else the resume of a POST stream, which only reads.
+bool open_shared_stream(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t token, bool takes);
+
+// POST streams recorded across nodes: P is this worker's (a random base
+// and a count, so two nodes never give one session the same P), and its
+// opening, events and end are numbered by the cluster like any event.
+// 0: Redis cannot be reached now (the answer passes unrecorded).
+std::uint64_t open_shared_post_stream(zone_conf& zone, const mcp_session::session_key& key);
+void append_post_events(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t stream,
+                        const std::vector<mcp_session::relayed_event>& events);
+void close_shared_post_stream(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t stream,
+                              std::uint64_t next_index, std::size_t unrecorded);
 // The stream ended; `delivered`: its events up to there reached the client.
 void close_shared_stream(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t token,
                          std::uint64_t delivered);

@@ -441,7 +441,71 @@ void event_store::close_post_stream(const session_key& key, std::uint64_t post_s
     zone.release_idle_ring(record);
 }
 
-subscription event_store::subscribe_post_stream(const session_key& key, std::uint64_t post_stream, ngx_int_t worker)
+namespace {
+
+// A resume of POST stream P in a redis= zone: P is numbered by the node
+// that recorded it, and its entry here is learned from what the channel
+// and the catch-up bring (mirror() keeps it up to date).
+subscription subscribe_mirrored_post_stream(locked_zone& zone, session_record* record, std::uint64_t post_stream,
+                                            ngx_int_t worker)
+{
+    subscription subscribed;
+    room_report room;
+    session_stream* stream = zone.stream_of(record, mcp_session::room_purpose::stream, now_ms(), room);
+    if (stream == nullptr || post_stream == 0) {
+        return subscribed;
+    }
+    post_stream_entry* post = post_entry_of(stream, post_stream);
+    if (post == nullptr) {
+        post = entry_for_new_post_stream(zone, stream);
+        if (post == nullptr) {
+            return subscribed;  // 8 answers of the session still being read: no room to follow a ninth
+        }
+        *post = post_stream_entry{};
+        post->stream = post_stream;
+        post->next_index = 1;
+        post->recording = 1;  // until the catch-up or the channel says it ended
+        post->recorder_worker = -1;
+        post->subscriber_worker = -1;
+    }
+    subscribed.token = ++zone.shared().next_subscription;
+    subscribed.expires_at = mcp_session::expires_at(times_of(record), zone.conf().policy);
+    ++zone.shared().counters.post_stream_resumes;
+    if (post->subscriber != 0) {
+        zone.notify(post->subscriber_worker, post->subscriber);  // taken over
+    } else {
+        ++zone.shared().open_streams;
+    }
+    post->subscriber = subscribed.token;
+    post->subscriber_worker = static_cast<std::int32_t>(worker);
+    return subscribed;
+}
+
+// A mirrored event of POST stream P tells its entry how far it got.
+void learn_post_stream(session_stream* stream, const mcp_session::shared_event& event)
+{
+    post_stream_entry* post = post_entry_of(stream, event.post_stream);
+    if (post == nullptr || post->recorder_worker != -1) {
+        return;  // not followed here, or recorded here (its recorder keeps it)
+    }
+    if ((event.flags & mcp_session::shared_flag_closed) != 0) {
+        post->recording = 0;
+        advance_next_index(*post, event.post_index);
+        return;
+    }
+    if (event.kind == event_kind::init) {
+        return;  // the marker that opened it
+    }
+    advance_next_index(*post, std::uint64_t{event.post_index} + 1);
+    if ((event.flags & mcp_session::shared_flag_response) != 0 && post->response_index == 0) {
+        post->response_index = event.post_index;
+    }
+}
+
+}  // namespace
+
+subscription event_store::subscribe_post_stream(const session_key& key, std::uint64_t post_stream, ngx_int_t worker,
+                                                bool mirrored)
 {
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
@@ -450,6 +514,9 @@ subscription event_store::subscribe_post_stream(const session_key& key, std::uin
     if (record == nullptr) {
         subscribed.session_gone = true;
         return subscribed;
+    }
+    if (mirrored) {
+        return subscribe_mirrored_post_stream(zone, record, post_stream, worker);
     }
     const std::uint64_t next_id = record->stream != nullptr ? record->stream->next_id : record->next_event_id;
     if (post_stream == 0 || post_stream >= next_id) {
@@ -754,6 +821,9 @@ event_store::mirror_result event_store::mirror(const session_key& key, const mcp
         ((event.flags & mcp_session::shared_flag_response) != 0 ? slot_response : 0));
     ++counters.shared_events_mirrored;
     record->cluster_floor = std::max(record->cluster_floor, event.id);
+    if (event.post_stream != 0) {
+        learn_post_stream(stream, event);
+    }
     wake_listeners_of(zone, stream, slot);
     return mirror_result::stored;
 }
@@ -808,6 +878,25 @@ publish_result event_store::find_publish_target(session_key& key, std::string_vi
     }
     key = key_of(record);
     return publish_result::published;
+}
+
+void event_store::settle_post_stream(const session_key& key, std::uint64_t post_stream)
+{
+    zone_transaction tx(zone_);
+    session_record* record = tx.zone().find(key);
+    session_stream* stream = record == nullptr ? nullptr : record->stream;
+    post_stream_entry* post = stream == nullptr ? nullptr : post_entry_of(stream, post_stream);
+    if (post == nullptr || post->recorder_worker != -1 || post->recording == 0) {
+        return;
+    }
+    const mcp_session::ring_window window = locked_zone::window_of(stream);
+    const event_slot* slots = locked_zone::slots_of(stream);
+    for (std::uint64_t id = window.oldest(); id < window.next_id; ++id) {
+        if (slots[window.slot(id)].post_stream == post_stream) {
+            return;  // known: it goes on live until it ends
+        }
+    }
+    post->recording = 0;
 }
 
 std::uint64_t event_store::newest_event(const session_key& key)

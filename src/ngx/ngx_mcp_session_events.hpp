@@ -114,7 +114,13 @@ public:
 
     // A GET resuming stream P. Token 0 with session_gone: the session
     // ended; token 0 otherwise: P names no stream of the session.
-    subscription subscribe_post_stream(const mcp_session::session_key& key, std::uint64_t stream, ngx_int_t worker);
+    // `mirrored` (redis=): P may be any node's; what the ring lacks of it
+    // arrives by mirror(), and settle_post_stream ends a P nobody recorded.
+    subscription subscribe_post_stream(const mcp_session::session_key& key, std::uint64_t stream, ngx_int_t worker,
+                                       bool mirrored = false);
+    // After the catch-up of a mirrored resume: a P of which the ring holds
+    // nothing at all was never recorded (or is long gone); its resume ends.
+    void settle_post_stream(const mcp_session::session_key& key, std::uint64_t stream);
     void unsubscribe_post_stream(const mcp_session::session_key& key, std::uint64_t stream, std::uint64_t token);
 
     // As read(), for stream P after its event `cursor` (k): the stream

@@ -28,6 +28,7 @@ struct post_recorder {
     mcp_session::session_key key;
     std::uint64_t stream;
     mcp_session::sse_relay relay;
+    bool across_nodes = false;  // redis=: recorded through the cluster, not in this zone's ring
     bool closed = false;
     bool client_gone = false;  // the client left: the answer is still read and recorded, not sent
     bool bypass = false;       // a buffer not in memory came: the rest passes untouched, unrecorded
@@ -56,8 +57,12 @@ void close_recording(post_recorder* rec) noexcept
     }
     rec->closed = true;
     try {
-        event_store(*rec->zone).close_post_stream(rec->key, rec->stream, rec->relay.next_index(),
-                                                  rec->relay.oversized());
+        if (rec->across_nodes) {
+            close_shared_post_stream(*rec->zone, rec->key, rec->stream, rec->relay.next_index(), rec->relay.oversized());
+        } else {
+            event_store(*rec->zone).close_post_stream(rec->key, rec->stream, rec->relay.next_index(),
+                                                      rec->relay.oversized());
+        }
     } catch (...) {
         // The session's resumer then ends at the session's end.
     }
@@ -185,17 +190,24 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
         r->headers_out.content_encoding != nullptr) {
         return;  // a compressed stream is not SSE text to relay
     }
-    if (shares_events(*state->zone)) {
-        return;  // redis=: not recorded across nodes yet (README); passed on as it is
-    }
-    const std::uint64_t stream = event_store(*state->zone).open_post_stream(state->key, ngx_worker, now_ms());
+    // redis=: numbered by the cluster, so any node can resume it.
+    const bool across_nodes = shares_events(*state->zone);
+    const std::uint64_t stream = across_nodes ? open_shared_post_stream(*state->zone, state->key)
+                                              : event_store(*state->zone).open_post_stream(state->key, ngx_worker, now_ms());
     if (stream == 0) {
         return;  // passed on as it is (counted)
     }
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
     void* memory = cleanup == nullptr ? nullptr : ngx_pcalloc(r->pool, sizeof(post_recorder));
+    const auto give_up = [&] {
+        if (across_nodes) {
+            close_shared_post_stream(*state->zone, state->key, stream, 1, 0);
+        } else {
+            event_store(*state->zone).close_post_stream(state->key, stream, 1, 0);
+        }
+    };
     if (memory == nullptr) {
-        event_store(*state->zone).close_post_stream(state->key, stream, 1, 0);
+        give_up();
         throw std::bad_alloc();
     }
     const mcp_session::wire_form form = mcp_session::wire_form_for(
@@ -205,8 +217,9 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
     try {
         rec = new (memory) post_recorder(*state->zone, state->key, stream, form.priming, lcf->event_max_size);
         rec->out.reserve(output_chunk_bytes);
+        rec->across_nodes = across_nodes;
     } catch (...) {
-        event_store(*state->zone).close_post_stream(state->key, stream, 1, 0);
+        give_up();
         throw;
     }
     cleanup->handler = cleanup_recorder;
@@ -267,7 +280,9 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
     if (last || pass_on != nullptr) {
         rec->relay.finish(rec->out);
     }
-    if (!rec->events.empty()) {
+    if (!rec->events.empty() && rec->across_nodes) {
+        append_post_events(*rec->zone, rec->key, rec->stream, rec->events);
+    } else if (!rec->events.empty()) {
         event_store(*rec->zone).record_post_events(rec->key, rec->stream, rec->events, rec->relay.next_index(),
                                                    now_ms());
     }

@@ -458,7 +458,7 @@ ngx_int_t open_stream(ngx_http_request_t* r)
 
     event_store events(*s->zone);
     const subscription subscribed =
-        s->post_stream != 0 ? events.subscribe_post_stream(s->key, s->post_stream, ngx_worker)
+        s->post_stream != 0 ? events.subscribe_post_stream(s->key, s->post_stream, ngx_worker, shares_events(*s->zone))
                             : events.subscribe(s->key, ngx_worker);
     s->token = subscribed.token;
     s->replay_until = subscribed.newest;
@@ -539,7 +539,7 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     // pump even when it ends the stream: the content phase's NGX_DONE
     // then drops the last reference.
     r->main->count++;
-    if (s->post_stream == 0 && shares_events(*s->zone) && open_shared_stream(*s->zone, s->key, s->token)) {
+    if (shares_events(*s->zone) && open_shared_stream(*s->zone, s->key, s->token, s->post_stream == 0)) {
         s->shared = true;
         s->awaiting_shared = true;
         return NGX_DONE;
@@ -627,10 +627,15 @@ void shared_stream_ready(zone_conf& zone, std::uint64_t token, std::uint64_t del
     try {
         // As open_stream does, now with what the cluster holds: without
         // Last-Event-ID, after what any node's stream delivered.
-        const std::uint64_t newest = event_store(zone).newest_event(s->key);
-        const std::uint64_t wanted = s->asked_cursor != 0 ? s->asked_cursor : std::max(s->local_delivered, delivered);
-        s->cursor = std::min(wanted, newest);
-        s->replay_until = newest;
+        if (s->post_stream != 0) {
+            event_store(zone).settle_post_stream(s->key, s->post_stream);  // a P nobody recorded ends
+        } else {
+            const std::uint64_t newest = event_store(zone).newest_event(s->key);
+            const std::uint64_t wanted =
+                s->asked_cursor != 0 ? s->asked_cursor : std::max(s->local_delivered, delivered);
+            s->cursor = std::min(wanted, newest);
+            s->replay_until = newest;
+        }
         start_sending(s, state, now_ms());
     } catch (const std::exception& e) {
         log_failure(s->r->connection->log, "opening the stream", &e);

@@ -4,6 +4,8 @@
 // (its fetch is the load balancer) through a whole session with tool
 // calls; then the node holding its GET stream stops, its connections
 // drop, and the session (stream included) goes on through the other node.
+// With mcp_session_stream on, a tool call's stream recorded on one node is
+// cut mid-call and resumed on the other, where the rest arrives live.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -14,10 +16,15 @@ import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { startBackend, startNginx, pollUntil, freePort, badLogLines } from "./harness.mjs";
+import { startRelay } from "./cut_relay.mjs";
+import { startStepsBackend } from "./steps_backend.mjs";
 
 let backend;
+let steps;
 let redis;
 const nodes = [];
+const streamNodes = [];  // mcp_session_stream on, in front of the steps backend
+let relay;
 
 function answersPing(port) {
   return new Promise((resolve) => {
@@ -57,7 +64,12 @@ before(async () => {
   for (const name of ["redis-a", "redis-b"]) {
     nodes.push(await startNginx({ name, backendPort: backend.port, zone: `redis=127.0.0.1:${redis.port}` }));
   }
-  for (const node of nodes) {
+  steps = await startStepsBackend();
+  for (const name of ["redis-stream-a", "redis-stream-b"]) {
+    streamNodes.push(await startNginx({ name, backendPort: steps.port, stream: true,
+                                        zone: `redis=127.0.0.1:${redis.port} redis_prefix=streams:` }));
+  }
+  for (const node of [...nodes, ...streamNodes]) {
     await pollUntil("the node's link to Redis", async () => {
       const status = await (await fetch(node.url.replace(/\/mcp$/, "/mcp-status"))).json();
       return status.redis?.link === "up";
@@ -66,7 +78,9 @@ before(async () => {
 });
 
 after(async () => {
-  for (const node of nodes) await node.stop();
+  if (relay) await relay.close();
+  for (const node of [...nodes, ...streamNodes]) await node.stop();
+  if (steps) await steps.stop();
   if (redis) await redis.stop();
   if (backend) await backend.stop();
 });
@@ -124,4 +138,40 @@ test("an SDK session alternating between two nodes, then surviving the loss of o
   assert.doesNotMatch(other.accessLog(), / 404 /, "the other node never answered 404");
   await client.close();
   for (const node of nodes) assert.deepEqual(badLogLines(node.errorLog()), []);
+});
+
+test("a tool call's stream cut on one node resumes on the other: every progress once, in order, the rest live", async () => {
+  const [a, b] = streamNodes;
+  relay = await startRelay(Number(new URL(a.url).port));
+  const relayUrl = relay.url;
+  // POSTs go to A through the relay (which the test cuts); every GET,
+  // the resume of the cut stream among them, goes to B.
+  const byMethod = (url, init) => fetch((init?.method ?? "GET") === "GET" ? b.url : relayUrl, init);
+  const transport = new StreamableHTTPClientTransport(new URL(a.url), {
+    fetch: byMethod,
+    reconnectionOptions: { initialReconnectionDelay: 100, maxReconnectionDelay: 400, reconnectionDelayGrowFactor: 1.5, maxRetries: 10 },
+  });
+  const client = new Client({ name: "ngx-mcp-session-e2e-nodes", version: "1.0.0" });
+  await client.connect(transport);
+  const progress = [];
+  // 400 ms a step: the cut comes at 0.8 s and the client is back on B
+  // within the 1.5 s outage's first tries, so the later steps and the
+  // result reach B live, from A's recording, through Redis.
+  const result = await client.callTool({ name: "steps", arguments: { count: 8, intervalMs: 400 } }, undefined, {
+    onprogress: ({ progress: step }) => {
+      progress.push(step);
+      if (step === 2 && relay.stats.cuts === 0) relay.cut();
+    },
+    resetTimeoutOnProgress: true,
+    timeout: 5000,
+    maxTotalTimeout: 20000,
+  });
+  assert.equal(relay.stats.cuts, 1);
+  assert.deepEqual(progress, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(result.content[0].text, "steps done: 8");
+  assert.match(a.errorLog(), /mcp_session: client left during a POST stream/, "A went on reading the backend");
+  assert.match(b.accessLog(), / GET 200 last-event-id=\[\d+\.\d+\] /, "the resume went to B");
+  await transport.terminateSession();
+  await client.close();
+  for (const node of streamNodes) assert.deepEqual(badLogLines(node.errorLog()), []);
 });

@@ -66,6 +66,12 @@ location /call {
 }
 location = /publish { mcp_session_publish zone=mcp; add_header X-Pid \$pid always; }
 location = /status { mcp_session_status zone=mcp; }
+location /short {
+    mcp_session zone=short;
+    mcp_session_stream on;
+    mcp_session_heartbeat 500ms;
+    proxy_pass http://127.0.0.1:$backend_port;
+}
 CONF
 }
 
@@ -77,6 +83,7 @@ sub make_node {
         workers     => 2,
         log_level   => 'info',
         http_config => "mcp_session_zone zone=mcp:2m idle_timeout=10m redis=127.0.0.1:$redis_port;\n"
+                     . "mcp_session_zone zone=short:1m idle_timeout=3s redis=127.0.0.1:$redis_port redis_prefix=short:;\n"
                      . ($extra_http // ''),
         config      => node_config(),
     );
@@ -133,7 +140,7 @@ sub connected { my ($s) = @_; return $s->read_until(qr/: connected\n\n/, 5) =~ /
 for my $node ($A, $B) {
     ok(poll_until(10, sub { (status_of($node)->{redis}{link} // '') eq 'up' }), 'the link to Redis comes up');
 }
-$redis->command('DEL', 'mcp:reseeding');  # a fresh Redis's re-seed window (see t/041)
+$redis->command('DEL', $_) for 'mcp:reseeding', 'short:reseeding';  # a fresh Redis's re-seed window (see t/041)
 
 # ---- publish on A reaches the stream on B, in order, once
 my $sid = create_on($A);
@@ -240,6 +247,23 @@ is($unknown->{status}, 200, 'a P no node recorded ...');
 unlike($unknown->{body}, qr/^id:/m, '... ends with nothing to replay');
 ok(status_of($A)->{counters}{post_streams_recorded} >= 1, 'A counted the recording');
 
+# ---- an open stream on B keeps its session alive on A (idle_timeout 3s)
+my $quiet = do {
+    my $res = $A->request('POST', '/short', body => $initialize,
+        headers => ['Content-Type' => 'application/json', Accept => 'application/json, text/event-stream']);
+    h($res, 'Mcp-Session-Id');
+};
+my $held = open_stream($B, 'GET', '/short', headers => ['Mcp-Session-Id' => $quiet, Accept => 'text/event-stream']);
+ok(connected($held), 'a stream on B of a session made on A, idle_timeout 3s');
+my $beats = 0;
+poll_until(8, sub { $held->read_until(qr/\z(?!)/, 0.5); $beats = () = $held->data =~ /: heartbeat/g; $beats >= 10 });
+ok($beats >= 10, "it beats for more than the idle timeout ($beats heartbeats)");
+my $still = $A->request('POST', '/short', body => '{"jsonrpc":"2.0","id":2,"method":"ping"}',
+    headers => ['Mcp-Session-Id' => $quiet, 'Content-Type' => 'application/json',
+                Accept => 'application/json, text/event-stream']);
+is($still->{status}, 200, 'A still knows the session: B\'s stream was activity cluster-wide');
+$held->close;
+
 # ---- hostile values under the prefix are ignored with a log line
 my $sid3 = create_on($A);
 my $hostile = get_stream($B, $sid3);
@@ -262,11 +286,17 @@ ok(poll_until(5, sub { (status_of($A)->{redis}{link} // '') eq 'down' && (status
 my $away = publish($A, $sid3, 'away');
 is($away->{status}, 503, 'a publish while Redis is away is 503');
 is(h($away, 'Retry-After'), '1', 'with Retry-After');
+my $opened_away = get_stream($B, $sid3, 'Last-Event-ID' => 2);
+ok(connected($opened_away), 'a stream opened on B while Redis is away (B holds the session)');
 $redis->start;
 ok(poll_until(15, sub { (status_of($A)->{redis}{link} // '') eq 'up' && (status_of($A)->{redis}{link} // '') eq 'up' }),
    'A is back on Redis');
+ok(poll_until(15, sub { (status_of($B)->{redis}{link} // '') eq 'up' && (status_of($B)->{redis}{link} // '') eq 'up' }),
+   'so is B');
 my $after = published_id($A, $sid3, 'back');
 ok($after > 2, "the first event after Redis came back empty is numbered past what clients hold ($after)");
+$opened_away->read_until(qr/"tag":"back"/, 10);
+is(events_in($opened_away->data), "$after:back", 'and reaches the stream B opened while Redis was away');
 
 $A->stop;
 $B->stop;

@@ -353,21 +353,23 @@ void close_shared_post_stream(zone_conf& zone, const session_key& key, std::uint
 bool open_shared_stream(zone_conf& zone, const session_key& key, std::uint64_t token, bool takes)
 {
     cluster_node* node = zone.cluster;
-    if (node == nullptr || !node->commands.ready() || !node->subscriber.ready()) {
+    if (node == nullptr) {
         return false;
     }
     const std::string name = mcp_session::shared_events_channel(prefix_of(*node), key);
     events_channel& channel = node->channels[name];
     channel.key = key;
     channel.listeners.push_back({token, node->worker_name + ":" + std::to_string(token), takes, false, false, false});
+    if (!node->commands.ready() || !node->subscriber.ready()) {
+        // The stream goes on with this node's ring; the subscriber's
+        // reconnect joins the channel and catches its ring up.
+        return false;
+    }
     if (channel.joined()) {
         send_open(*node, name, channel, channel.listeners.back(), takes);
     } else if (!channel.want) {
         join(*node, name, channel);
-        if (!channel.want) {
-            channel.listeners.pop_back();
-            return false;
-        }
+        return channel.want;
     }
     return true;  // sent once the channel is joined
 }

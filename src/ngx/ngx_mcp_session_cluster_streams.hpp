@@ -51,7 +51,8 @@ void append_backend_messages(zone_conf& zone, const mcp_session::session_key& ke
 // A stream of the session opened here with `token`. True: it waits for
 // shared_stream_ready (ngx_mcp_session_stream.cpp), which comes once the
 // ring holds what Redis does (or Redis could not be asked); false: Redis
-// cannot be reached now, the stream goes on with this node's ring alone.
+// cannot be reached now, the stream goes on with this node's ring, which
+// catches up once Redis is back. close_shared_stream ends either.
 // `takes`: the session's standalone stream, which becomes the cluster's
 // only one; else the resume of a POST stream, which only reads.
 bool open_shared_stream(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t token, bool takes);

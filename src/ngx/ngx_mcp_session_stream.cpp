@@ -5,6 +5,7 @@
 #include "ngx_mcp_session_phases.hpp"
 
 #include "ngx_mcp_session_backend_stream.hpp"
+#include "ngx_mcp_session_cluster.hpp"
 #include "ngx_mcp_session_cluster_streams.hpp"
 #include "ngx_mcp_session_doorbell.hpp"
 #include "ngx_mcp_session_events.hpp"
@@ -304,6 +305,9 @@ void on_heartbeat(ngx_event_t* ev) noexcept
     try {
         // An open stream is activity: it keeps the session from idling out.
         alive = event_store(*s->zone).beat(s->key, now);
+        if (alive) {
+            note_shared_use(*s->zone, s->key);  // redis=: the other nodes see the activity too
+        }
     } catch (const std::exception& e) {
         log_failure(ev->log, "heartbeat", &e);  // try again at the next beat; the stream itself is fine
     }
@@ -366,6 +370,9 @@ void on_deadline(ngx_event_t* ev) noexcept
     mcp_session::unix_ms expires_at = 0;
     try {
         expires_at = event_store(*s->zone).expire_or_touch(s->key, now);
+        if (expires_at != 0) {
+            note_shared_use(*s->zone, s->key);  // redis=: the other nodes see the activity too
+        }
     } catch (const std::exception& e) {
         log_failure(ev->log, "session deadline", &e);
         expires_at = now + 1000;  // look again in a second
@@ -539,10 +546,12 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     // pump even when it ends the stream: the content phase's NGX_DONE
     // then drops the last reference.
     r->main->count++;
-    if (shares_events(*s->zone) && open_shared_stream(*s->zone, s->key, s->token, s->post_stream == 0)) {
+    if (shares_events(*s->zone)) {
         s->shared = true;
-        s->awaiting_shared = true;
-        return NGX_DONE;
+        s->awaiting_shared = open_shared_stream(*s->zone, s->key, s->token, s->post_stream == 0);
+        if (s->awaiting_shared) {
+            return NGX_DONE;
+        }
     }
     start_sending(s, state, now);
     return NGX_DONE;

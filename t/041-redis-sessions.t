@@ -8,6 +8,7 @@ use lib 't/lib';
 use McpSession::TestNginx;
 use McpSession::Nginx;
 use McpSession::Redis;
+use McpSession::Nodes qw(start_node);
 use McpSession::Http2;
 use JSON::PP qw(decode_json);
 use MIME::Base64 ();
@@ -67,18 +68,9 @@ CONF
 
 sub make_node {
     my ($name, $port, $extra_http) = @_;
-    my $node = McpSession::Nginx->new(
-        servroot    => "$root/t/servroot-041-$name",
-        port        => $port,
-        workers     => 2,
-        log_level   => 'info',
+    return start_node(servroot => "$root/t/servroot-041-$name", port => $port, config => node_config(),
         http_config => "mcp_session_zone zone=mcp:1m idle_timeout=10m redis=127.0.0.1:$redis_port;\n"
-                     . ($extra_http // ''),
-        config      => node_config(),
-    );
-    $node->start;
-    $node->{started_by_api} = 1;
-    return $node;
+                     . ($extra_http // ''));
 }
 
 my $A = make_node('a', $a_port);

@@ -115,6 +115,28 @@ publish_outcome append_event(locked_zone& zone, session_record* record, event_ki
     return outcome;
 }
 
+// The live session a publish names (nginx's id, else the backend's own),
+// or null with `result` saying why (an expired one is removed now).
+session_record* publish_target(locked_zone& zone, const session_key& key, std::string_view or_backend_id, unix_ms now,
+                               publish_result& result)
+{
+    session_record* record = zone.find(key);
+    if (record == nullptr && !or_backend_id.empty()) {
+        record = zone.find_by_backend_id(or_backend_id);
+    }
+    if (record == nullptr) {
+        result = publish_result::unknown;
+        return nullptr;
+    }
+    if (!live(record, zone.conf(), now)) {
+        zone.remove(record);
+        ++zone.shared().counters.expired_lazily;
+        result = publish_result::expired;
+        return nullptr;
+    }
+    return record;
+}
+
 }  // namespace
 
 publish_outcome event_store::publish(const session_key& key, event_kind kind, std::string_view payload, unix_ms now,
@@ -123,21 +145,8 @@ publish_outcome event_store::publish(const session_key& key, event_kind kind, st
     publish_outcome outcome;
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
-    session_record* record = zone.find(key);
-    if (record == nullptr && !or_backend_id.empty()) {
-        record = zone.find_by_backend_id(or_backend_id);
-    }
-    if (record == nullptr) {
-        outcome.result = publish_result::unknown;
-        return outcome;
-    }
-    if (!live(record, zone_, now)) {
-        zone.remove(record);
-        ++zone.shared().counters.expired_lazily;
-        outcome.result = publish_result::expired;
-        return outcome;
-    }
-    return append_event(zone, record, kind, payload, now);
+    session_record* record = publish_target(zone, key, or_backend_id, now, outcome.result);
+    return record == nullptr ? outcome : append_event(zone, record, kind, payload, now);
 }
 
 subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
@@ -443,6 +452,27 @@ void event_store::close_post_stream(const session_key& key, std::uint64_t post_s
 
 namespace {
 
+// A GET resuming POST stream P gets a token and, when P has an entry,
+// becomes its only resumer (a previous one is woken to end).
+subscription subscribe_resumer(locked_zone& zone, session_record* record, post_stream_entry* post, ngx_int_t worker)
+{
+    subscription subscribed;
+    subscribed.token = ++zone.shared().next_subscription;
+    subscribed.expires_at = mcp_session::expires_at(times_of(record), zone.conf().policy);
+    ++zone.shared().counters.post_stream_resumes;
+    if (post == nullptr) {
+        return subscribed;
+    }
+    if (post->subscriber != 0) {
+        zone.notify(post->subscriber_worker, post->subscriber);  // taken over
+    } else {
+        ++zone.shared().open_streams;
+    }
+    post->subscriber = subscribed.token;
+    post->subscriber_worker = static_cast<std::int32_t>(worker);
+    return subscribed;
+}
+
 // A resume of POST stream P in a redis= zone: P is numbered by the node
 // that recorded it, and its entry here is learned from what the channel
 // and the catch-up bring (mirror() keeps it up to date).
@@ -468,17 +498,7 @@ subscription subscribe_mirrored_post_stream(locked_zone& zone, session_record* r
         post->recorder_worker = -1;
         post->subscriber_worker = -1;
     }
-    subscribed.token = ++zone.shared().next_subscription;
-    subscribed.expires_at = mcp_session::expires_at(times_of(record), zone.conf().policy);
-    ++zone.shared().counters.post_stream_resumes;
-    if (post->subscriber != 0) {
-        zone.notify(post->subscriber_worker, post->subscriber);  // taken over
-    } else {
-        ++zone.shared().open_streams;
-    }
-    post->subscriber = subscribed.token;
-    post->subscriber_worker = static_cast<std::int32_t>(worker);
-    return subscribed;
+    return subscribe_resumer(zone, record, post, worker);
 }
 
 // A mirrored event of POST stream P tells its entry how far it got.
@@ -532,20 +552,8 @@ subscription event_store::subscribe_post_stream(const session_key& key, std::uin
             return subscribed;
         }
     }
-    subscribed.token = ++zone.shared().next_subscription;
-    subscribed.expires_at = mcp_session::expires_at(times_of(record), zone_.policy);
-    ++zone.shared().counters.post_stream_resumes;
-    if (post == nullptr) {
-        return subscribed;  // forgotten: the read sends what the ring still holds of it, and ends
-    }
-    if (post->subscriber != 0) {
-        zone.notify(post->subscriber_worker, post->subscriber);  // taken over
-    } else {
-        ++zone.shared().open_streams;
-    }
-    post->subscriber = subscribed.token;
-    post->subscriber_worker = static_cast<std::int32_t>(worker);
-    return subscribed;
+    // Without an entry (forgotten), the read sends what the ring still holds of it, and ends.
+    return subscribe_resumer(zone, record, post, worker);
 }
 
 void event_store::unsubscribe_post_stream(const session_key& key, std::uint64_t post_stream, std::uint64_t token)
@@ -863,21 +871,12 @@ void event_store::settle_mirror(const session_key& key, std::uint64_t up_to)
 publish_result event_store::find_publish_target(session_key& key, std::string_view or_backend_id, unix_ms now)
 {
     zone_transaction tx(zone_);
-    locked_zone& zone = tx.zone();
-    session_record* record = zone.find(key);
-    if (record == nullptr && !or_backend_id.empty()) {
-        record = zone.find_by_backend_id(or_backend_id);
+    publish_result result = publish_result::published;
+    const session_record* record = publish_target(tx.zone(), key, or_backend_id, now, result);
+    if (record != nullptr) {
+        key = key_of(record);
     }
-    if (record == nullptr) {
-        return publish_result::unknown;
-    }
-    if (!live(record, zone_, now)) {
-        zone.remove(record);
-        ++zone.shared().counters.expired_lazily;
-        return publish_result::expired;
-    }
-    key = key_of(record);
-    return publish_result::published;
+    return result;
 }
 
 void event_store::settle_post_stream(const session_key& key, std::uint64_t post_stream)

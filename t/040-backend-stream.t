@@ -5,7 +5,8 @@
 # client stream with nginx's ids and are replayed after a reconnect. The
 # backends are Perl MCP servers (t/lib/McpSession/FakeMcp.pm) that hold
 # real GET streams and log every GET they get. HTTP/1.1 and HTTP/2 client
-# streams, issue and learn mode, a backend without a stream (405), a
+# streams, issue and learn mode, a backend without a stream (405), one
+# holding another GET of the session (409: asked again with backoff), a
 # backend that drops its stream, DELETE, reload, nginx -t.
 use strict;
 use warnings;
@@ -23,6 +24,7 @@ my $initialize = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"proto
 my $files = tempdir(CLEANUP => 1);
 my $streaming = McpSession::FakeMcp->start(port => free_port(), log => "$files/streaming.log", get => 'stream');
 my $refusing = McpSession::FakeMcp->start(port => free_port(), log => "$files/refusing.log");
+my $busy = McpSession::FakeMcp->start(port => free_port(), log => "$files/busy.log", get => 'busy');
 my ($sp, $rp) = ($streaming->port, $refusing->port);
 my $h2 = free_port();
 
@@ -46,8 +48,15 @@ location /refusing {
     mcp_session_stream on;
     proxy_pass http://127.0.0.1:$rp;
 }
+location /busy {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_stream on;
+    proxy_pass http://127.0.0.1:BUSY;
+}
 location = /status { mcp_session_status zone=mcp; }
 CONF
+$locations =~ s/BUSY/$busy->port/e;
 
 my $n = start_nginx(
     workers     => 2,
@@ -183,6 +192,13 @@ ok(poll_until(5, sub { @{ gets_of($refusing, 'refused') } >= 1 }), 'the backend 
 my $log = $n->error_log;
 is(scalar @{ gets_of($refusing, 'refused') }, 1, '... once: its 405 is remembered for the session');
 like($log, qr/answered the session's stream GET with 405/, '... and logged at info');
+
+# --- a backend that holds another GET of the session (409, another
+#     node's until its grace ends) is asked again, with backoff
+my $contended = open_session('/busy');
+my $waiting = client_stream('/busy', $contended);
+ok(poll_until(10, sub { @{ gets_of($busy, 'busy') } >= 2 }), 'a 409 to the stream GET is retried while a client listens');
+$waiting->close;
 
 # --- counters
 my $after = counters();

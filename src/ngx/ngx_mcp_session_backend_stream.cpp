@@ -705,7 +705,9 @@ ngx_int_t backend_stream_header_filter(ngx_http_request_t* r, request_state* sta
     if ((!from_backend && (status == NGX_HTTP_BAD_GATEWAY || status == NGX_HTTP_SERVICE_UNAVAILABLE ||
                            status == NGX_HTTP_GATEWAY_TIME_OUT)) ||
         (from_backend && (status >= NGX_HTTP_INTERNAL_SERVER_ERROR || status == NGX_HTTP_REQUEST_TIME_OUT ||
-                          status == NGX_HTTP_TOO_MANY_REQUESTS))) {
+                          status == NGX_HTTP_TOO_MANY_REQUESTS || status == NGX_HTTP_CONFLICT))) {
+        // 409: the backend holds another GET of the session open (the SDK
+        // allows one), such as another node's until its grace period ends.
         bs->next = backend_stream::after_close::reopen;  // later, with backoff
         return NGX_OK;
     }

@@ -179,6 +179,10 @@ sub serve {
                     $SIG{TERM} = 'DEFAULT';
                     $self->hold_stream($c, $req);
                 }
+            } elsif ($self->{get} eq 'busy') {
+                # The SDK's answer while another GET of the session is open.
+                $self->log_get('busy', $req);
+                answer($c, 409, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Conflict: Only one SSE stream is allowed per session"},"id":null}');
             } else {
                 $self->log_get('refused', $req);
                 answer($c, 405, '{"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null}',

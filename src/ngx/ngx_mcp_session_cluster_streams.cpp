@@ -427,10 +427,20 @@ void on_events_channel_reply(cluster_node& node, const redisReply* reply)
     if (type == "subscribe" || type == "unsubscribe") {
         channel->replies_due -= channel->replies_due > 0 ? 1 : 0;
         if (channel->joined()) {
-            for (shared_listener& l : channel->listeners) {
+            // A failed send answers at once, which may end a stream and
+            // change the listeners: each is looked up again.
+            std::vector<std::uint64_t> due;
+            for (const shared_listener& l : channel->listeners) {
                 if (!l.opened || l.recheck) {
-                    send_open(node, name, *channel, l, !l.opened && l.takes);
-                    l.recheck = false;
+                    due.push_back(l.token);
+                }
+            }
+            for (const std::uint64_t token : due) {
+                events_channel* still = channel_named(node, name);
+                shared_listener* l = still == nullptr ? nullptr : listener_of(*still, token);
+                if (l != nullptr) {
+                    l->recheck = false;
+                    send_open(node, name, *still, *l, !l->opened && l->takes);
                 }
             }
         } else if (!channel->want && channel->replies_due == 0 && channel->listeners.empty()) {

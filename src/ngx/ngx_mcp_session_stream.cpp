@@ -548,10 +548,12 @@ ngx_int_t open_stream(ngx_http_request_t* r)
     r->main->count++;
     if (shares_events(*s->zone)) {
         s->shared = true;
-        s->awaiting_shared = open_shared_stream(*s->zone, s->key, s->token, s->post_stream == 0);
-        if (s->awaiting_shared) {
-            return NGX_DONE;
+        // Set first: Redis may answer (fail) before open_shared_stream returns.
+        s->awaiting_shared = true;
+        if (open_shared_stream(*s->zone, s->key, s->token, s->post_stream == 0)) {
+            return NGX_DONE;  // shared_stream_ready starts it (or did)
         }
+        s->awaiting_shared = false;
     }
     start_sending(s, state, now);
     return NGX_DONE;

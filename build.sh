@@ -17,7 +17,8 @@ MODULE="$BUILD/ngx_mcp_session_module.so"
 NGINX_BIN="${NGINX_BIN:-/usr/sbin/nginx}"
 
 APT_PACKAGES=(nginx nginx-dev g++ make libboost-dev libboost-test-dev nlohmann-json3-dev
-              libhiredis-dev redis-server libtest-base-perl libwww-perl nodejs npm curl ca-certificates)
+              libhiredis-dev redis-server libnginx-mod-nchan libtest-base-perl libwww-perl nodejs npm curl
+              ca-certificates)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

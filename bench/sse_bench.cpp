@@ -3,13 +3,16 @@
 // endpoint, and measures delivery and publish->deliver latency from a
 // timestamp in each payload. One epoll thread reads streams, one publishes.
 //
-//   sse_bench deliver --target mcp|nchan --port P --streams N --rate R --seconds S
+//   sse_bench deliver --target mcp|nchan --port P --streams N --rate R --seconds S [--publish-port A]
+//                     (streams open on P; sessions are learned and events published on A, default P:
+//                     two nginx nodes sharing a Redis, publish on one, deliver from the other)
 //   sse_bench replay  --port P --events 256 --size 1024 --runs 50
 //   sse_bench resume  --port P --path /mcp-sse --prefix live- --events 64 --runs 50
 //                     (a POST whose backend answers with E events, then GETs resuming it from P.0)
 //   sse_bench populate --port P --count N --prefix p [--path /mcp]   (learn N sessions, pipelined)
-//   sse_bench fill --port P --count N --prefix p --path /rings --events E --size S
-//                                     (N sessions, each with E events of S bytes)
+//   sse_bench fill --port P --count N --prefix p --path /rings --events E --size S [--target nchan]
+//                                     (N sessions, each with E events of S bytes; nchan:
+//                                     N channels PREFIXi through /nchan/pub)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,6 +44,7 @@ struct options {
     std::string mode;
     std::string target = "mcp";
     int port = 0;
+    int publish_port = 0;  // 0: the same as port
     int streams = 1000;
     int rate = 1000;
     double seconds = 3;
@@ -147,8 +151,8 @@ int run_deliver(const options& opt)
 {
     const target_api api{opt.target == "mcp", std::to_string(getpid())};
     raise_fd_limit();
-    if (api.mcp) {  // sessions are learned from the backend's answer
-        const int fd = connect_local(opt.port);
+    if (api.mcp) {  // sessions are learned from the backend's answer, on the publishing node
+        const int fd = connect_local(opt.publish_port);
         pipelined(fd, opt.streams, 200, [&](long long i) {
             return "POST /mcp?sid=" + api.session(static_cast<int>(i)) +
                    " HTTP/1.1\r\nHost: bench\r\nContent-Length: 2\r\n\r\n{}";
@@ -178,9 +182,14 @@ int run_deliver(const options& opt)
     long long delivered = 0, duplicates = 0;
 
     // Let every stream open (nchan needs the subscriber before a publish
-    // to count as live; ours would replay anyway).
-    const std::int64_t settle_until = now_ns() + 500'000'000;
-    while (now_ns() < settle_until) {
+    // to count as live; ours would replay anyway): at least 500 ms, and
+    // until every stream has its headers (on another node than the
+    // sessions', each GET first looks its session up in Redis), 10 s at most.
+    const std::int64_t settle_from = now_ns();
+    const auto all_open = [&] {
+        return std::all_of(readers.begin(), readers.end(), [](const stream_reader& r) { return r.headers_done; });
+    };
+    while (now_ns() < settle_from + 500'000'000 || (!all_open() && now_ns() < settle_from + 10'000'000'000LL)) {
         epoll_event events[256];
         const int n = epoll_wait(ep, events, 256, 50);
         for (int k = 0; k < n; ++k) {
@@ -196,7 +205,7 @@ int run_deliver(const options& opt)
     std::thread publisher([&] {
         std::vector<int> conns;
         for (int c = 0; c < opt.publishers; ++c) {
-            conns.push_back(connect_local(opt.port));
+            conns.push_back(connect_local(opt.publish_port));
         }
         const int pep = epoll_create1(0);
         std::vector<bool> busy(conns.size(), false);
@@ -503,15 +512,22 @@ int run_populate(const options& opt)
 }
 
 // Creates `count` sessions and publishes `events` events of `size` bytes
-// to each through PATH/publish: rings as full as a busy session's.
+// to each through PATH/publish: rings as full as a busy session's. With
+// --target nchan: the same events to `count` nchan channels (made by
+// their first message).
 int run_fill(const options& opt)
 {
+    const bool mcp = opt.target == "mcp";
     const int fd = connect_local(opt.port);
-    pipelined(fd, opt.count, 200, [&](long long i) { return create_request(opt, i); }, "fill: create");
+    if (mcp) {
+        pipelined(fd, opt.count, 200, [&](long long i) { return create_request(opt, i); }, "fill: create");
+    }
     const long long per_session = opt.events;
-    pipelined(fd, opt.count * per_session, 202, [&](long long k) {
-        return target_api::publish_to_session(opt.path, opt.prefix + std::to_string(k / per_session),
-                                              payload(k % per_session, 0, opt.size));
+    pipelined(fd, opt.count * per_session, mcp ? 202 : 0, [&](long long k) {
+        const std::string id = opt.prefix + std::to_string(k / per_session);
+        const std::string body = payload(k % per_session, 0, opt.size);
+        return mcp ? target_api::publish_to_session(opt.path, id, body)
+                   : "POST /nchan/pub?id=" + id + " HTTP/1.1\r\nHost: bench\r\n" + target_api::body_part(body);
     }, "fill: publish");
     close(fd);
     std::printf("{\"sessions\":%lld,\"events\":%lld,\"payload_bytes\":%zu}\n", opt.count, opt.count * per_session,
@@ -545,6 +561,7 @@ options parse(int argc, char** argv)
     }
     opt.count = number("--count", 0LL);
     opt.port = number("--port", 0);
+    opt.publish_port = number("--publish-port", opt.port);
     opt.streams = number("--streams", opt.streams);
     opt.rate = number("--rate", opt.rate);
     opt.seconds = number("--seconds", opt.seconds);

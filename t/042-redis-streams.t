@@ -217,6 +217,14 @@ ok(poll_until(5, sub { my $r = waitpid($h2b->{pid}, WNOHANG); $code = $? >> 8 if
 is($code, 0, 'cleanly (END_STREAM)');
 is(publish($B, $sid2, 'late')->{status}, 404, 'and a publish for it is 404 on either node');
 ok(!$redis->command('EXISTS', 'mcp:e:{0' . unpack('H*', $sid2) . '}'), 'its Redis Stream is gone');
+# Each of B's workers answers a publish after a round trip on its link,
+# behind whatever its stream's end queued there.
+poll_until(5, sub { status_of($B)->{open_streams} == 0 && status_of($B)->{open_streams} == 0 });
+my %answered_by;
+poll_until(5, sub { my $r = publish($B, $sid2, 'probe'); $answered_by{ h($r, 'X-Pid') } = 1; keys %answered_by >= 2 });
+is(scalar keys %answered_by, 2, 'both of B\'s workers went to Redis since');
+ok(!$redis->command('EXISTS', 'mcp:l:{0' . unpack('H*', $sid2) . '}'),
+   'the stream ending after the session does not bring its listener key back');
 
 # ---- a POST stream recorded on A resumes on B
 my $sid4 = create_on($A);

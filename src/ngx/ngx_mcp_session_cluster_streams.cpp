@@ -69,8 +69,11 @@ return {held[1] or '', held[2] or '0', redis.call('XREVRANGE', KEYS[2], '+', '-'
 )lua";
 
 // A stream ended having delivered up to ARGV[1]: a GET without
-// Last-Event-ID on any node starts after it. KEYS: listener. ARGV: id, lifetime.
+// Last-Event-ID on any node starts after it; not for a session that ended
+// (its stream ends after the end removed the key). KEYS: listener,
+// tombstone. ARGV: id, lifetime.
 constexpr std::string_view delivered_script = R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local d = tonumber(redis.call('HGET', KEYS[1], 'd') or '0') or 0
 if tonumber(ARGV[1]) > d then redis.call('HSET', KEYS[1], 'd', ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -394,7 +397,8 @@ void close_shared_stream(zone_conf& zone, const session_key& key, std::uint64_t 
     }
     listeners.erase(gone, listeners.end());
     if (delivered > 0 && node->commands.ready()) {
-        run_script(*node, node->delivered, {mcp_session::shared_listener_key(prefix, key)},
+        run_script(*node, node->delivered,
+                   {mcp_session::shared_listener_key(prefix, key), mcp_session::shared_tombstone_key(prefix, key)},
                    {std::to_string(delivered), lifetime_of(*node)}, {});
     }
     if (!listeners.empty()) {

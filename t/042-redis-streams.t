@@ -13,14 +13,17 @@ use McpSession::Nginx;
 use McpSession::Redis;
 use McpSession::Nodes qw(start_node);
 use McpSession::Http2;
+use McpSession::FakeMcp;
 use JSON::PP qw(decode_json);
 use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 use Test::More;
 
 my $root = McpSession::Nginx::repo_root();
-my ($redis_port, $backend_port, $a_port, $b_port, $b_h2) = map { free_port() } 1 .. 5;
+my ($redis_port, $backend_port, $a_port, $b_port, $b_h2, $fake_port) = map { free_port() } 1 .. 6;
 my $files = tempdir(CLEANUP => 1);
+# A backend with a stream of its own per session (Perl, t/lib/McpSession/FakeMcp.pm).
+my $fake = McpSession::FakeMcp->start(port => $fake_port, log => "$files/fake.log", get => 'stream');
 
 # A tool call's answer as a stream: two progress notifications, then the result.
 sub write_file { my ($name, $text) = @_; open my $fh, '>:raw', "$files/$name" or die $!; print {$fh} $text; close $fh }
@@ -67,6 +70,13 @@ location /call {
 }
 location = /publish { mcp_session_publish zone=mcp; add_header X-Pid \$pid always; }
 location = /status { mcp_session_status zone=mcp; }
+location /held {
+    mcp_session zone=mcp;
+    mcp_session_stream on;
+    mcp_session_stream_grace 30s;
+    mcp_session_heartbeat off;
+    proxy_pass http://127.0.0.1:$fake_port;
+}
 location /short {
     mcp_session zone=short;
     mcp_session_stream on;
@@ -264,6 +274,30 @@ my $still = $A->request('POST', '/short', body => '{"jsonrpc":"2.0","id":2,"meth
 is($still->{status}, 200, 'A still knows the session: B\'s stream was activity cluster-wide');
 $held->close;
 
+# ---- the backend's own stream follows the client's stream to the other node
+sub fake_gets { my ($event) = @_; return scalar grep { $_->{event} eq $event } @{ $fake->gets } }
+my $owned = do {
+    my $res = $A->request('POST', '/held', body => $initialize,
+        headers => ['Content-Type' => 'application/json', Accept => 'application/json, text/event-stream']);
+    h($res, 'Mcp-Session-Id');
+};
+my $client_a = open_stream($A, 'GET', '/held', headers => ['Mcp-Session-Id' => $owned, Accept => 'text/event-stream']);
+ok(connected($client_a), 'a client stream on A of a backend with a stream of its own');
+ok(poll_until(5, sub { fake_gets('open') == 1 }), 'A holds the backend\'s stream');
+$fake->notify($owned, 'first');
+like($client_a->read_until(qr/"first"/, 5), qr/"data":"first"/, 'its message reaches the client on A');
+my $client_b = open_stream($B, 'GET', '/held',
+    headers => ['Mcp-Session-Id' => $owned, Accept => 'text/event-stream', 'Last-Event-ID' => 1]);
+ok(connected($client_b), 'the client moves to B');
+ok(poll_until(5, sub { fake_gets('closed') >= 1 }),
+   'A lets the backend\'s stream go at once, not after its 30 s grace: the client is on B');
+ok(poll_until(5, sub { fake_gets('open') == 2 }), 'B holds it now');
+$fake->notify($owned, 'second');
+$client_b->read_until(qr/"second"/, 5);
+is(scalar(() = $client_b->data =~ /"data":"second"/g), 1, 'the next message reaches the client on B, once');
+$client_a->close;
+$client_b->close;
+
 # ---- hostile values under the prefix are ignored with a log line
 my $sid3 = create_on($A);
 my $hostile = get_stream($B, $sid3);
@@ -301,5 +335,6 @@ is(events_in($opened_away->data), "$after:back", 'and reaches the stream B opene
 $A->stop;
 $B->stop;
 $backend->stop;
+$fake->stop;
 $redis->stop;
 done_testing();

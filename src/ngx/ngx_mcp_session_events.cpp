@@ -174,6 +174,7 @@ subscription event_store::subscribe(const session_key& key, ngx_int_t worker)
     }
     stream->subscriber = ++zone.shared().next_subscription;
     stream->subscriber_worker = static_cast<std::int32_t>(worker);
+    stream->listened_elsewhere = 0;
     return {stream->subscriber, stream->next_id - 1, stream->delivered,
             mcp_session::expires_at(times_of(record), zone_.policy), false};
 }
@@ -697,7 +698,11 @@ std::optional<bool> event_store::backend_stream_listened(const session_key& key,
     if (record == nullptr || !live(record, zone_, now)) {
         return std::nullopt;
     }
-    return record->stream != nullptr && record->stream->subscriber != 0;
+    const session_stream* stream = record->stream;
+    if (stream != nullptr && stream->subscriber == 0 && stream->listened_elsewhere != 0) {
+        return std::nullopt;  // the client's stream is on another node now, and that node holds the backend's
+    }
+    return stream != nullptr && stream->subscriber != 0;
 }
 
 void event_store::record_backend_messages(const session_key& key, const std::vector<std::string>& messages,
@@ -930,6 +935,7 @@ bool event_store::end_listener(const session_key& key, std::uint64_t token)
     zone.notify(stream->subscriber_worker, stream->subscriber);
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
+    stream->listened_elsewhere = 1;
     --zone.shared().open_streams;
     ++zone.shared().counters.shared_takeovers;
     return true;

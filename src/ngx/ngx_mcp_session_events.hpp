@@ -139,7 +139,8 @@ public:
     // worker asks again for this session.
     void release_backend_stream(const mcp_session::session_key& key, std::int64_t pid, bool absent);
     // Whether a client stream of the session is open now (on any worker);
-    // nullopt when the session is gone or has expired.
+    // nullopt when the session is gone or has expired, or (redis=) a GET
+    // on another node took its stream over: no grace period is due here.
     std::optional<bool> backend_stream_listened(const mcp_session::session_key& key, mcp_session::unix_ms now);
     // Records messages of the backend's stream on the session's stream,
     // under one lock; those that find no room are dropped and counted, as

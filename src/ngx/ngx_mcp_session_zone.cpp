@@ -420,6 +420,7 @@ session_stream* locked_zone::stream_of(session_record* record, mcp_session::room
     stream->subscriber = 0;
     stream->subscriber_worker = -1;
     stream->backend_stream_holder = 0;
+    stream->listened_elsewhere = 0;
     stream->capacity = capacity;
     for (post_stream_entry& post : stream->posts) {
         post = post_stream_entry{};

@@ -148,6 +148,9 @@ struct session_stream {
     // session (ngx_mcp_session_backend_stream.cpp): that worker's pid, 0
     // when none does. A claim of a process that died is taken over.
     std::int64_t backend_stream_holder;
+    // redis=: a GET on another node took the session's stream over, so
+    // the client is there now (no grace period here for the backend's stream).
+    std::uint64_t listened_elsewhere;
     post_stream_entry posts[post_streams_tracked];
     // event_slot[capacity] follows
 };

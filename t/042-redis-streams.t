@@ -37,12 +37,14 @@ my $redis = McpSession::Redis->new(dir => "$root/t/servroot-042-redis", port => 
 # stream of its own (405 to GET), "ok" to anything else.
 my $backend = McpSession::Nginx->new(
     servroot => "$root/t/servroot-042-backend", port => $backend_port, load_module => 0, log_level => 'warn',
+    # ?bid=X: the session the backend makes is "b-X" (the test knows it).
+    http_config => 'map $arg_bid $made_id { "" "s-$request_id"; default "b-$arg_bid"; }',
     config   => <<'CONF');
 location /files/ { alias FILES/; default_type text/event-stream; }
 location / {
     if ($request_method = GET) { return 405; }
     if ($http_mcp_session_id = "") {
-        add_header Mcp-Session-Id "s-$request_id" always;
+        add_header Mcp-Session-Id $made_id always;
         return 200 "init\n";
     }
     return 200 "ok\n";
@@ -76,6 +78,13 @@ location /held {
     mcp_session_stream_grace 30s;
     mcp_session_heartbeat off;
     proxy_pass http://127.0.0.1:$fake_port;
+}
+location /issued {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_stream on;
+    mcp_session_heartbeat off;
+    proxy_pass http://127.0.0.1:$backend_port;
 }
 location /short {
     mcp_session zone=short;
@@ -297,6 +306,22 @@ $client_b->read_until(qr/"second"/, 5);
 is(scalar(() = $client_b->data =~ /"data":"second"/g), 1, 'the next message reaches the client on B, once');
 $client_a->close;
 $client_b->close;
+
+# ---- issue mode: a backend publishes by its own id through a node that never saw the session
+my $issued = do {
+    my $res = $A->request('POST', '/issued?bid=77', body => $initialize,
+        headers => ['Content-Type' => 'application/json', Accept => 'application/json, text/event-stream']);
+    h($res, 'Mcp-Session-Id');
+};
+isnt($issued, 'b-77', 'A issued its own id for the backend\'s b-77');
+my $issued_stream = open_stream($A, 'GET', '/issued', headers => ['Mcp-Session-Id' => $issued, Accept => 'text/event-stream']);
+ok(connected($issued_stream), 'its stream on A');
+my $by_backend = publish($B, 'b-77', 'bid');
+is($by_backend->{status}, 202, 'B takes a publish naming the backend\'s id');
+$issued_stream->read_until(qr/"tag":"bid"/, 5);
+is(events_in($issued_stream->data), decode_json($by_backend->{body})->{id} . ':bid', 'and it reaches the stream on A');
+is(publish($B, 'b-78', 'none')->{status}, 404, 'a backend id no node made is 404');
+$issued_stream->close;
 
 # ---- reload of B: its stream ends cleanly, the client resumes on B's new workers
 my $sid5 = create_on($A);

@@ -36,6 +36,10 @@ std::string shared_session_key(std::string_view prefix, const session_key& key);
 // Where an ended session is remembered until its lifetime is over, so a
 // node that still holds it in a late save cannot bring it back.
 std::string shared_tombstone_key(std::string_view prefix, const session_key& key);
+// Issue mode: the session a backend knows by `backend_id` (its value is
+// the session's token), so a backend can publish through any node by the
+// id it knows. Outside the session's hash tag: one key per backend id.
+std::string shared_backend_index_key(std::string_view prefix, std::string_view backend_id);
 // The channel on which ends are announced (the message is the token).
 std::string shared_end_channel(std::string_view prefix);
 // The cluster's binding key (see shared_binding_key_text).

@@ -130,6 +130,18 @@ std::string shared_tombstone_key(std::string_view prefix, const session_key& key
     return braced(prefix, key) + ":gone";
 }
 
+std::string shared_backend_index_key(std::string_view prefix, std::string_view backend_id)
+{
+    std::string name(prefix);
+    name += "bid:";
+    for (const char c : backend_id) {
+        const auto byte = static_cast<unsigned char>(c);
+        name += hex_digits[byte >> 4];
+        name += hex_digits[byte & 15];
+    }
+    return name;
+}
+
 std::string shared_end_channel(std::string_view prefix) { return std::string(prefix) + "ended"; }
 
 std::string shared_binding_key_name(std::string_view prefix) { return std::string(prefix) + "binding_key"; }

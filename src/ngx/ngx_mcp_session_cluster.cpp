@@ -648,6 +648,14 @@ void share_session(zone_conf& zone, const session_key& key)
     }
     if (const auto view = shared_view_of(zone, key)) {
         sync_session(*node, key, *view, "save");
+        if (!view->backend_id.empty()) {
+            // Issue mode: any node finds the session by the backend's id
+            // (a publish names it so); the entry outlives no session.
+            node->commands.command({"SET", mcp_session::shared_backend_index_key(prefix_of(*node), view->backend_id),
+                                    mcp_session::shared_token(key), "PX",
+                                    std::to_string(zone.policy.max_lifetime_ms)},
+                                   {});
+        }
     }
 }
 

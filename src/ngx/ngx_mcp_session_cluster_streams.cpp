@@ -290,6 +290,23 @@ void append_shared_event(zone_conf& zone, const session_key& key, const shared_e
                });
 }
 
+void find_by_backend_id(zone_conf& zone, std::string_view backend_id,
+                        std::function<void(std::optional<session_key>)> found)
+{
+    cluster_node* node = zone.cluster;
+    if (node == nullptr || !node->commands.ready() ||
+        !node->commands.command({"GET", mcp_session::shared_backend_index_key(prefix_of(*node), backend_id)},
+                                [found](const redisReply* reply) {
+                                    if (cluster_leaving()) {
+                                        return;
+                                    }
+                                    const bool text = reply != nullptr && reply->type == REDIS_REPLY_STRING;
+                                    found(text ? mcp_session::key_from_shared_token(text_of(reply)) : std::nullopt);
+                                })) {
+        found(std::nullopt);
+    }
+}
+
 void append_backend_messages(zone_conf& zone, const session_key& key, const std::vector<std::string>& messages)
 {
     zone_conf* z = &zone;

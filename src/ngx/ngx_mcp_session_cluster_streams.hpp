@@ -18,6 +18,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,11 @@ inline constexpr std::int64_t append_ended = -2;       // ended (a tombstone)
 using numbered_handler = std::function<void(std::int64_t)>;
 void append_shared_event(zone_conf& zone, const mcp_session::session_key& key, const mcp_session::shared_event& event,
                          bool known_here, numbered_handler numbered);
+
+// Issue mode: the session whose backend knows it as `backend_id`, as
+// Redis has it; `found` gets nullopt when Redis knows none (or cannot be asked).
+void find_by_backend_id(zone_conf& zone, std::string_view backend_id,
+                        std::function<void(std::optional<mcp_session::session_key>)> found);
 
 // Messages of the backend's own stream of the session (counted when numbered).
 void append_backend_messages(zone_conf& zone, const mcp_session::session_key& key,

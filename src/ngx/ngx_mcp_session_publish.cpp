@@ -39,9 +39,15 @@ ngx_int_t answer_unreachable(ngx_http_request_t* r)
 // A publish waiting for Redis to number its event. Freed by whichever of
 // the answer and the request's end comes second.
 struct publish_ticket {
-    ngx_http_request_t* request;
+    ngx_http_request_t* request = nullptr;
     std::string session_id;  // for the 404 body
     bool answered = false;
+    // Unknown to this node: nginx's id is asked first; the backend's own
+    // (issue mode) next, with what to publish kept for it.
+    zone_conf* zone = nullptr;
+    bool may_be_backend_id = false;
+    mcp_session::event_kind kind = mcp_session::event_kind::message;
+    std::string payload;
 };
 
 void on_publish_request_gone(void* data) noexcept
@@ -54,11 +60,38 @@ void on_publish_request_gone(void* data) noexcept
     }
 }
 
+void on_numbered(publish_ticket* ticket, std::int64_t id) noexcept;
+
+// Issue mode: the id the publisher named may be the backend's.
+void publish_by_backend_id(publish_ticket* ticket) noexcept
+{
+    ticket->may_be_backend_id = false;  // asked once
+    try {
+        find_by_backend_id(*ticket->zone, ticket->session_id, [ticket](std::optional<mcp_session::session_key> key) {
+            if (!key) {
+                on_numbered(ticket, append_unknown);
+                return;
+            }
+            mcp_session::shared_event event;
+            event.kind = ticket->kind;
+            event.payload = ticket->payload;
+            append_shared_event(*ticket->zone, *key, event, false,
+                                [ticket](std::int64_t id) { on_numbered(ticket, id); });
+        });
+    } catch (...) {
+        on_numbered(ticket, append_unavailable);
+    }
+}
+
 void on_numbered(publish_ticket* ticket, std::int64_t id) noexcept
 {
     ngx_http_request_t* r = ticket->request;
     if (r == nullptr) {
         delete ticket;
+        return;
+    }
+    if (id == append_unknown && ticket->may_be_backend_id) {
+        publish_by_backend_id(ticket);
         return;
     }
     ticket->answered = true;  // the request's cleanup frees it
@@ -99,9 +132,17 @@ ngx_int_t publish_across_nodes(ngx_http_request_t* r, request_state* state, std:
     if (cleanup == nullptr) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    auto* ticket = new publish_ticket{r, std::string(to_view(state->id))};
+    auto* ticket = new publish_ticket;
+    ticket->request = r;
+    ticket->session_id.assign(to_view(state->id));
     cleanup->handler = on_publish_request_gone;
     cleanup->data = ticket;
+    ticket->zone = state->zone;
+    if (local == publish_result::unknown) {
+        ticket->may_be_backend_id = true;
+        ticket->kind = state->publish_kind;
+        ticket->payload.assign(payload);
+    }
     mcp_session::shared_event event;
     event.kind = state->publish_kind;
     event.payload = payload;

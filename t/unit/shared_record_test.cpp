@@ -166,4 +166,10 @@ BOOST_AUTO_TEST_CASE(binding_keys_as_hex)
     BOOST_TEST(!parse_shared_binding_key("000000000000zabc").has_value());
 }
 
+BOOST_AUTO_TEST_CASE(backend_ids_are_indexed_as_hex)
+{
+    BOOST_TEST(shared_backend_index_key("mcp:", "s-1") == "mcp:bid:732d31");
+    BOOST_TEST(shared_backend_index_key("mcp:", std::string("a\0{", 3)) == "mcp:bid:61007b");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

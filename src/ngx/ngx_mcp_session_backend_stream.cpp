@@ -152,6 +152,17 @@ u_char* describe(ngx_log_t* log, u_char* buf, size_t len)
     return p;
 }
 
+// Gives the session's claim back (again is harmless: the claim is only
+// released by its holder).
+void release_claim(backend_stream* bs) noexcept
+{
+    try {
+        event_store(*bs->zone).release_backend_stream(bs->key, ngx_pid, bs->next == backend_stream::after_close::absent);
+    } catch (...) {
+        // The claim dies with this process then (a later claimant sees no such pid).
+    }
+}
+
 void finish(backend_stream* bs) noexcept
 {
     if (bs->check.timer_set) {
@@ -163,11 +174,7 @@ void finish(backend_stream* bs) noexcept
     if (bs->closed.posted) {
         ngx_delete_posted_event(&bs->closed);
     }
-    try {
-        event_store(*bs->zone).release_backend_stream(bs->key, ngx_pid, bs->next == backend_stream::after_close::absent);
-    } catch (...) {
-        // The claim dies with this process then (a later claimant sees no such pid).
-    }
+    release_claim(bs);
     held_streams.erase(bs->registry_key);
     delete bs;
 }
@@ -190,6 +197,9 @@ void stop(backend_stream* bs) noexcept
 {
     bs->stopping = true;
     if (bs->request != nullptr) {
+        // The claim first: a client stream elsewhere (a new worker after a
+        // reload) may hold the backend's stream while this GET closes.
+        release_claim(bs);
         end_request(bs->request);  // finish() follows from `closed`
     } else {
         finish(bs);

@@ -863,11 +863,14 @@ void event_store::settle_mirror(const session_key& key, std::uint64_t up_to)
             settled = true;
         }
     }
-    if (settled && stream->subscriber != 0) {
+    if (!settled) {
+        return;
+    }
+    if (stream->subscriber != 0) {
         zone.notify(stream->subscriber_worker, stream->subscriber);
     }
     for (const post_stream_entry& post : stream->posts) {
-        if (settled && post.subscriber != 0) {
+        if (post.subscriber != 0) {
             zone.notify(post.subscriber_worker, post.subscriber);
         }
     }

@@ -130,13 +130,10 @@ ngx_int_t read_body_first(ngx_http_request_t* r, request_state* state);
 ngx_int_t answer_unavailable(ngx_http_request_t* r, request_state* state)
 {
     count_shared(*state->zone, &mcp_session::zone_counters::shared_unavailable);
-    static ngx_str_t retry_after = ngx_string("Retry-After");
-    static ngx_str_t one_second = ngx_string("1");
-    if (!add_response_header(r, retry_after, one_second)) {
+    if (!add_retry_after_one_second(r)) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    return refuse(r, state, NGX_HTTP_SERVICE_UNAVAILABLE,
-                  "Service Unavailable: the session store cannot be reached; retry shortly");
+    return refuse(r, state, NGX_HTTP_SERVICE_UNAVAILABLE, store_unreachable_message);
 }
 
 // redis=: a session this node holds no live copy of may be alive in the

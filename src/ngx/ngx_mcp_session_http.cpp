@@ -96,6 +96,13 @@ bool add_response_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value)
     return true;
 }
 
+bool add_retry_after_one_second(ngx_http_request_t* r)
+{
+    static ngx_str_t retry_after = ngx_string("Retry-After");
+    static ngx_str_t one_second = ngx_string("1");
+    return add_response_header(r, retry_after, one_second);
+}
+
 ngx_int_t send_body(ngx_http_request_t* r, ngx_uint_t status, std::string_view content_type, std::string_view body)
 {
     // Read and drop any body so the connection stays usable (keep-alive).

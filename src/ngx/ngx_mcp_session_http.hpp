@@ -52,6 +52,12 @@ ngx_str_t pool_copy(ngx_pool_t* pool, std::string_view text);
 // (literals, or copies in its pool). False when out of memory.
 bool add_response_header(ngx_http_request_t* r, ngx_str_t key, ngx_str_t value);
 
+// redis=: a 503 because the session store cannot be reached now carries
+// `Retry-After: 1` and this message.
+bool add_retry_after_one_second(ngx_http_request_t* r);
+inline constexpr std::string_view store_unreachable_message =
+    "Service Unavailable: the session store cannot be reached; retry shortly";
+
 // The response's Content-Type is `type` (case-insensitive), alone or
 // followed by parameters (`application/json; charset=utf-8`).
 bool has_content_type(const ngx_http_request_t* r, std::string_view type);

@@ -28,12 +28,10 @@ ngx_int_t refuse(ngx_http_request_t* r, ngx_uint_t status, std::string_view mess
 
 ngx_int_t answer_unreachable(ngx_http_request_t* r)
 {
-    static ngx_str_t retry_after = ngx_string("Retry-After");
-    static ngx_str_t one_second = ngx_string("1");
-    if (!add_response_header(r, retry_after, one_second)) {
+    if (!add_retry_after_one_second(r)) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    return refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable: the session store cannot be reached; retry shortly");
+    return refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE, store_unreachable_message);
 }
 
 // A publish waiting for Redis to number its event. Freed by whichever of

@@ -50,6 +50,17 @@ constexpr std::size_t relay_read_bytes = 16 * 1024;
 
 const ngx_buf_tag_t recorder_tag = reinterpret_cast<ngx_buf_tag_t>(&ngx_mcp_session_module);
 
+// The answer of POST stream `stream` ended (or its recording gave up).
+void end_recording(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t stream, bool across_nodes,
+                   std::uint64_t next_index, std::size_t unrecorded)
+{
+    if (across_nodes) {
+        close_shared_post_stream(zone, key, stream, next_index, unrecorded);
+    } else {
+        event_store(zone).close_post_stream(key, stream, next_index, unrecorded);
+    }
+}
+
 void close_recording(post_recorder* rec) noexcept
 {
     if (rec->closed) {
@@ -57,12 +68,8 @@ void close_recording(post_recorder* rec) noexcept
     }
     rec->closed = true;
     try {
-        if (rec->across_nodes) {
-            close_shared_post_stream(*rec->zone, rec->key, rec->stream, rec->relay.next_index(), rec->relay.oversized());
-        } else {
-            event_store(*rec->zone).close_post_stream(rec->key, rec->stream, rec->relay.next_index(),
-                                                      rec->relay.oversized());
-        }
+        end_recording(*rec->zone, rec->key, rec->stream, rec->across_nodes, rec->relay.next_index(),
+                      rec->relay.oversized());
     } catch (...) {
         // The session's resumer then ends at the session's end.
     }
@@ -199,13 +206,7 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
     }
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, 0);
     void* memory = cleanup == nullptr ? nullptr : ngx_pcalloc(r->pool, sizeof(post_recorder));
-    const auto give_up = [&] {
-        if (across_nodes) {
-            close_shared_post_stream(*state->zone, state->key, stream, 1, 0);
-        } else {
-            event_store(*state->zone).close_post_stream(state->key, stream, 1, 0);
-        }
-    };
+    const auto give_up = [&] { end_recording(*state->zone, state->key, stream, across_nodes, 1, 0); };
     if (memory == nullptr) {
         give_up();
         throw std::bad_alloc();

@@ -435,6 +435,15 @@ stream_ctx* create_stream(ngx_http_request_t* r, request_state* state)
     return s;
 }
 
+// Where a standalone stream starts: after Last-Event-ID (`asked`), or
+// without one (0) after what an earlier stream `delivered`; a
+// Last-Event-ID from the future (another session's, or a stale client's)
+// replays nothing, and the stream goes on from the newest event.
+std::uint64_t start_cursor(std::uint64_t asked, std::uint64_t delivered, std::uint64_t newest)
+{
+    return std::min(asked != 0 ? asked : delivered, newest);
+}
+
 // The connect marker, then what the ring holds beyond the cursor.
 void start_sending(stream_ctx* s, const request_state* state, std::int64_t now)
 {
@@ -475,12 +484,7 @@ ngx_int_t open_stream(ngx_http_request_t* r)
         // Without Last-Event-ID (or with 0) a stream gets what no stream has
         // sent yet: events published before the first stream, never a
         // message an earlier stream already delivered.
-        if (s->cursor == 0) {
-            s->cursor = subscribed.delivered;
-        }
-        // A Last-Event-ID from the future (another session's, or a stale
-        // client's) replays nothing; the stream goes on from the newest event.
-        s->cursor = std::min(s->cursor, subscribed.newest);
+        s->cursor = start_cursor(s->cursor, subscribed.delivered, subscribed.newest);
     }
     if (subscribed.session_gone) {
         return send_json(r, NGX_HTTP_NOT_FOUND, mcp_session::session_not_found_body(to_view(state->id)));
@@ -642,9 +646,7 @@ void shared_stream_ready(zone_conf& zone, std::uint64_t token, std::uint64_t del
             event_store(zone).settle_post_stream(s->key, s->post_stream);  // a P nobody recorded ends
         } else {
             const std::uint64_t newest = event_store(zone).newest_event(s->key);
-            const std::uint64_t wanted =
-                s->asked_cursor != 0 ? s->asked_cursor : std::max(s->local_delivered, delivered);
-            s->cursor = std::min(wanted, newest);
+            s->cursor = start_cursor(s->asked_cursor, std::max(s->local_delivered, delivered), newest);
             s->replay_until = newest;
         }
         start_sending(s, state, now_ms());

@@ -423,6 +423,16 @@ sub id_of_length {
     }
     is(use_session('dup', headers => ['Origin' => 'http://localhost', 'MCP-Protocol-Version' => '2025-06-18'])->{status}, 200,
         'one of each: 200');
+    # Header names in any letter case are the same headers (nginx's lower-case copy decides).
+    is($n->request('POST', '/mcp', headers => ['mCP-sESSION-iD' => 'dup'], body => '{}')->{status}, 200,
+        'the session header in odd letter case: the live session, 200');
+    is($n->request('POST', '/mcp', headers => ['MCP-SESSION-ID' => 'nobody'], body => '{}')->{status}, 404,
+        '... and an unknown id in upper case: 404');
+    is(use_session('dup', headers => ['oRiGiN' => 'https://evil.example'])->{status}, 403, 'Origin in odd letter case: judged, 403');
+    is(use_session('dup', headers => ['origin' => 'http://localhost', 'ORIGIN' => 'http://localhost'])->{status}, 400,
+        'Origin twice in two letter cases: 400');
+    is(use_session('dup', headers => ['mcp-protocol-version' => '1999-01-01'])->{status}, 400,
+        'MCP-Protocol-Version in lower case: judged (an unknown revision is 400)');
     gauges_ok('repeated headers');
 }
 

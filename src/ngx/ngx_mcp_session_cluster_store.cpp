@@ -62,7 +62,8 @@ adoption adopt_shared(zone_conf& zone, const mcp_session::session_key& key, cons
 {
     zone_transaction tx(zone);
     locked_zone& z = tx.zone();
-    if (session_record* known = z.find(key)) {
+    const std::uint64_t hash = z.hash_of(key);
+    if (session_record* known = z.find(key, hash)) {
         // This node's copy was behind: the cluster's use counts.
         if (s.last_access_ms > known->last_access_ms) {
             z.touch(known, s.last_access_ms);
@@ -71,7 +72,7 @@ adoption adopt_shared(zone_conf& zone, const mcp_session::session_key& key, cons
     }
     z.remove_expired(now, 2);
     room_report room;
-    session_record* record = z.allocate(key, now, room);
+    session_record* record = z.allocate(key, hash, now, room);
     if (record == nullptr) {
         ++z.shared().counters.sessions_no_room;
         return adoption::no_room;

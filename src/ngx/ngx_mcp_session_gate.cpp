@@ -19,13 +19,12 @@
 #include "mcp_session/session_id.hpp"
 #include "mcp_session/sse_relay.hpp"
 
+#include <cstring>
 #include <exception>
 #include <memory>
 
 namespace mcp_ngx {
 namespace {
-
-constexpr std::string_view session_header = "Mcp-Session-Id";
 
 // Made after fork (init_process): workers never share generator state.
 std::unique_ptr<mcp_session::session_id_generator> id_generator;
@@ -342,15 +341,19 @@ struct gate_headers {
     header_match session;
 };
 
-// ASCII case-insensitive, inline: ngx_strncasecmp's call and per-byte
-// loop cost more than the rest of the walk. The length was compared.
+// ASCII case-insensitive; `name` is lower case and its length was
+// compared. nginx's parsers (HTTP/1, 2 and 3) give every request header a
+// lower-case copy of its name, so one memcmp does; a header another
+// module added without one is folded byte by byte.
 bool named(const ngx_table_elt_t& h, std::string_view name)
 {
+    if (h.lowcase_key != nullptr) {
+        return std::memcmp(h.lowcase_key, name.data(), name.size()) == 0;
+    }
     for (std::size_t i = 0; i < name.size(); ++i) {
         const u_char c = h.key.data[i];
         const u_char folded = (c >= 'A' && c <= 'Z') ? static_cast<u_char>(c | 0x20) : c;
-        const auto want = static_cast<u_char>(name[i]);
-        if (folded != ((want >= 'A' && want <= 'Z') ? static_cast<u_char>(want | 0x20) : want)) {
+        if (folded != static_cast<u_char>(name[i])) {
             return false;
         }
     }
@@ -367,10 +370,11 @@ void count(header_match& match, ngx_table_elt_t& h)
 
 gate_headers scan_gate_headers(ngx_list_t& headers)
 {
-    static constexpr std::string_view origin = "Origin";
-    static constexpr std::string_view version = "MCP-Protocol-Version";
-    static_assert(origin.size() != version.size() && origin.size() != session_header.size() &&
-                  version.size() != session_header.size());  // the length picks the candidate
+    static constexpr std::string_view session = "mcp-session-id";
+    static constexpr std::string_view origin = "origin";
+    static constexpr std::string_view version = "mcp-protocol-version";
+    static_assert(origin.size() != version.size() && origin.size() != session.size() &&
+                  version.size() != session.size());  // the length picks the candidate
     gate_headers found;
     for (ngx_list_part_t* part = &headers.part; part != nullptr; part = part->next) {
         auto* fields = static_cast<ngx_table_elt_t*>(part->elts);
@@ -379,7 +383,7 @@ gate_headers scan_gate_headers(ngx_list_t& headers)
             if (h.hash == 0) {
                 continue;  // removed by another module
             }
-            if (h.key.len == session_header.size() && named(h, session_header)) {
+            if (h.key.len == session.size() && named(h, session)) {
                 count(found.session, h);
             } else if (h.key.len == origin.size() && named(h, origin)) {
                 count(found.origin, h);

@@ -125,7 +125,8 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
 
-    if (session_record* known = zone.find(key)) {
+    const std::uint64_t hash = zone.hash_of(key);
+    if (session_record* known = zone.find(key, hash)) {
         zone.touch(known, now);
         outcome.stored = true;
         outcome.already_known = true;
@@ -137,7 +138,7 @@ insert_outcome session_store::record(const session_key& key, unix_ms now, const 
     // allocation adds its evictions to the zone's unlogged count.
     const std::uint64_t evicted_before = zone.shared().counters.evicted;
     room_report room;
-    session_record* fresh = zone.allocate(key, now, room);
+    session_record* fresh = zone.allocate(key, hash, now, room);
     // An unbound session has no extras: nothing to allocate or free.
     const bool unbound = !binding.has_principal && !binding.has_tenant;
     const bool bound = fresh != nullptr && (unbound || zone.set_extras(fresh, extras_for(binding), {}));

@@ -161,7 +161,9 @@ mcp_session::session_key key_of(const session_record* record)
                                                  static_cast<mcp_session::id_form>(record->id_form));
 }
 
-session_record* locked_zone::find(const session_key& key) { return index().find(key, key.hash(sh_.hash_seed)); }
+session_record* locked_zone::find(const session_key& key) { return find(key, hash_of(key)); }
+std::uint64_t locked_zone::hash_of(const session_key& key) const { return key.hash(sh_.hash_seed); }
+session_record* locked_zone::find(const session_key& key, std::uint64_t hash) { return index().find(key, hash); }
 
 void locked_zone::touch(session_record* record, unix_ms now)
 {
@@ -194,18 +196,18 @@ void locked_zone::remove(session_record* record)
 
 session_record* locked_zone::allocate(const session_key& key)
 {
-    return fill(ngx_slab_alloc_locked(zone_.pool, record_size(key.size())), key);
+    return fill(ngx_slab_alloc_locked(zone_.pool, record_size(key.size())), key, hash_of(key));
 }
 
 void locked_zone::discard(session_record* record) { ngx_slab_free_locked(zone_.pool, record); }
 
-session_record* locked_zone::fill(void* memory, const session_key& key)
+session_record* locked_zone::fill(void* memory, const session_key& key, std::uint64_t hash)
 {
     if (memory == nullptr) {
         return nullptr;
     }
     auto* record = static_cast<session_record*>(memory);
-    record->hash = key.hash(sh_.hash_seed);
+    record->hash = hash;
     record->next = 0;
     record->id_size = static_cast<std::uint8_t>(key.size());
     record->id_form = static_cast<std::uint8_t>(key.form());
@@ -219,10 +221,10 @@ session_record* locked_zone::fill(void* memory, const session_key& key)
     return record;
 }
 
-session_record* locked_zone::allocate(const session_key& key, unix_ms now, room_report& report)
+session_record* locked_zone::allocate(const session_key& key, std::uint64_t hash, unix_ms now, room_report& report)
 {
     return fill(allocate_with_room(record_size(key.size()), mcp_session::room_purpose::session, nullptr, &now, report),
-                key);
+                key, hash);
 }
 
 void locked_zone::link(session_record* record, unix_ms now)
@@ -618,6 +620,7 @@ void locked_zone::notify(std::int32_t worker, std::uint64_t token)
         return;
     }
     wake_.set(static_cast<std::size_t>(worker));
+    wakes_anyone_ = true;
     if (static_cast<std::size_t>(worker) >= inbox_workers) {
         return;  // no inbox: that worker scans all its streams
     }
@@ -698,7 +701,9 @@ zone_transaction::zone_transaction(zone_conf& zone) : pool_(zone.pool), zone_(zo
 zone_transaction::~zone_transaction()
 {
     ngx_shmtx_unlock(&pool_->mutex);
-    ring_doorbells(zone_.to_wake());
+    if (zone_.wakes_anyone()) {
+        ring_doorbells(zone_.to_wake());
+    }
 }
 
 ngx_int_t init_zone(ngx_shm_zone_t* shm_zone, void* data) noexcept

@@ -240,6 +240,10 @@ public:
     explicit locked_zone(zone_conf& zone) : zone_(zone), sh_(*zone.shared) {}
 
     session_record* find(const mcp_session::session_key& key);
+    // The same, for a caller that also inserts the key: its hash is
+    // computed once (hash_of), not per call.
+    std::uint64_t hash_of(const mcp_session::session_key& key) const;
+    session_record* find(const mcp_session::session_key& key, std::uint64_t hash);
     // The session whose backend id is `backend_id` (issue mode), or null.
     session_record* find_by_backend_id(std::string_view backend_id);
     void touch(session_record* record, mcp_session::unix_ms now);
@@ -249,7 +253,8 @@ public:
     session_record* allocate(const mcp_session::session_key& key);  // no room is made
     // Frees a record from allocate() that was never linked.
     void discard(session_record* record);
-    session_record* allocate(const mcp_session::session_key& key, mcp_session::unix_ms now, room_report& report);
+    session_record* allocate(const mcp_session::session_key& key, std::uint64_t hash, mcp_session::unix_ms now,
+                             room_report& report);
     void link(session_record* record, mcp_session::unix_ms now);
     // Links a restored session with its saved times, kept out of the LRU
     // order until link_by_last_access (restores come in creation order).
@@ -331,10 +336,13 @@ public:
     zone_shared& shared() { return sh_; }
     session_index index() { return session_index(sh_.index, zone_.pool); }
     zone_conf& conf() { return zone_; }
-    worker_set& to_wake() { return wake_; }
+    // Whether anything asked for a doorbell (saves scanning the set on
+    // every transaction, nearly all of which ring none).
+    bool wakes_anyone() const { return wakes_anyone_; }
+    const worker_set& to_wake() const { return wake_; }
 
 private:
-    session_record* fill(void* memory, const mcp_session::session_key& key);
+    session_record* fill(void* memory, const mcp_session::session_key& key, std::uint64_t hash);
     bool evict_oldest(ngx_queue_t* queue, const session_record* spare, bool established);
     bool drop_oldest_own_event(session_record* owner, std::size_t wanted);
     void free_stream(session_record* record);
@@ -344,6 +352,7 @@ private:
     zone_conf& zone_;
     zone_shared& sh_;
     worker_set wake_;
+    bool wakes_anyone_ = false;
 };
 
 // Holds the zone lock for its lifetime; rings the collected doorbells

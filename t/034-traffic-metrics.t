@@ -110,6 +110,17 @@ location /mcp {
     proxy_http_version 1.1;
     proxy_buffering off;
 }
+# The same backends through a stream-on location: the relay that records
+# an SSE answer hands each event's data to the answer watch.
+location /mcps {
+    mcp_session zone=mcp;
+    mcp_session_mode issue;
+    mcp_session_inspect_body on;
+    mcp_session_stream on;
+    proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/backend;
+    proxy_http_version 1.1;
+    proxy_buffering off;
+}
 location /backend {
     default_type application/json;
     return 200 '{"jsonrpc":"2.0","id":1,"result":{}}';
@@ -167,6 +178,8 @@ is(post_m('/mcp/json?code=-32601', $list)->{body}, '{"jsonrpc":"2.0","id":3,"err
 my $sse = post_m('/mcp/sse?code=-32602', '{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p"}}');
 like($sse->{body}, qr/"code":-32602,"message":"no"\}\}\r\n\r\n\z/, 'an SSE answer reaches the client unchanged');
 post_m('/mcp/sse?code=-32603', '{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p"}}');
+my $recorded = post_m('/mcps/sse?code=-32602', '{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"u"}}');
+like($recorded->{body}, qr/^id: \d+\.2\nevent: message\ndata: \{"jsonrpc":"2.0","id":3,\ndata: "error":\{"code":-32602/m, 'a recorded SSE answer: relayed with nginx\'s ids');
 post_m('/mcp/batch', '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]');
 post_m('/mcp/tool-error', call_tool('add'));
 post_m('/mcp/sse-tool-error', call_tool('echo'));
@@ -197,6 +210,8 @@ is(errors('tools/list', 'tool_error'), 0, 'tools/list: isError outside tools/cal
 is(errors('prompts/get', 'invalid_params'), 1, 'an SSE answer: the event data is read (two data lines, CRLF)');
 is(errors('prompts/get', 'internal_error'), 1, '... and another');
 is(scalar(() = $scrape =~ /^mcp_session_jsonrpc_errors_total\{zone="mcp",method="prompts\/get"/mg), 2, '... the notification before it is no error');
+is(errors('resources/read', 'invalid_params'), 1, 'a recorded SSE answer (stream on): its event\'s error counts once');
+is(scalar(() = $scrape =~ /^mcp_session_jsonrpc_errors_total\{zone="mcp",method="resources\/read"/mg), 1, '... and nothing else of it');
 is(errors('batch', 'method_not_found'), 1, 'a batch answer: each error counts');
 is(errors('batch', 'server_error'), 1, '... by its own code');
 is(errors('tools/call', 'tool_error'), 2, 'tools/call results with isError: JSON and SSE');

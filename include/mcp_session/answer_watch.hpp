@@ -42,6 +42,13 @@ public:
     // `last`: the body ends with this piece.
     void feed(std::string_view piece, bool last);
 
+    // For a caller that parses the SSE itself (the POST-stream relay), in
+    // place of feed(): a piece of the current event's data (its data
+    // lines joined by LF; an empty piece still says the event has data),
+    // then the event's end. The stream limit and prefix apply as to feed().
+    void event_data(std::string_view piece);
+    void end_event();
+
     // Nothing more will be counted: the caller may stop feeding.
     bool done() const { return done_; }
 

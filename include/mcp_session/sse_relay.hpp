@@ -8,6 +8,7 @@
 // nothing else, so its memory is bounded by the event size limit.
 #pragma once
 
+#include "mcp_session/answer_watch.hpp"
 #include "mcp_session/response_scan.hpp"
 
 #include <cstddef>
@@ -99,6 +100,11 @@ public:
     // it is not recorded either).
     void finish(std::string& out);
 
+    // The relay hands each event's data to `watch` (event_data, end_event)
+    // as it reads it, so the answer is parsed once; null: none. A stream
+    // that turns into a pass-through is no longer watched.
+    void watch_answer(answer_watch* watch) { watch_ = watch; }
+
     std::uint64_t next_index() const { return next_index_; }  // k of the next event
     std::size_t oversized() const { return oversized_; }      // events passed on, not recorded
     std::size_t held() const { return line_.size(); }  // bytes held between calls: at most event_max_size + 8
@@ -116,6 +122,7 @@ private:
     void start(bool backend_primes, std::string& out);
     void begin_event(std::string& out);
     void begin_data();
+    void take_data(std::string_view piece);
     void mark_oversized();
     void end_event(std::string& out, std::vector<relayed_event>& recorded);
     void to_passthrough(std::string_view line_part, std::string_view rest, std::string& out);
@@ -141,6 +148,7 @@ private:
     std::string line_;       // the incomplete line held between calls
     relayed_event event_;    // the event being collected
     response_scan response_; // its data lines joined by "\n", read as they come
+    answer_watch* watch_ = nullptr;  // ... and handed to it
 };
 
 // A lost-events notice on a POST stream, in the form the stream's clients

@@ -203,6 +203,30 @@ void answer_watch::feed(std::string_view piece, bool last)
     }
 }
 
+void answer_watch::event_data(std::string_view piece)
+{
+    if (done_) {
+        return;
+    }
+    piece = piece.substr(0, answer_watch_stream_limit - seen_);
+    seen_ += piece.size();
+    event_has_data_ = true;
+    if (kept_.size() < answer_watch_prefix) {
+        kept_.append(piece.substr(0, answer_watch_prefix - kept_.size()));
+    }
+    if (seen_ >= answer_watch_stream_limit) {
+        done_ = true;
+        std::string().swap(kept_);
+    }
+}
+
+void answer_watch::end_event()
+{
+    if (!done_) {
+        dispatch_event();
+    }
+}
+
 void answer_watch::feed_json(std::string_view piece, bool last)
 {
     // The common case, the whole prefix in one piece: nothing is copied.

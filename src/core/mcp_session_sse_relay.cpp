@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mcp_session {
 namespace {
@@ -44,6 +47,30 @@ bool plain_ascii8(const char* p)
     constexpr std::uint64_t high = 0x8080808080808080ull;
     // A byte >= 0x80, or (with none of those) a byte < 0x20.
     return ((word & high) | ((word - ones * 0x20) & ~word & high)) == 0;
+}
+
+// The first byte from `p` that is not printable ASCII (a line end, a
+// control byte or part of a UTF-8 sequence), or where fewer than eight
+// bytes are left. SSE2 (every x86-64) takes 16 bytes per compare: as
+// signed bytes, those from 0x80 are negative, so one "less than 0x20"
+// finds both kinds.
+const char* skip_plain_ascii(const char* p, const char* end)
+{
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const int stops = _mm_movemask_epi8(_mm_cmplt_epi8(bytes, space));
+        if (stops != 0) {
+            return p + __builtin_ctz(static_cast<unsigned>(stops));
+        }
+        p += 16;
+    }
+#endif
+    while (end - p >= 8 && plain_ascii8(p)) {
+        p += 8;
+    }
+    return p;
 }
 
 void make_room(std::string& out, std::size_t more)
@@ -104,9 +131,7 @@ const char* sse_relay::scan_text(const char* p, const char* end, bool& invalid)
 {
     while (p < end) {
         if (utf8_pending_ == 0) {
-            while (end - p >= 8 && plain_ascii8(p)) {
-                p += 8;
-            }
+            p = skip_plain_ascii(p, end);
             if (p == end) {
                 break;
             }
@@ -206,6 +231,18 @@ void sse_relay::finish(std::string& out)
     if (passthrough_) {
         return;
     }
+    if (watch_ != nullptr) {
+        // An event the body ends without its blank line: a client never
+        // dispatches it, but an error in it still counts.
+        if (!line_oversized_ && !line_.empty() && line_.front() != ':') {
+            const field f = split_field(line_);
+            if (f.name == "data") {
+                begin_data();
+                take_data(f.value);
+            }
+        }
+        watch_->end_event();
+    }
     if (!line_oversized_) {
         out += line_;
     }
@@ -236,9 +273,17 @@ void sse_relay::begin_event(std::string& out)
 void sse_relay::begin_data()
 {
     if (event_has_data_) {
-        response_.feed("\n");
+        take_data("\n");
     }
     event_has_data_ = true;
+}
+
+void sse_relay::take_data(std::string_view piece)
+{
+    response_.feed(piece);
+    if (watch_ != nullptr) {
+        watch_->event_data(piece);
+    }
 }
 
 void sse_relay::mark_oversized()
@@ -282,7 +327,7 @@ void sse_relay::on_line(std::string_view line, std::string& out, std::vector<rel
         }
         if (f.name == "data") {
             begin_data();
-            response_.feed(f.value);
+            take_data(f.value);
         }
     }
     out += line;
@@ -311,6 +356,9 @@ void sse_relay::end_event(std::string& out, std::vector<relayed_event>& recorded
         done.response = response;
     }
     responded_ = responded_ || response;
+    if (watch_ != nullptr) {
+        watch_->end_event();
+    }
     in_event_ = false;
     event_oversized_ = false;
     event_has_data_ = false;
@@ -380,7 +428,7 @@ void sse_relay::begin_streaming(std::string& out)
     }
     if (kind == line_kind::data) {
         begin_data();
-        response_.feed(f.value);
+        take_data(f.value);
         data_space_pending_ = f.value_at_end;
     }
     line_.clear();
@@ -399,7 +447,7 @@ void sse_relay::stream_piece(std::string_view piece, std::string& out)
                 piece.remove_prefix(1);
             }
         }
-        response_.feed(piece);
+        take_data(piece);
     }
 }
 

@@ -21,6 +21,7 @@ namespace mcp_ngx {
 struct answer_watch_ctx {
     mcp_session::answer_watch watch;
     mcp_session::error_counts recorded;  // already in the zone: an SSE answer counts event by event
+    bool fed_by_relay = false;           // take_over_answer_watch
 };
 
 namespace {
@@ -82,23 +83,15 @@ void watch(request_state* state, ngx_chain_t* in)
             ctx.watch.feed({}, true);  // a body in a temp file is not read back: what came in memory is all
         }
     }
-    mcp_session::error_counts fresh{};
-    bool any = false;
-    for (std::size_t c = 0; c < fresh.size(); ++c) {
-        fresh[c] = ctx.watch.counts()[c] - ctx.recorded[c];
-        any |= fresh[c] != 0;
-    }
-    if (any) {
-        record_answer_errors(*state->zone, to_view(state->method), fresh);
-        ctx.recorded = ctx.watch.counts();
-    }
+    record_answer_counts(state);
 }
 
 ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
 {
     try {
         request_state* state = r == r->main ? state_of(r) : nullptr;
-        if (state != nullptr && state->answer_watch != nullptr && !state->answer_watch->watch.done() && in != nullptr) {
+        if (state != nullptr && state->answer_watch != nullptr && !state->answer_watch->fed_by_relay &&
+            !state->answer_watch->watch.done() && in != nullptr) {
             watch(state, in);
         }
     } catch (const std::exception& e) {
@@ -110,6 +103,40 @@ ngx_int_t body_filter(ngx_http_request_t* r, ngx_chain_t* in) noexcept
 }
 
 }  // namespace
+
+mcp_session::answer_watch* take_over_answer_watch(request_state* state)
+{
+    if (state->answer_watch == nullptr) {
+        return nullptr;
+    }
+    state->answer_watch->fed_by_relay = true;
+    return &state->answer_watch->watch;
+}
+
+void hand_back_answer_watch(request_state* state)
+{
+    if (state->answer_watch != nullptr) {
+        state->answer_watch->fed_by_relay = false;
+    }
+}
+
+void record_answer_counts(request_state* state)
+{
+    if (state->answer_watch == nullptr) {
+        return;
+    }
+    answer_watch_ctx& ctx = *state->answer_watch;
+    mcp_session::error_counts fresh{};
+    bool any = false;
+    for (std::size_t c = 0; c < fresh.size(); ++c) {
+        fresh[c] = ctx.watch.counts()[c] - ctx.recorded[c];
+        any |= fresh[c] != 0;
+    }
+    if (any) {
+        record_answer_errors(*state->zone, to_view(state->method), fresh);
+        ctx.recorded = ctx.watch.counts();
+    }
+}
 
 void install_answer_watch() noexcept
 {

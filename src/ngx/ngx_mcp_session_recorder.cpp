@@ -1,5 +1,6 @@
 #include "ngx_mcp_session_recorder.hpp"
 
+#include "ngx_mcp_session_answer_watch.hpp"
 #include "ngx_mcp_session_cluster_streams.hpp"
 #include "ngx_mcp_session_events.hpp"
 #include "ngx_mcp_session_http.hpp"
@@ -258,6 +259,9 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         // The upstream has set its downstream handler by the first body.
         rec->client_writable = r->write_event_handler;
         r->write_event_handler = on_client_writable;
+        // Both header filters have run: the relay reads the answer once,
+        // for the client, the ring and the answer watch.
+        rec->relay.watch_answer(take_over_answer_watch(state));
     }
     rec->out.clear();
     rec->events.clear();
@@ -280,6 +284,10 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
     }
     if (last || pass_on != nullptr) {
         rec->relay.finish(rec->out);
+    }
+    record_answer_counts(state);
+    if (pass_on != nullptr) {
+        hand_back_answer_watch(state);  // what passes on untouched is the watch's own again
     }
     if (!rec->events.empty() && rec->across_nodes) {
         append_post_events(*rec->zone, rec->key, rec->stream, rec->events);

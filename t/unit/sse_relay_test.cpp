@@ -1,3 +1,4 @@
+#include "mcp_session/answer_watch.hpp"
 #include "mcp_session/response_scan.hpp"
 #include "mcp_session/sse_relay.hpp"
 
@@ -435,6 +436,50 @@ BOOST_AUTO_TEST_CASE(finish_sends_the_held_line)
     BOOST_TEST(open.out == "id: 7.1\ndata: x\ndata: y");
     BOOST_TEST(open.events.empty());
     BOOST_TEST(open.next_index == 2u);
+}
+
+// The relay hands each event's data to the answer watch as it reads it
+// (so a recorded POST stream is parsed once): the counts are those the
+// watch finds reading the same bytes itself, however the input is split,
+// oversized events and an unterminated last event included.
+BOOST_AUTO_TEST_CASE(the_relay_feeds_the_answer_watch_as_the_watch_reads_itself)
+{
+    const std::string stream =
+        ": a comment\r\n"
+        "event: message\r\n"
+        "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"error\":{}}}\r\n"
+        "\r\n"
+        "id: 7\n"
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\n"
+        "data:\"error\":{\"code\":-32601,\"message\":\"no\"}}\n"
+        "\n"
+        "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32602,\"message\":\"" + std::string(3000, 'x') +
+        "\"}}\n\n"  // over the relay's 1024: passed on, not recorded, still counted
+        "retry: 1000\r"
+        "data\r"
+        "data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"isError\":true}}\r"
+        "\r"
+        "data: {\"error\":{\"code\":-32700}}";  // unterminated at the end: still counted
+    answer_watch itself(answer_watch::form::event_stream, true);
+    itself.feed(stream, true);
+    std::uint32_t expected_total = 0;
+    for (const auto n : itself.counts()) {
+        expected_total += n;
+    }
+    BOOST_TEST(expected_total == 4u);
+    for (std::size_t step = 1; step <= stream.size(); step += step < 40 ? 1 : 97) {
+        answer_watch watch(answer_watch::form::event_stream, true);
+        sse_relay r(7, false, 1024);
+        r.watch_answer(&watch);
+        std::string out;
+        std::vector<relayed_event> events;
+        for (std::size_t at = 0; at < stream.size(); at += step) {
+            r.feed(std::string_view(stream).substr(at, step), out, events);
+        }
+        r.finish(out);
+        BOOST_TEST(r.oversized() == 1u, "step " << step);
+        BOOST_TEST((watch.counts() == itself.counts()), "step " << step);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(stream_positions)

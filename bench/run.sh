@@ -31,15 +31,7 @@ g++ -std=c++17 -O2 -Wall -Wextra -pthread "$ROOT/bench/sse_bench.cpp" -o "$SSE"
 
 user_line=""; [[ $(id -u) -eq 0 ]] && user_line="user root;"
 
-# The backend's answer to a tools/call: 63 progress notifications of about
-# 1 KB, then the result (a JSON-RPC response, which ends the stream).
-{
-    pad=$(printf 'x%.0s' $(seq 1 960))
-    for i in $(seq 1 63); do
-        printf 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":%d,"message":"%s"}}\n\n' "$i" "$pad"
-    done
-    printf 'data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"%s"}]}}\n\n' "$pad"
-} >"$OUT/sse64.txt"
+bash "$ROOT/bench/sse64.sh" "$OUT/sse64.txt"  # a tools/call answered with 64 events of 1 KB
 cat >"$OUT/nginx/conf/nginx.conf" <<CONF
 load_module $MODULE;
 load_module $NCHAN;

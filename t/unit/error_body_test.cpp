@@ -42,6 +42,21 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_is_replaced_not_thrown)
     BOOST_TEST(json::parse(body)["error"]["code"] == session_not_found_code);
 }
 
+BOOST_AUTO_TEST_CASE(the_request_id_is_echoed_when_a_string_or_an_integer)
+{
+    BOOST_TEST(transport_error_body("m", R"("a\"b")") ==
+               R"({"jsonrpc":"2.0","id":"a\"b","error":{"code":-32000,"message":"m"}})");
+    BOOST_TEST(json::parse(session_not_found_body("s", "42"))["id"] == 42);
+    BOOST_TEST(json::parse(session_not_found_body("s", "-7"))["id"] == -7);
+    for (const char* not_an_id : {"1.5", "{}", "[1]", "true", "\"unterminated", "", "4 2", "null"}) {
+        const json body = json::parse(session_not_found_body("s", not_an_id));
+        BOOST_TEST(body["id"].is_null(), not_an_id);
+        BOOST_TEST(body["error"]["code"] == session_not_found_code);
+    }
+    // Invalid UTF-8 inside a string id is no JSON text: null, not thrown.
+    BOOST_TEST(json::parse(transport_error_body("m", "\"\xff\""))["id"].is_null());
+}
+
 BOOST_AUTO_TEST_CASE(transport_errors_use_code_32000_without_data)
 {
     const json body = json::parse(transport_error_body("Bad Request: x"));

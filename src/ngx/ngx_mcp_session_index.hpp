@@ -44,6 +44,10 @@ public:
     // `hash` is the key's hash with the zone's seed; ids are compared in
     // full once the hashes are equal.
     session_record* find(const mcp_session::session_key& key, std::uint64_t hash) const;
+    // Asks the CPU for the bucket of `hash` ahead of find(), before the
+    // zone lock is taken: at a million sessions the bucket is seldom
+    // cached. Safe without the lock (the bucket array never moves).
+    void prefetch(std::uint64_t hash) const { __builtin_prefetch(&buckets_.heads[bucket_of(hash)]); }
     void insert(session_record* record);  // record->hash is set
     void erase(session_record* record);
 

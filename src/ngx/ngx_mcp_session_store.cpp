@@ -57,15 +57,26 @@ session_extras extras_for(const presented_binding& binding)
     return fields;
 }
 
+// A key's hash, computed before the zone lock is taken (the seed is fixed
+// once workers run: only the master's restore sets it, on a fresh zone),
+// with its bucket already asked for.
+std::uint64_t hash_ahead(zone_conf& zone, const session_key& key)
+{
+    const std::uint64_t hash = key.hash(zone.shared->hash_seed);
+    session_index(zone.shared->index, zone.pool).prefetch(hash);
+    return hash;
+}
+
 }  // namespace
 
 lookup_outcome session_store::validate(const session_key& key, unix_ms now, const presented_binding& binding,
                                       bool establishes)
 {
     lookup_outcome outcome;
+    const std::uint64_t hash = hash_ahead(zone_, key);
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
-    session_record* record = zone.find(key);
+    session_record* record = zone.find(key, hash);
     zone_shared& sh = zone.shared();
     if (record == nullptr) {
         ++sh.counters.rejected_unknown;
@@ -122,10 +133,10 @@ lookup_outcome session_store::validate(const session_key& key, unix_ms now, cons
 insert_outcome session_store::record(const session_key& key, unix_ms now, const presented_binding& binding)
 {
     insert_outcome outcome;
+    const std::uint64_t hash = hash_ahead(zone_, key);
     zone_transaction tx(zone_);
     locked_zone& zone = tx.zone();
 
-    const std::uint64_t hash = zone.hash_of(key);
     if (session_record* known = zone.find(key, hash)) {
         zone.touch(known, now);
         outcome.stored = true;

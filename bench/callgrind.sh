@@ -48,19 +48,7 @@ http {
     server {
         listen 127.0.0.1:$PORT;
         location /mcp { mcp_session zone=mcp; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        location /rec { mcp_session zone=rec; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        location = /rec/status { mcp_session_status zone=rec; }
-        location /mcp-sse {
-            mcp_session zone=rec;
-            mcp_session_stream on;
-            mcp_session_heartbeat off;
-            mcp_session_event_max_size 4k;
-            proxy_method GET;
-            proxy_pass http://trivial/sse64;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-        location /plain-sse { proxy_method GET; proxy_pass http://trivial/sse64; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        include $ROOT/bench/post_stream_locations.conf;  # /rec, /mcp-sse, /plain-sse
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /lua { include $ROOT/bench/lua_recipe.conf; }
     }

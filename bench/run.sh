@@ -73,20 +73,7 @@ http {
         }
         location /small { mcp_session zone=small; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        # A tools/call answered with 64 SSE events of 1 KB: recorded (stream on) vs plain proxying.
-        location /rec { mcp_session zone=rec; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        location /mcp-sse {
-            mcp_session zone=rec;
-            mcp_session_stream on;
-            mcp_session_heartbeat off;
-            mcp_session_event_max_size 4k;
-            proxy_method GET;
-            proxy_pass http://trivial/sse64;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-        location = /rec/status { mcp_session_status zone=rec; }
-        location /plain-sse { proxy_method GET; proxy_pass http://trivial/sse64; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        include $ROOT/bench/post_stream_locations.conf;  # /rec, /mcp-sse, /plain-sse
         # What the gap is made of: plain proxying unbuffered (as any live
         # SSE relay through nginx), and the module with the stream off.
         location /unbuffered-sse { proxy_buffering off; proxy_method GET; proxy_pass http://trivial/sse64; proxy_http_version 1.1; proxy_set_header Connection ""; }

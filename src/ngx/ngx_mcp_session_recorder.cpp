@@ -286,9 +286,6 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         rec->relay.finish(rec->out);
     }
     record_answer_counts(state);
-    if (pass_on != nullptr) {
-        hand_back_answer_watch(state);  // what passes on untouched is the watch's own again
-    }
     if (!rec->events.empty() && rec->across_nodes) {
         append_post_events(*rec->zone, rec->key, rec->stream, rec->events);
     } else if (!rec->events.empty()) {
@@ -346,6 +343,11 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         rec->held.clear();
     }
     rec->bypass = pass_on != nullptr;
+    if (rec->bypass) {
+        // What passes on untouched from the next call on is the watch's
+        // own again (not this call's output: the relay fed it already).
+        hand_back_answer_watch(state);
+    }
     return rc;
 }
 

@@ -57,12 +57,11 @@ session_extras extras_for(const presented_binding& binding)
     return fields;
 }
 
-// A key's hash, computed before the zone lock is taken (the seed is fixed
-// once workers run: only the master's restore sets it, on a fresh zone),
-// with its bucket already asked for.
+// A key's hash, computed before the zone lock is taken, with its bucket
+// already asked for.
 std::uint64_t hash_ahead(zone_conf& zone, const session_key& key)
 {
-    const std::uint64_t hash = key.hash(zone.shared->hash_seed);
+    const std::uint64_t hash = hash_of(zone, key);
     session_index(zone.shared->index, zone.pool).prefetch(hash);
     return hash;
 }

@@ -161,8 +161,9 @@ mcp_session::session_key key_of(const session_record* record)
                                                  static_cast<mcp_session::id_form>(record->id_form));
 }
 
+std::uint64_t hash_of(const zone_conf& zone, const session_key& key) { return key.hash(zone.shared->hash_seed); }
+
 session_record* locked_zone::find(const session_key& key) { return find(key, hash_of(key)); }
-std::uint64_t locked_zone::hash_of(const session_key& key) const { return key.hash(sh_.hash_seed); }
 session_record* locked_zone::find(const session_key& key, std::uint64_t hash) { return index().find(key, hash); }
 
 void locked_zone::touch(session_record* record, unix_ms now)

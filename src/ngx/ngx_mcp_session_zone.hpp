@@ -233,6 +233,10 @@ struct room_report {
 // Workers whose doorbell must ring once the lock is released.
 using worker_set = std::bitset<NGX_MAX_PROCESSES>;
 
+// A key's hash with the zone's seed. No lock needed: the seed is fixed
+// once workers run (only the master's restore sets it, on a fresh zone).
+std::uint64_t hash_of(const zone_conf& zone, const mcp_session::session_key& key);
+
 // Operations on the shared structures; every method expects the lock held
 // and none allocates process memory or logs.
 class locked_zone {
@@ -240,9 +244,9 @@ public:
     explicit locked_zone(zone_conf& zone) : zone_(zone), sh_(*zone.shared) {}
 
     session_record* find(const mcp_session::session_key& key);
-    // The same, for a caller that also inserts the key: its hash is
-    // computed once (hash_of), not per call.
-    std::uint64_t hash_of(const mcp_session::session_key& key) const;
+    // The same with the key's hash (hash_of) already computed, for a
+    // caller that also inserts the key or hashes it before the lock.
+    std::uint64_t hash_of(const mcp_session::session_key& key) const { return mcp_ngx::hash_of(zone_, key); }
     session_record* find(const mcp_session::session_key& key, std::uint64_t hash);
     // The session whose backend id is `backend_id` (issue mode), or null.
     session_record* find_by_backend_id(std::string_view backend_id);

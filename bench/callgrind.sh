@@ -92,7 +92,7 @@ measure validate-plain yes "$base/plain" "${validate[@]}"
 measure validate-lua yes "$base/lua" "${validate[@]}"
 # No warm-up for creation: a second pass over the same ids would touch, not create.
 measure create-ours no "$base/mcp" -s "$ROOT/bench/create.lua" -- "cg$(date +%s)"
-measure create-plain no "$base/plain" -s "$ROOT/bench/create.lua" -- p
+measure create-plain no "$base/plain" -s "$ROOT/bench/create.lua" -- "pp$(date +%s)"  # ids as long as ours
 post_stream=(-s "$ROOT/bench/post_stream.lua")
 measure sse-ours yes "$base/mcp-sse" "${post_stream[@]}"
 measure sse-plain yes "$base/plain-sse" "${post_stream[@]}"

@@ -612,7 +612,8 @@ population_rows() {
     log "session creation at $sessions sessions"
     # A fresh label per slice (each runs in a subshell): every id is new.
     create_mcp() { wrk_rps -s "$ROOT/bench/create.lua" "$base/mcp" -- "m$(date +%s%N)"; }
-    create_plain() { wrk_rps -s "$ROOT/bench/create.lua" "$base/plain" -- "p"; }
+    # Ids of the same length on both sides (the upstream echoes them).
+    create_plain() { wrk_rps -s "$ROOT/bench/create.lua" "$base/plain" -- "p$(date +%s%N)"; }
     ratio_runs create_mcp create_plain
     verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
     row "session creation: initialize exchanges/s at $sessions sessions vs plain proxy" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"

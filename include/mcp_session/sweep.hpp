@@ -3,6 +3,7 @@
 
 #include "mcp_session/expiry.hpp"
 
+#include <array>
 #include <cstddef>
 
 namespace mcp_session {
@@ -25,6 +26,35 @@ std::size_t sweep_expired(Order& order, const expiry_policy& policy, unix_ms now
     }
     return removed;
 }
+
+// What a sweep of the three orders (unused, by last access, by creation)
+// left first in line, and the first millisecond one of those sessions
+// expires. While the same three lead and that millisecond has not come, a
+// sweep would remove nothing: a head's times only move later (a touch),
+// and a head that is touched away, removed or joined by an older one in
+// front is no longer the same head. So the sweep a session's creation
+// runs first costs one comparison instead of three looks.
+class expiry_horizon {
+public:
+    using heads = std::array<const void*, 3>;  // null: that order is empty
+
+    bool nothing_due(const heads& leading, unix_ms now) const
+    {
+        return known_ && leading == leading_ && now < earliest_;
+    }
+    void remember(const heads& leading, unix_ms earliest)
+    {
+        leading_ = leading;
+        earliest_ = earliest;
+        known_ = true;
+    }
+    void forget() { known_ = false; }
+
+private:
+    heads leading_{};
+    unix_ms earliest_ = 0;
+    bool known_ = false;
+};
 
 // One sweep per zone per interval however many workers run a timer:
 // whichever worker finds the zone's shared deadline passed claims it.

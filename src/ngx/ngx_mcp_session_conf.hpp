@@ -24,6 +24,7 @@ struct zone_conf {
     ngx_str_t name;
     mcp_session::expiry_policy policy;
     mcp_session::sweep_schedule sweep;
+    mcp_session::expiry_horizon expiry_horizon;  // per process: what its last sweep left leading
     std::uint32_t ring_capacity;  // events kept per session (buffer=)
     zone_shared* shared;
     ngx_slab_pool_t* pool;

@@ -3,6 +3,8 @@
 
 #include "ngx_mcp_session_bridge.hpp"
 
+#include "mcp_session/text.hpp"
+
 #include <string>
 #include <string_view>
 
@@ -23,8 +25,7 @@ void for_each_header(ngx_list_t& headers, std::string_view name, Visit visit)
         for (ngx_uint_t i = 0; i < part->nelts; ++i) {
             ngx_table_elt_t& h = fields[i];
             if (h.hash != 0 && h.key.len == name.size() &&
-                ngx_strncasecmp(h.key.data, reinterpret_cast<u_char*>(const_cast<char*>(name.data())),
-                                name.size()) == 0) {
+                mcp_session::equals_ignoring_case(to_view(h.key), name)) {
                 visit(h);
             }
         }

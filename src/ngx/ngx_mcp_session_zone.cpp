@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <random>
 
 namespace mcp_ngx {
@@ -65,6 +66,7 @@ public:
     bool empty() const { return ngx_queue_empty(head_); }
     session_times oldest() const { return times_of(first()); }
     void remove_oldest() { zone_.remove(first()); }
+    const void* leader() const { return empty() ? nullptr : first(); }
     session_record* first() const
     {
         return reinterpret_cast<session_record*>(reinterpret_cast<u_char*>(ngx_queue_head(head_)) - link_offset_);
@@ -283,10 +285,28 @@ std::size_t locked_zone::remove_expired(unix_ms now, std::size_t budget)
     order unused = unused_lru_order(*this);
     order by_access = lru_order(*this);
     order by_age = creation_order(*this);
+    const auto leading = [&] {
+        return mcp_session::expiry_horizon::heads{unused.leader(), by_access.leader(), by_age.leader()};
+    };
+    mcp_session::expiry_horizon& horizon = zone_.expiry_horizon;
+    if (horizon.nothing_due(leading(), now)) {
+        return 0;
+    }
     std::size_t removed = mcp_session::sweep_expired(unused, zone_.policy, now, budget);
     removed += mcp_session::sweep_expired(by_access, zone_.policy, now, budget - removed);
     removed += mcp_session::sweep_expired(by_age, zone_.policy, now, budget - removed);
     sh_.counters.expired_swept += removed;
+    if (removed == budget) {
+        horizon.forget();  // stopped by the budget: more may be due
+        return removed;
+    }
+    unix_ms earliest = std::numeric_limits<unix_ms>::max();
+    for (const order* o : {&unused, &by_access, &by_age}) {
+        if (!o->empty()) {
+            earliest = std::min(earliest, mcp_session::expires_at(o->oldest(), zone_.policy));
+        }
+    }
+    horizon.remember(leading(), earliest);
     return removed;
 }
 

@@ -75,4 +75,19 @@ BOOST_AUTO_TEST_CASE(schedule_claims_one_sweep_per_interval)
     BOOST_TEST(schedule.due(next, start + 60000));
 }
 
+BOOST_AUTO_TEST_CASE(horizon_spares_the_look_only_while_the_same_sessions_lead_before_their_deadline)
+{
+    int a = 0, b = 0, c = 0, d = 0;
+    const expiry_horizon::heads leading{&a, &b, &c};
+    expiry_horizon horizon;
+    BOOST_TEST(!horizon.nothing_due(leading, start));  // nothing known yet
+    horizon.remember(leading, start + 1000);
+    BOOST_TEST(horizon.nothing_due(leading, start + 999));
+    BOOST_TEST(!horizon.nothing_due(leading, start + 1000));  // the deadline's own millisecond
+    BOOST_TEST(!horizon.nothing_due({&a, &d, &c}, start));    // another session leads one order
+    BOOST_TEST(!horizon.nothing_due({&a, nullptr, &c}, start));  // an order emptied
+    horizon.forget();
+    BOOST_TEST(!horizon.nothing_due(leading, start));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -597,7 +597,7 @@ population_rows() {
     per_session=$(awk -v u="$used" -v s="$sessions" 'BEGIN { printf "%.0f", u / s }')
     verdict=$(meets "$per_session" 256 "<=")
     row "shared memory per idle session (bytes used / sessions, $sessions sessions)" "$per_session B" "—" "—" "≤ 256 B" "$verdict"
-    limit "memory per idle session" "$verdict" "the zone's fixed part (worker inboxes, the slab's own pages, the session index: 1/128 of the zone) spread over only $sessions sessions; a session record is one 128-byte slab chunk."
+    limit "memory per idle session" "$verdict" "the zone's fixed part (worker inboxes, the slab's own pages, the session index: 1/64 of the zone) spread over only $sessions sessions; a session record is one 128-byte slab chunk."
 
     # The same request against two zones of the same nginx, alternated in
     # one window: a zone of $POPULATION sessions and one kept at 1000.

@@ -22,12 +22,12 @@ bool session_index::addressable(std::size_t zone_size)
 
 std::size_t session_index::bytes_for(std::size_t zone_size)
 {
-    return std::size_t{mcp_session::index_buckets_for(zone_size)} * sizeof(record_ref);
+    return std::size_t{mcp_session::index_buckets_for(zone_size)} * sizeof(index_bucket);
 }
 
 void session_index::place(session_buckets& buckets, void* memory, std::size_t zone_size)
 {
-    buckets.heads = static_cast<record_ref*>(memory);
+    buckets.heads = static_cast<index_bucket*>(memory);
     buckets.count = mcp_session::index_buckets_for(zone_size);
 }
 
@@ -51,40 +51,79 @@ session_record* session_index::next(const session_record* record) const { return
 
 session_record* session_index::find(const session_key& key, std::uint64_t hash) const
 {
-    for (session_record* r = head(bucket_of(hash)); r != nullptr; r = next(r)) {
-        if (r->hash > hash) {
-            break;  // the chain ascends: the id is not in it
-        }
+    index_bucket& bucket = buckets_.heads[bucket_of(hash)];
+    if (!(bucket.filter & mcp_session::filter_bit(hash))) {
+        return nullptr;  // no record of the chain has this hash
+    }
+    std::uint32_t held = 0;
+    for (session_record* r = record_at(bucket.head); r != nullptr; r = next(r)) {
         if (r->hash == hash &&
             key.equals(reinterpret_cast<const std::uint8_t*>(r + 1), r->id_size,
                        static_cast<mcp_session::id_form>(r->id_form))) {
             return r;
         }
+        held |= mcp_session::filter_bit(r->hash);
     }
+    bucket.filter = held;  // the bits of removed records go
     return nullptr;
 }
 
 void session_index::insert(session_record* record)
 {
-    // After any equal hash: a walk sees colliding ids in insertion order.
-    record_ref* link = &buckets_.heads[bucket_of(record->hash)];
-    while (*link != 0 && record_at(*link)->hash <= record->hash) {
-        link = &record_at(*link)->next;
-    }
-    record->next = *link;
-    *link = ref_of(record);
+    // At the head: an insert reads no other record.
+    index_bucket& bucket = buckets_.heads[bucket_of(record->hash)];
+    record->next = bucket.head;
+    bucket.head = ref_of(record);
+    bucket.filter |= mcp_session::filter_bit(record->hash);
 }
 
 void session_index::erase(session_record* record)
 {
     const record_ref ref = ref_of(record);
-    for (record_ref* link = &buckets_.heads[bucket_of(record->hash)]; *link != 0; link = &record_at(*link)->next) {
+    index_bucket& bucket = buckets_.heads[bucket_of(record->hash)];
+    for (record_ref* link = &bucket.head; *link != 0; link = &record_at(*link)->next) {
         if (*link == ref) {
             *link = record->next;
             record->next = 0;
-            return;
+            break;
         }
     }
+    if (bucket.head == 0) {
+        bucket.filter = 0;
+    }
+}
+
+namespace {
+
+// (hash, place) order, which puts ids of equal hash next to each other.
+bool before(std::uint64_t hash, const session_record* place, const session_record* other)
+{
+    return hash < other->hash || (hash == other->hash && place < other);
+}
+
+}  // namespace
+
+session_record* session_index::first_in_order(std::uint32_t bucket, const std::uint64_t* above) const
+{
+    session_record* best = nullptr;
+    for (session_record* r = record_at(buckets_.heads[bucket].head); r != nullptr; r = next(r)) {
+        if ((above == nullptr || r->hash > *above) && (best == nullptr || before(r->hash, r, best))) {
+            best = r;
+        }
+    }
+    return best;
+}
+
+session_record* session_index::next_in_order(std::uint32_t bucket, std::uint64_t hash,
+                                             const session_record* place) const
+{
+    session_record* best = nullptr;
+    for (session_record* r = record_at(buckets_.heads[bucket].head); r != nullptr; r = next(r)) {
+        if (before(hash, place, r) && (best == nullptr || before(r->hash, r, best))) {
+            best = r;
+        }
+    }
+    return best;
 }
 
 }  // namespace mcp_ngx

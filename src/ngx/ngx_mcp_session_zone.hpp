@@ -24,7 +24,7 @@ namespace mcp_ngx {
 
 // Bumped whenever the layout below changes, so a reload that loads a
 // different build of the module never reads the old layout as the new.
-constexpr std::uint32_t layout_version = 17;
+constexpr std::uint32_t layout_version = 18;
 
 // Which of a worker's streams have news: tokens queued by publishers, so the
 // woken worker pumps only those instead of every stream it holds. A full
@@ -388,10 +388,8 @@ bool walk_slice(locked_zone& zone, mcp_session::save_cursor& cursor, std::size_t
 {
     const session_index index = zone.index();
     std::uint32_t bucket = cursor.started() ? index.bucket_of(cursor.last()) : 0;
-    session_record* r = index.head(bucket);
-    while (r != nullptr && !cursor.ahead(r->hash)) {
-        r = index.next(r);
-    }
+    const std::uint64_t resume_above = cursor.last();
+    session_record* r = index.first_in_order(bucket, cursor.started() ? &resume_above : nullptr);
     std::size_t visited = 0;
     for (std::uint32_t scanned = 0;;) {
         if (r == nullptr) {
@@ -402,7 +400,7 @@ bool walk_slice(locked_zone& zone, mcp_session::save_cursor& cursor, std::size_t
                 cursor.passed(mcp_session::last_hash_of(bucket, index.bucket_count()));
                 return false;
             }
-            r = index.head(++bucket);
+            r = index.first_in_order(++bucket, nullptr);
             continue;
         }
         if (cursor.may_stop_before(r->hash, visited, sessions)) {
@@ -413,7 +411,7 @@ bool walk_slice(locked_zone& zone, mcp_session::save_cursor& cursor, std::size_t
         }
         cursor.passed(r->hash);
         ++visited;
-        r = index.next(r);
+        r = index.next_in_order(bucket, r->hash, r);
     }
 }
 

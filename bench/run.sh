@@ -617,7 +617,7 @@ population_rows() {
     ratio_runs create_mcp create_plain
     verdict=$(meets "$(minimum <<<"$RATIOS")" 0.95 ">=")
     row "session creation: initialize exchanges/s at $sessions sessions vs plain proxy" "$A_MEDIAN" "$B_MEDIAN (plain proxy)" "$(spread "$RATIOS")" "≥ 0.95×, every run" "$verdict"
-    limit "session creation" "$verdict" "the lookup of a new id reads one bucket of the zone's hash table and, for fewer than half of them, one record's first line (perf at a million: session_index::find about 3.5 % of worker samples, the two cache and TLB misses; creation into a nearly empty zone was 0.88–0.92 in a quick check). What is left is the work of every creation: about 3 000 instructions over plain, 1 100 of them under the zone lock (bench/callgrind.sh), writing a fresh record, a page fault for every 32 new records, and the lock shared by both workers."
+    limit "session creation" "$verdict" "the lookup of a new id reads one bucket of the zone's hash table, whose filter rules the id out, and the insert goes to the chain's head (perf at a million: session_index::find about 1 % of worker samples, the bucket's cache and TLB miss). What is left is the work of every creation: about 2 000 instructions over plain, 700 of them under the zone lock (bench/callgrind.sh), writing a fresh record, a page fault for every 32 new records, and the lock shared by both workers."
 }
 
 # BENCH_ONLY=redis: those rows alone, without the main nginx.

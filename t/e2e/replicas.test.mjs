@@ -144,6 +144,8 @@ test("the premise, without nginx: a restarted replica answers its old session wi
   assert.ok(failure instanceof StreamableHTTPError, String(failure));
   assert.equal(failure.code, 400);
   assert.match(failure.message, /"code":-32000,"message":"Bad Request: No valid session ID provided"/);
+  // The replica's log line comes over a pipe: it may follow the answer.
+  await pollUntil("the restarted replica's log of the unknown session", () => replica.unknownSessions().length > 0);
   assert.deepEqual(replica.unknownSessions(), [session.id]);
   await closeAll([session]);
 });
@@ -227,9 +229,11 @@ test("a restarted replica (same port): its old sessions get nginx's 404 for its 
     }
   }
   // Each of those requests reached the new process, whose 400 nginx turned into its 404.
+  const expected = onVictim.learn.length + onVictim.issue.length;
+  await pollUntil("the restarted replica's log of each unknown session", () => victim.unknownSessions().length >= expected);
   const unknown = victim.unknownSessions();
   for (const session of onVictim.learn) assert.ok(unknown.includes(session.id), `the restarted replica saw ${session.id}: ${unknown}`);
-  assert.equal(unknown.length, onVictim.learn.length + onVictim.issue.length, `one 400 per session: ${unknown}`);
+  assert.equal(unknown.length, expected, `one 400 per session: ${unknown}`);
 
   for (const session of elsewhere) {
     const again = await whoami(session.client);

@@ -18,6 +18,7 @@
 #include "mcp_session/protocol.hpp"
 #include "mcp_session/session_id.hpp"
 #include "mcp_session/sse_relay.hpp"
+#include "mcp_session/text.hpp"
 
 #include <cstring>
 #include <exception>
@@ -344,20 +345,13 @@ struct gate_headers {
 // ASCII case-insensitive; `name` is lower case and its length was
 // compared. nginx's parsers (HTTP/1, 2 and 3) give every request header a
 // lower-case copy of its name, so one memcmp does; a header another
-// module added without one is folded byte by byte.
+// module added without one is compared folding case.
 bool named(const ngx_table_elt_t& h, std::string_view name)
 {
     if (h.lowcase_key != nullptr) {
         return std::memcmp(h.lowcase_key, name.data(), name.size()) == 0;
     }
-    for (std::size_t i = 0; i < name.size(); ++i) {
-        const u_char c = h.key.data[i];
-        const u_char folded = (c >= 'A' && c <= 'Z') ? static_cast<u_char>(c | 0x20) : c;
-        if (folded != static_cast<u_char>(name[i])) {
-            return false;
-        }
-    }
-    return true;
+    return mcp_session::equals_ignoring_case(to_view(h.key), name);
 }
 
 void count(header_match& match, ngx_table_elt_t& h)

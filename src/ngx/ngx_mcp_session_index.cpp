@@ -103,27 +103,27 @@ bool before(std::uint64_t hash, const session_record* place, const session_recor
 
 }  // namespace
 
-session_record* session_index::first_in_order(std::uint32_t bucket, const std::uint64_t* above) const
+template <typename Wanted>
+session_record* session_index::least(std::uint32_t bucket, Wanted wanted) const
 {
     session_record* best = nullptr;
     for (session_record* r = record_at(buckets_.heads[bucket].head); r != nullptr; r = next(r)) {
-        if ((above == nullptr || r->hash > *above) && (best == nullptr || before(r->hash, r, best))) {
+        if (wanted(r) && (best == nullptr || before(r->hash, r, best))) {
             best = r;
         }
     }
     return best;
 }
 
+session_record* session_index::first_in_order(std::uint32_t bucket, const std::uint64_t* above) const
+{
+    return least(bucket, [above](const session_record* r) { return above == nullptr || r->hash > *above; });
+}
+
 session_record* session_index::next_in_order(std::uint32_t bucket, std::uint64_t hash,
                                              const session_record* place) const
 {
-    session_record* best = nullptr;
-    for (session_record* r = record_at(buckets_.heads[bucket].head); r != nullptr; r = next(r)) {
-        if (before(hash, place, r) && (best == nullptr || before(r->hash, r, best))) {
-            best = r;
-        }
-    }
-    return best;
+    return least(bucket, [hash, place](const session_record* r) { return before(hash, place, r); });
 }
 
 }  // namespace mcp_ngx

@@ -78,6 +78,9 @@ private:
     session_record* record_at(record_ref ref) const;
     record_ref ref_of(const session_record* record) const;
     session_record* next(const session_record* record) const;
+    // The bucket's least record in (hash, place) order among those `wanted`.
+    template <typename Wanted>
+    session_record* least(std::uint32_t bucket, Wanted wanted) const;
 
     session_buckets& buckets_;
     u_char* base_;

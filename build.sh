@@ -89,17 +89,30 @@ build_module() {
         fi
     fi
     src="$(cd "$src" && pwd)"
+    # nginx's auto/make names a dynamic module's objects by rewriting
+    # "X.cpp", "X.cc", "X.c" and "X.S" across the whole object list after
+    # prefixing it with the build directory, so a ".c" or ".S" anywhere in
+    # that directory's path (~/src/github.com/..., ~/.config/...) turns into
+    # object names that match no rule. The directory is handed over
+    # relative to the tree, where it is only ../nginx-objs in the usual layout.
+    local objs_rel
+    objs_rel=$(realpath -m --relative-to="$src" "$objs")
+    if [[ $objs_rel =~ \.(c|S) ]]; then
+        echo "build.sh: nginx's build scripts cannot use the build directory $objs_rel (seen from $src):" \
+            "a path with \".c\" or \".S\" in it breaks their object names; use NGINX_SRC or a directory without it" >&2
+        exit 1
+    fi
     # Reconfigure when the tree, its flags, its configure script or our config changed.
-    if [[ ! -f $objs/Makefile || "$(cat "$objs/.source" 2>/dev/null)" != "$src $extra_cc" ||
+    if [[ ! -f $objs/Makefile || "$(cat "$objs/.source" 2>/dev/null)" != "$src $extra_cc $objs_rel" ||
           "$ROOT/config" -nt "$objs/Makefile" || "$src/configure" -nt "$objs/Makefile" ]]; then
         configure_args "$src"
         log "configuring against $src"
         (cd "$src" && ./configure \
             --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 $extra_cc" \
             --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC $extra_ld" \
-            "${CONFIGURE_ARGS[@]}" --add-dynamic-module="$ROOT" --builddir="$objs" >"$BUILD/configure.log" 2>&1) \
+            "${CONFIGURE_ARGS[@]}" --add-dynamic-module="$ROOT" --builddir="$objs_rel" >"$BUILD/configure.log" 2>&1) \
             || { tail -20 "$BUILD/configure.log" >&2; exit 1; }
-        echo "$src $extra_cc" >"$objs/.source"
+        echo "$src $extra_cc $objs_rel" >"$objs/.source"
     fi
     log "building the module"
     make -s -f "$objs/Makefile" -C "$src" -j"$(nproc)" modules
@@ -209,18 +222,19 @@ cmd_test() {
     APT_PACKAGES+=("${DEB_PACKAGES[@]}" lintian "${BROWSER_PACKAGES[@]}" "${METRICS_PACKAGES[@]}")
     install_packages
     build_module
-    UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1 DEB_RC=1
+    UNIT_RC=1 UNIT_ASAN_RC=1 PROVE_RC=1 E2E_RC=1 DEB_RC=1 PATH_RC=1
     run_unit_tests
     run_unit_asan_tests
     run_prove
     run_e2e
     run_deb_test
+    run_path_test
     local prove_failed=0; [[ $PROVE_RC -ne 0 ]] && prove_failed=1
-    local passed=$(( ${UNIT_PASSED:-0} + ${UNIT_ASAN_PASSED:-0} + ${PROVE_TESTS:-0} + ${E2E_PASSED:-0} + ${DEB_PASSED:-0} ))
-    local failed=$(( ${UNIT_FAILED:-0} + ${UNIT_ASAN_FAILED:-0} + prove_failed + ${E2E_FAILED:-0} + ${DEB_FAILED:-0} ))
+    local passed=$(( ${UNIT_PASSED:-0} + ${UNIT_ASAN_PASSED:-0} + ${PROVE_TESTS:-0} + ${E2E_PASSED:-0} + ${DEB_PASSED:-0} + ${PATH_PASSED:-0} ))
+    local failed=$(( ${UNIT_FAILED:-0} + ${UNIT_ASAN_FAILED:-0} + prove_failed + ${E2E_FAILED:-0} + ${DEB_FAILED:-0} + ${PATH_FAILED:-0} ))
     echo
-    echo "unit: ${UNIT_PASSED:-0} test cases (rc $UNIT_RC); unit+asan/ubsan: ${UNIT_ASAN_PASSED:-0} test cases (rc $UNIT_ASAN_RC); t/: ${PROVE_TESTS:-0} assertions (rc $PROVE_RC); e2e: ${E2E_PASSED:-0} tests (rc $E2E_RC); deb: ${DEB_PASSED:-0} assertions (rc $DEB_RC); $(( SECONDS - started ))s"
-    if [[ $UNIT_RC -ne 0 || $UNIT_ASAN_RC -ne 0 || $PROVE_RC -ne 0 || $E2E_RC -ne 0 || $DEB_RC -ne 0 ]]; then
+    echo "unit: ${UNIT_PASSED:-0} test cases (rc $UNIT_RC); unit+asan/ubsan: ${UNIT_ASAN_PASSED:-0} test cases (rc $UNIT_ASAN_RC); t/: ${PROVE_TESTS:-0} assertions (rc $PROVE_RC); e2e: ${E2E_PASSED:-0} tests (rc $E2E_RC); deb: ${DEB_PASSED:-0} assertions (rc $DEB_RC); build path: ${PATH_PASSED:-0} assertions (rc $PATH_RC); $(( SECONDS - started ))s"
+    if [[ $UNIT_RC -ne 0 || $UNIT_ASAN_RC -ne 0 || $PROVE_RC -ne 0 || $E2E_RC -ne 0 || $DEB_RC -ne 0 || $PATH_RC -ne 0 ]]; then
         [[ $failed -eq 0 ]] && failed=1
         echo "$passed passed, $failed failed"
         exit 1
@@ -357,14 +371,20 @@ package_version() { dpkg-parsechangelog -l "$ROOT/debian/changelog" -S Version; 
 # dh_nginx) from a copy of the sources, so the build leaves the tree clean.
 build_deb() {
     local version; version=$(package_version)
-    local out="$BUILD/deb" stage="$BUILD/deb/src/ngx-mcp-session-$version"
-    rm -rf "$out/src" && mkdir -p "$stage"
+    local out="$BUILD/deb" staging="$BUILD/deb/src"
+    # Debian's nginx_mod build system gives nginx an absolute build
+    # directory, which a ".c" or ".S" in the path breaks (see build_module):
+    # such a checkout builds its package in a directory of its own.
+    [[ $BUILD =~ \.(c|S) ]] && staging=$(mktemp -d /tmp/ngx-mcp-session-deb-XXXXXX)
+    local stage="$staging/ngx-mcp-session-$version"
+    rm -rf "$out/src" && mkdir -p "$out" "$stage"
     cp -a "$ROOT/config" "$ROOT/ngx_mcp_session_module.cpp" "$ROOT/ngx_mcp_session.map" "$ROOT/README.md" \
         "$ROOT/include" "$ROOT/src" "$ROOT/debian" "$stage/"
     log "building the Debian package $version (dpkg-buildpackage)"
     (cd "$stage" && DEB_BUILD_OPTIONS="noddebs parallel=$(nproc)" dpkg-buildpackage -b -us -uc >"$out/build.log" 2>&1) \
-        || { tail -30 "$out/build.log" >&2; return 1; }
-    rm -f "$out"/*.deb && mv "$out"/src/*.deb "$out/"
+        || { tail -30 "$out/build.log" >&2; [[ $staging == "$out/src" ]] || rm -rf "$staging"; return 1; }
+    rm -f "$out"/*.deb && mv "$staging"/*.deb "$out/"
+    [[ $staging == "$out/src" ]] || rm -rf "$staging"
     DEB_FILE=$(ls "$out"/libnginx-mod-http-mcp-session_*.deb)
     log "built $DEB_FILE"
 }
@@ -385,6 +405,40 @@ run_deb_test() {
     (cd "$ROOT" && DEB_FILE="$DEB_FILE" prove -v t/deb/package.pl 2>&1) | tee "$BUILD/deb/test.log" && DEB_RC=0 || DEB_RC=$?
     DEB_PASSED=$(grep -c '^ok ' "$BUILD/deb/test.log" || true)
     DEB_FAILED=$(grep -c '^not ok ' "$BUILD/deb/test.log" || true)
+}
+
+# A checkout under a path with ".c" in it (~/src/github.com/...) builds:
+# the module is built again from a copy of nginx's tree in such a
+# directory and loaded by nginx -t, and a build directory nginx's scripts
+# cannot use is refused before anything is configured. Sets PATH_RC and
+# PATH_PASSED/PATH_FAILED.
+run_path_test() {
+    log "building under a path with \".c\" in it"
+    PATH_RC=1 PATH_PASSED=0 PATH_FAILED=0
+    local dir="$BUILD/path.check"
+    rm -rf "$dir" && mkdir -p "$dir" && cp -a /usr/share/nginx/src "$dir/nginx-src"
+    cat >"$dir/nginx.conf" <<CONF
+load_module $dir/module.so;
+error_log $dir/error.log;
+pid $dir/nginx.pid;
+events {}
+http { mcp_session_zone zone=check:1m; server { listen 127.0.0.1:1; location / { mcp_session zone=check; } } }
+CONF
+    if (NGINX_SRC="$dir/nginx-src" build_module "$dir/nginx-objs" "$dir/module.so") >"$dir/build.log" 2>&1 &&
+        /usr/sbin/nginx -t -p "$dir/" -c "$dir/nginx.conf" >>"$dir/build.log" 2>&1; then
+        echo "ok 1 - built and loaded from $dir"; PATH_PASSED=$((PATH_PASSED + 1))
+    else
+        tail -5 "$dir/build.log" >&2; echo "not ok 1 - built and loaded from $dir"; PATH_FAILED=$((PATH_FAILED + 1))
+    fi
+    if ! (build_module "$dir/objs.cc" "$dir/refused.so") >"$dir/refused.log" 2>&1 &&
+        grep -q 'breaks their object names' "$dir/refused.log" && [[ ! -e $dir/objs.cc/Makefile ]]; then
+        echo "ok 2 - a build directory with \".c\" in its relative path is refused"; PATH_PASSED=$((PATH_PASSED + 1))
+    else
+        cat "$dir/refused.log" >&2; echo "not ok 2 - a build directory with \".c\" in its relative path is refused"
+        PATH_FAILED=$((PATH_FAILED + 1))
+    fi
+    [[ $PATH_FAILED -eq 0 ]] && PATH_RC=0
+    return 0
 }
 
 cmd_test_deb() {
@@ -470,6 +524,7 @@ case "${1:-build}" in
     bench) cmd_bench ;;
     deb) cmd_deb ;;
     test-deb) cmd_test_deb ;;
+    test-path) run_path_test; [[ $PATH_RC -eq 0 ]] ;;
     test) cmd_test ;;
     demo) cmd_demo ;;
     fuzz) cmd_fuzz "${@:2}" ;;

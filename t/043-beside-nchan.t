@@ -56,7 +56,9 @@ $redis->command('DEL', 'mcp:reseeding');
 my $created = $n->request('POST', '/mcp', body => '{"jsonrpc":"2.0","id":1,"method":"initialize"}',
     headers => ['Content-Type' => 'application/json', Accept => 'application/json, text/event-stream']);
 my $sid = $created->{headers}{'mcp-session-id'}[0] // '';
-ok($redis->command('EXISTS', 'mcp:s:{0' . unpack('H*', $sid) . '}'), 'a session goes to Redis');
+# Written after the answer, and by a worker whose own link may still be
+# coming up: the record arrives within moments, not with the 200.
+ok(poll_until(10, sub { $redis->command('EXISTS', 'mcp:s:{0' . unpack('H*', $sid) . '}') }), 'a session goes to Redis');
 
 # nchan, through the same Redis: a subscriber gets what is published.
 ok(poll_until(10, sub { $n->request('POST', '/nchan/pub?id=probe', body => 'probe')->{status} =~ /^20[12]$/ }),

@@ -120,11 +120,14 @@ sub log_get {
 sub hold_stream {
     my ($self, $c, $req) = @_;
     my $sid = $req->{sid};
+    # Only what is queued from now on; the queue's end is taken before the
+    # open is logged, so a message a test queues once it sees the open is
+    # never skipped.
+    open my $queue, '<', "$self->{log}.notify" or POSIX::_exit(1);
+    seek $queue, 0, 2;
     $self->log_get('open', $req);
     syswrite($c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
         . "Connection: close\r\n\r\nretry: 300\n\n");
-    open my $queue, '<', "$self->{log}.notify" or POSIX::_exit(1);
-    seek $queue, 0, 2;  # only what is queued from now on
     my $sent = 0;
     my $partial = '';
     while (1) {

@@ -58,6 +58,31 @@ struct relayed_event {
     bool response = false;
 };
 
+// The events one feed() completes, for the caller to record. Cleared for
+// the next call, it keeps its events' strings (within a bound) so that a
+// stream under way records its events without allocating.
+class relayed_batch {
+public:
+    relayed_event& add();  // the next event, empty
+    void clear();
+    std::size_t size() const { return used_; }
+    bool empty() const { return used_ == 0; }
+    const relayed_event& operator[](std::size_t i) const { return slots_[i]; }
+    const relayed_event& at(std::size_t i) const { return slots_.at(i < used_ ? i : slots_.size()); }
+    const relayed_event* begin() const { return slots_.data(); }
+    const relayed_event* end() const { return slots_.data() + used_; }
+
+    // What clear() keeps for the next call: this many events' strings, of
+    // at most this many bytes together (a burst of tiny events, or one of
+    // large ones, is not held for the stream's whole life).
+    static constexpr std::size_t kept_events = 128;
+    static constexpr std::size_t kept_bytes = 64 * 1024;
+
+private:
+    std::vector<relayed_event> slots_;
+    std::size_t used_ = 0;
+};
+
 class sse_relay {
 public:
     // `stream`: P. `priming`: the client's revision is 2025-11-25 or later;
@@ -93,7 +118,7 @@ public:
     // that byte on (including the held tail of the current line) everything
     // goes out unchanged and nothing more is recorded. No priming event is
     // written for a stream whose first line is not SSE.
-    void feed(std::string_view in, std::string& out, std::vector<relayed_event>& recorded);
+    void feed(std::string_view in, std::string& out, relayed_batch& recorded);
 
     // The backend's answer ended: a held incomplete line goes out as it is
     // (an event without its blank line is never dispatched by a client, so
@@ -115,7 +140,7 @@ private:
     enum class line_kind : std::uint8_t { undecided, comment, id, data, other };
 
     const char* scan_text(const char* p, const char* end, bool& invalid);
-    void on_line(std::string_view line, std::string& out, std::vector<relayed_event>& recorded);
+    void on_line(std::string_view line, std::string& out, relayed_batch& recorded);
     void hold(std::string_view piece, std::string& out);
     void begin_streaming(std::string& out);
     void stream_piece(std::string_view piece, std::string& out);
@@ -124,7 +149,7 @@ private:
     void begin_data();
     void take_data(std::string_view piece);
     void mark_oversized();
-    void end_event(std::string& out, std::vector<relayed_event>& recorded);
+    void end_event(std::string& out, relayed_batch& recorded);
     void to_passthrough(std::string_view line_part, std::string_view rest, std::string& out);
 
     std::uint64_t stream_;

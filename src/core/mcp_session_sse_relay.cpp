@@ -120,6 +120,34 @@ void append_post_stream_lagged(std::string& out, bool seed_vocabulary, bool prim
     append_lagged(out, form, id.view(), dropped);
 }
 
+relayed_event& relayed_batch::add()
+{
+    if (used_ == slots_.size()) {
+        slots_.emplace_back();
+    }
+    relayed_event& event = slots_[used_++];
+    event.index = 0;
+    event.fields.clear();  // its capacity stays
+    event.response = false;
+    return event;
+}
+
+void relayed_batch::clear()
+{
+    used_ = 0;
+    if (slots_.size() > kept_events) {
+        slots_.resize(kept_events);
+    }
+    std::size_t kept = 0;
+    for (relayed_event& event : slots_) {
+        kept += event.fields.capacity();
+        if (kept > kept_bytes) {
+            kept -= event.fields.capacity();
+            std::string().swap(event.fields);
+        }
+    }
+}
+
 sse_relay::sse_relay(std::uint64_t stream, bool priming, std::size_t event_max_size)
     : stream_(stream), priming_(priming), event_max_size_(event_max_size)
 {
@@ -175,7 +203,7 @@ const char* sse_relay::scan_text(const char* p, const char* end, bool& invalid)
     return end;
 }
 
-void sse_relay::feed(std::string_view in, std::string& out, std::vector<relayed_event>& recorded)
+void sse_relay::feed(std::string_view in, std::string& out, relayed_batch& recorded)
 {
     if (passthrough_) {
         out.append(in);
@@ -294,7 +322,7 @@ void sse_relay::mark_oversized()
     }
 }
 
-void sse_relay::on_line(std::string_view line, std::string& out, std::vector<relayed_event>& recorded)
+void sse_relay::on_line(std::string_view line, std::string& out, relayed_batch& recorded)
 {
     if (!started_) {
         if (starts_with(line, byte_order_mark)) {
@@ -342,15 +370,16 @@ void sse_relay::on_line(std::string_view line, std::string& out, std::vector<rel
     }
 }
 
-void sse_relay::end_event(std::string& out, std::vector<relayed_event>& recorded)
+void sse_relay::end_event(std::string& out, relayed_batch& recorded)
 {
     out += '\n';
     const bool response = response_.response();
     if (event_oversized_) {
         ++oversized_;
     } else {
-        // A copy of exactly its size: event_ keeps its buffer for the next event.
-        relayed_event& done = recorded.emplace_back();
+        // A copy: event_ keeps its buffer for the next event, and the
+        // batch's string has room for it from an earlier call.
+        relayed_event& done = recorded.add();
         done.index = event_.index;
         done.fields.assign(event_.fields);
         done.response = response;

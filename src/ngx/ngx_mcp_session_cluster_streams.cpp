@@ -336,7 +336,7 @@ std::uint64_t open_shared_post_stream(zone_conf& zone, const session_key& key)
 }
 
 void append_post_events(zone_conf& zone, const session_key& key, std::uint64_t stream,
-                        const std::vector<mcp_session::relayed_event>& events)
+                        const mcp_session::relayed_batch& events)
 {
     zone_conf* z = &zone;
     for (const mcp_session::relayed_event& e : events) {

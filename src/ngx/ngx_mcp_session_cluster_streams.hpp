@@ -70,7 +70,7 @@ bool open_shared_stream(zone_conf& zone, const mcp_session::session_key& key, st
 // 0: Redis cannot be reached now (the answer passes unrecorded).
 std::uint64_t open_shared_post_stream(zone_conf& zone, const mcp_session::session_key& key);
 void append_post_events(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t stream,
-                        const std::vector<mcp_session::relayed_event>& events);
+                        const mcp_session::relayed_batch& events);
 void close_shared_post_stream(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t stream,
                               std::uint64_t next_index, std::size_t unrecorded);
 // The stream ended; `delivered`: its events up to there reached the client.

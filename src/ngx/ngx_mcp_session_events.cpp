@@ -386,7 +386,7 @@ std::uint64_t event_store::open_post_stream(const session_key& key, ngx_int_t wo
 }
 
 void event_store::record_post_events(const session_key& key, std::uint64_t post_stream,
-                                     const std::vector<mcp_session::relayed_event>& events, std::uint64_t next_index,
+                                     const mcp_session::relayed_batch& events, std::uint64_t next_index,
                                      unix_ms now)
 {
     zone_transaction tx(zone_);

@@ -104,7 +104,7 @@ public:
     // as a resuming client is told) and wakes the GET resuming it.
     // `next_index`: events up to next_index-1 went to the client.
     void record_post_events(const mcp_session::session_key& key, std::uint64_t stream,
-                            const std::vector<mcp_session::relayed_event>& events, std::uint64_t next_index,
+                            const mcp_session::relayed_batch& events, std::uint64_t next_index,
                             mcp_session::unix_ms now);
 
     // The backend's answer ended, or the request did; `unrecorded`: events

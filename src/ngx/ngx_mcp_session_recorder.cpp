@@ -34,8 +34,6 @@ struct post_recorder {
     bool client_gone = false;  // the client left: the answer is still read and recorded, not sent
     bool bypass = false;       // a buffer not in memory came: the rest passes untouched, unrecorded
     ngx_http_event_handler_pt client_writable = nullptr;  // the upstream's, wrapped by on_client_writable
-    std::string out;                              // the relayed bytes of one body filter call
-    std::vector<mcp_session::relayed_event> events;
     ngx_chain_t* free = nullptr;                  // our output buffers, sent and ready again
     ngx_chain_t* busy = nullptr;                  // ... still being sent
     // The upstream's buffers whose bytes went into busy output: they stay
@@ -50,6 +48,26 @@ constexpr std::size_t output_chunk_bytes = 16 * 1024;
 constexpr std::size_t relay_read_bytes = 16 * 1024;
 
 const ngx_buf_tag_t recorder_tag = reinterpret_cast<ngx_buf_tag_t>(&ngx_mcp_session_module);
+
+// What one body filter call relays and records, used up before it passes
+// its output on: one per worker, so its buffers serve every POST stream
+// instead of being made for each.
+struct relay_scratch {
+    std::string out;                     // the relayed bytes
+    mcp_session::relayed_batch events;  // the events they complete
+};
+
+relay_scratch& scratch_for_call()
+{
+    static relay_scratch scratch;
+    // A large answer's bytes are not held between calls.
+    if (scratch.out.capacity() > 4 * output_chunk_bytes) {
+        std::string().swap(scratch.out);
+    }
+    scratch.out.clear();
+    scratch.events.clear();
+    return scratch;
+}
 
 // The answer of POST stream `stream` ended (or its recording gave up).
 void end_recording(zone_conf& zone, const mcp_session::session_key& key, std::uint64_t stream, bool across_nodes,
@@ -218,7 +236,6 @@ void start_post_recording(ngx_http_request_t* r, request_state* state)
     post_recorder* rec;
     try {
         rec = new (memory) post_recorder(*state->zone, state->key, stream, form.priming, lcf->event_max_size);
-        rec->out.reserve(output_chunk_bytes);
         rec->across_nodes = across_nodes;
     } catch (...) {
         give_up();
@@ -263,8 +280,9 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         // for the client, the ring and the answer watch.
         rec->relay.watch_answer(take_over_answer_watch(state));
     }
-    rec->out.clear();
-    rec->events.clear();
+    relay_scratch& scratch = scratch_for_call();
+    std::string& relayed = scratch.out;
+    const mcp_session::relayed_batch& events = scratch.events;
     bool last = false;
     ngx_chain_t* pass_on = nullptr;  // a buffer not in memory ends the relaying (see below)
     for (ngx_chain_t* cl = in; cl != nullptr; cl = cl->next) {
@@ -278,18 +296,18 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
         last |= b->last_buf != 0;
         if (b->last > b->pos) {
             rec->relay.feed(std::string_view(reinterpret_cast<const char*>(b->pos), static_cast<std::size_t>(b->last - b->pos)),
-                            rec->out, rec->events);
+                            relayed, scratch.events);
             rec->held.push_back(b);
         }
     }
     if (last || pass_on != nullptr) {
-        rec->relay.finish(rec->out);
+        rec->relay.finish(relayed);
     }
     record_answer_counts(state);
-    if (!rec->events.empty() && rec->across_nodes) {
-        append_post_events(*rec->zone, rec->key, rec->stream, rec->events);
-    } else if (!rec->events.empty()) {
-        event_store(*rec->zone).record_post_events(rec->key, rec->stream, rec->events, rec->relay.next_index(),
+    if (!events.empty() && rec->across_nodes) {
+        append_post_events(*rec->zone, rec->key, rec->stream, events);
+    } else if (!events.empty()) {
+        event_store(*rec->zone).record_post_events(rec->key, rec->stream, events, rec->relay.next_index(),
                                                    now_ms());
     }
     if (last || pass_on != nullptr) {
@@ -302,13 +320,13 @@ ngx_int_t relay_post_stream(ngx_http_request_t* r, request_state* state, ngx_cha
     ngx_chain_t* out = nullptr;
     ngx_chain_t** tail = &out;
     ngx_buf_t* b = nullptr;
-    for (std::size_t done = 0; done < rec->out.size();) {
-        b = output_buffer(r, rec, &tail, rec->out.size() - done);
+    for (std::size_t done = 0; done < relayed.size();) {
+        b = output_buffer(r, rec, &tail, relayed.size() - done);
         if (b == nullptr) {
             return NGX_ERROR;
         }
-        const std::size_t n = std::min<std::size_t>(rec->out.size() - done, b->end - b->start);
-        b->last = ngx_cpymem(b->pos, rec->out.data() + done, n);
+        const std::size_t n = std::min<std::size_t>(relayed.size() - done, b->end - b->start);
+        b->last = ngx_cpymem(b->pos, relayed.data() + done, n);
         b->temporary = 1;
         done += n;
     }

@@ -26,7 +26,7 @@ constexpr std::size_t held_slack = 8;  // a BOM and "data" may wait for the byte
 
 struct outcome {
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     bool passthrough = false;
     bool responded = false;
     std::size_t oversized = 0;

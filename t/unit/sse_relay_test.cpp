@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ namespace {
 
 struct relay_run {
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     bool passthrough = false;
     bool responded = false;
     std::size_t oversized = 0;
@@ -86,7 +87,7 @@ bool is_response(std::string_view data)
 {
     sse_relay r(1, false, 1 << 20);
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     r.feed("data: " + std::string(data) + "\n\n", out, events);
     return events.size() == 1 && events[0].response && r.responded();
 }
@@ -139,7 +140,7 @@ BOOST_AUTO_TEST_CASE(priming_on_off_and_backend_primed)
     BOOST_TEST(relay("idx: 1\n\n", {2}, true).out == "id: 7.0\ndata: \n\nid: 7.1\nidx: 1\n\n");
     // Nothing yet at all: nothing goes out, priming included.
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     sse_relay r(7, true, 1024);
     r.feed("data: x", out, events);
     BOOST_TEST(out.empty());
@@ -181,7 +182,7 @@ BOOST_AUTO_TEST_CASE(line_ends_become_lf)
     BOOST_TEST(expected.out == "id: 7.1\ndata: a\ndata: b\n\n: c\n\nid: 7.2\ndata: d\n\n");
     // CR ends one call, LF starts the next: one line end, not two.
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     sse_relay r(7, false, 1024);
     r.feed("data: a\r", out, events);
     BOOST_TEST(out == "id: 7.1\ndata: a\n");  // the line goes out at its CR
@@ -268,7 +269,7 @@ BOOST_AUTO_TEST_CASE(oversized_by_one_long_line)
     // Byte by byte, the long line goes out as it comes, not at its end.
     sse_relay r(7, false, 16);
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     r.feed(big.substr(0, 50), out, events);
     BOOST_TEST(out == "id: 7.1\n" + big.substr(0, 50));
     BOOST_TEST(r.held() == 0u);
@@ -423,7 +424,7 @@ BOOST_AUTO_TEST_CASE(finish_sends_the_held_line)
 {
     sse_relay r(7, true, 1024);
     std::string out;
-    std::vector<relayed_event> events;
+    relayed_batch events;
     r.feed("data: a\n\ndata: b", out, events);
     BOOST_TEST(out == "id: 7.0\ndata: \n\nid: 7.1\ndata: a\n\n");
     BOOST_TEST(r.held() == 7u);
@@ -472,7 +473,7 @@ BOOST_AUTO_TEST_CASE(the_relay_feeds_the_answer_watch_as_the_watch_reads_itself)
         sse_relay r(7, false, 1024);
         r.watch_answer(&watch);
         std::string out;
-        std::vector<relayed_event> events;
+        relayed_batch events;
         for (std::size_t at = 0; at < stream.size(); at += step) {
             r.feed(std::string_view(stream).substr(at, step), out, events);
         }
@@ -543,6 +544,52 @@ BOOST_AUTO_TEST_CASE(lagged_notice_forms)
     out.clear();
     append_post_stream_lagged(out, false, false, 3, 9, 4);
     BOOST_TEST(out == ": lagged {\"dropped\":4}\n\n");
+}
+
+// The batch a feed() fills is cleared between calls but keeps its events'
+// strings, within kept_events and kept_bytes: a stream under way records
+// without allocating, and a burst is not held for the stream's life.
+BOOST_AUTO_TEST_CASE(batch_reuses_its_strings_within_bounds)
+{
+    const std::string kilobyte(1024, 'x');
+    sse_relay relay(7, false, 4096);
+    relayed_batch events;
+    std::string out;
+    relay.feed("data: " + kilobyte + "\n\ndata: b\n\n", out, events);
+    BOOST_REQUIRE(events.size() == 2u);
+    const char* first_buffer = events[0].fields.data();
+    events.clear();
+    BOOST_TEST(events.empty());
+    relay.feed("data: c\n\n", out, events);
+    BOOST_REQUIRE(events.size() == 1u);
+    BOOST_TEST(events[0].index == 3u);
+    BOOST_TEST(events[0].fields == "data: c\n");  // nothing of the earlier event left
+    BOOST_TEST(!events[0].response);
+    BOOST_TEST(events[0].fields.data() == first_buffer);  // the same string, no new allocation
+    BOOST_TEST(events[0].fields.capacity() >= kilobyte.size());
+    BOOST_CHECK_THROW((void)events.at(1), std::out_of_range);  // held, but not part of this batch
+
+    // 40 events of 3 KB: after clear() at most kept_bytes of them stay.
+    events.clear();
+    const std::string three_kb(3000, 'y');
+    std::string burst;
+    for (int i = 0; i < 40; ++i) {
+        burst += "data: " + three_kb + "\n\n";
+    }
+    relay.feed(burst, out, events);
+    BOOST_REQUIRE(events.size() == 40u);
+    events.clear();
+    for (int i = 0; i < 40; ++i) {
+        relay.feed("data: z\n\n", out, events);
+    }
+    BOOST_REQUIRE(events.size() == 40u);
+    std::size_t kept = 0;
+    for (const relayed_event& e : events) {
+        kept += e.fields.capacity() >= three_kb.size() ? e.fields.capacity() : 0;
+        BOOST_TEST(e.fields == "data: z\n");
+    }
+    BOOST_TEST(kept > 0u);
+    BOOST_TEST(kept <= relayed_batch::kept_bytes);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -27,8 +27,9 @@ using error_counts = std::array<std::uint32_t, error_classes>;
 // The failures in `json`, a JSON-RPC message or batch (array), possibly
 // cut short: each message object with an "error" object counts once, by
 // its integer "code" (no readable code: other); with `tools_call`, each
-// with "result":{"isError":true} counts as tool_error. Anything that is
-// not such JSON counts nothing.
+// with "result":{"isError":true} counts as tool_error. A message with a
+// "method" member (a request or notification) counts nothing, nor does
+// anything that is not such JSON.
 error_counts classify_answer(std::string_view json, bool tools_call);
 
 // Follows one answer's body, fed in pieces split anywhere, and adds what
@@ -48,6 +49,9 @@ public:
     // then the event's end. The stream limit and prefix apply as to feed().
     void event_data(std::string_view piece);
     void end_event();
+    // The current event ends and is known to count nothing (its message
+    // names a method): it is not parsed.
+    void drop_event();
 
     // Nothing more will be counted: the caller may stop feeding.
     bool done() const { return done_; }

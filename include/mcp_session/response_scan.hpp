@@ -26,6 +26,10 @@ public:
     // is not a response.
     bool response() const { return state_ == state::done; }
 
+    // The text is an object with a "method" member: a request or a
+    // notification, never an answer, whatever follows.
+    bool names_a_method() const { return names_a_method_; }
+
     void reset() { *this = response_scan(); }
 
 private:
@@ -65,6 +69,7 @@ private:
     bool has_id_ = false;    // the open message's keys so far
     bool has_answer_ = false;
     bool batch_nonempty_ = false;
+    bool names_a_method_ = false;
     std::uint8_t literal_ = 0;       // which of true, false, null
     std::uint8_t literal_pos_ = 0;   // its bytes matched so far
     std::uint8_t hex_left_ = 0;

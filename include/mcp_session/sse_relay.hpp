@@ -148,6 +148,7 @@ private:
     void begin_event(std::string& out);
     void begin_data();
     void take_data(std::string_view piece);
+    void end_watched_event();
     void mark_oversized();
     void end_event(std::string& out, relayed_batch& recorded);
     void to_passthrough(std::string_view line_part, std::string_view rest, std::string& out);

@@ -60,6 +60,7 @@ public:
         }
         if (depth_ == message_depth_) {
             member_ = k == "error" ? member::error : k == "result" ? member::result : member::none;
+            names_method_ = names_method_ || k == "method";
         } else if (depth_ == message_depth_ + 1) {
             inner_ = k == "code" ? inner::code : k == "isError" ? inner::is_error : inner::none;
         }
@@ -126,12 +127,14 @@ private:
         member_ = member::none;
         inner_ = inner::none;
         in_error_ = in_result_ = false;
-        saw_error_ = has_code_ = tool_error_ = false;
+        saw_error_ = has_code_ = tool_error_ = names_method_ = false;
     }
 
     void end_message()
     {
-        if (saw_error_) {
+        if (names_method_) {
+            // A request or notification: whatever else it holds, no answer.
+        } else if (saw_error_) {
             ++counts_[static_cast<std::size_t>(has_code_ ? error_class_of(code_) : error_class::other)];
         } else if (tools_call_ && tool_error_) {
             ++counts_[static_cast<std::size_t>(error_class::tool_error)];
@@ -152,14 +155,21 @@ private:
     bool saw_error_ = false;
     bool has_code_ = false;
     bool tool_error_ = false;
+    bool names_method_ = false;
     std::int64_t code_ = 0;
 };
 
-// The cheap test before any parse: neither member name appears.
+// The cheap test before any parse: neither member name appears. One pass
+// from quote to quote (most of a text is between them) looks for both.
 bool may_report_failure(std::string_view json, bool tools_call)
 {
-    return json.find("\"error\"") != std::string_view::npos ||
-           (tools_call && json.find("\"isError\"") != std::string_view::npos);
+    for (std::size_t q = json.find('"'); q != std::string_view::npos; q = json.find('"', q + 1)) {
+        const std::string_view after = json.substr(q + 1);
+        if (after.substr(0, 6) == "error\"" || (tools_call && after.substr(0, 8) == "isError\"")) {
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -225,6 +235,12 @@ void answer_watch::end_event()
     if (!done_) {
         dispatch_event();
     }
+}
+
+void answer_watch::drop_event()
+{
+    kept_.clear();
+    event_has_data_ = false;
 }
 
 void answer_watch::feed_json(std::string_view piece, bool last)

@@ -106,6 +106,7 @@ void response_scan::end_key()
     const std::string_view key(key_, key_length_);
     if (key == "method") {
         state_ = state::rejected;  // a request or notification
+        names_a_method_ = !top_array_;
     } else if (key == "id") {
         has_id_ = true;
     } else if (key == "result" || key == "error") {

@@ -269,7 +269,7 @@ void sse_relay::finish(std::string& out)
                 take_data(f.value);
             }
         }
-        watch_->end_event();
+        end_watched_event();
     }
     if (!line_oversized_) {
         out += line_;
@@ -309,8 +309,18 @@ void sse_relay::begin_data()
 void sse_relay::take_data(std::string_view piece)
 {
     response_.feed(piece);
-    if (watch_ != nullptr) {
+    // A request or notification counts nothing: the watch need not see it.
+    if (watch_ != nullptr && !response_.names_a_method()) {
         watch_->event_data(piece);
+    }
+}
+
+void sse_relay::end_watched_event()
+{
+    if (response_.names_a_method()) {
+        watch_->drop_event();
+    } else {
+        watch_->end_event();
     }
 }
 
@@ -386,7 +396,7 @@ void sse_relay::end_event(std::string& out, relayed_batch& recorded)
     }
     responded_ = responded_ || response;
     if (watch_ != nullptr) {
-        watch_->end_event();
+        end_watched_event();
     }
     in_event_ = false;
     event_oversized_ = false;

@@ -78,6 +78,27 @@ BOOST_AUTO_TEST_CASE(what_is_not_an_error_response_counts_nothing)
     BOOST_TEST(total(classify_answer(R"([[{"error":{"code":-32600}}]])", false)) == 0u);  // too deep for a message
 }
 
+BOOST_AUTO_TEST_CASE(a_request_or_notification_counts_nothing)
+{
+    BOOST_TEST(total(classify_answer(R"({"jsonrpc":"2.0","method":"notifications/message","error":{"code":-32601}})", false)) == 0u);
+    BOOST_TEST(total(classify_answer(R"({"error":{"code":-32601},"id":1,"method":"x"})", false)) == 0u);
+    BOOST_TEST(total(classify_answer(R"({"jsonrpc":"2.0","id":1,"method":"m","result":{"isError":true}})", true)) == 0u);
+    // In a batch, each message on its own.
+    const auto c = classify_answer(R"([{"method":"x","error":{"code":-32601}},{"id":2,"error":{"code":-32601}}])", false);
+    BOOST_TEST(of(c, error_class::method_not_found) == 1u);
+    BOOST_TEST(total(c) == 1u);
+}
+
+// The test before the parse finds either name anywhere, also right after
+// another string's closing quote or at the text's very end.
+BOOST_AUTO_TEST_CASE(the_names_are_found_wherever_they_stand)
+{
+    BOOST_TEST(total(classify_answer(R"({"a":"\"","b":"x","id":1,"error":{"code":-32600}})", false)) == 1u);
+    BOOST_TEST(total(classify_answer(R"({"id":1,"result":{"content":"\"isError","isError":true}})", true)) == 1u);
+    BOOST_TEST(total(classify_answer(R"({"id":1,"error)", false)) == 0u);  // cut inside the name: no member
+    BOOST_TEST(total(classify_answer(R"({"id":1,"error":{)", false)) == 1u);  // cut inside its object: other
+}
+
 BOOST_AUTO_TEST_CASE(a_batch_counts_each_error)
 {
     const auto c = classify_answer(

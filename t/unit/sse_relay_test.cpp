@@ -420,6 +420,53 @@ BOOST_AUTO_TEST_CASE(response_scan_in_pieces)
     BOOST_TEST(!scan.response());
 }
 
+// A message naming a method is a request or notification, whatever else
+// it holds; only the top-level object's own member says so.
+BOOST_AUTO_TEST_CASE(response_scan_knows_a_message_that_names_a_method)
+{
+    const auto scanned = [](std::string_view text) {
+        response_scan scan;
+        scan.feed(text);
+        return scan;
+    };
+    BOOST_TEST(scanned(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{}})").names_a_method());
+    BOOST_TEST(scanned(R"({"id":1,"error":{"code":1},"method":"x"})").names_a_method());
+    BOOST_TEST(scanned(R"({"jsonrpc":"2.0","meth)").names_a_method() == false);  // not yet
+    BOOST_TEST(!scanned(R"({"id":1,"result":{"method":"x"}})").names_a_method());
+    BOOST_TEST(!scanned(R"({"id":1,"result":{},"x":{"method":1}})").names_a_method());
+    BOOST_TEST(!scanned(R"([{"jsonrpc":"2.0","method":"x"}])").names_a_method());  // a batch: each message counts
+    BOOST_TEST(!scanned(R"({"id":1,"result":1})").names_a_method());
+}
+
+// The relay does not hand the watch the data of an event whose message
+// names a method (nothing in it counts), and counts what the watch alone
+// counts: the notification's own "error" member is not an answer's.
+BOOST_AUTO_TEST_CASE(the_relay_skips_the_watch_for_requests_and_notifications)
+{
+    const std::string stream =
+        "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"error\":{\"code\":-32601}}\n\n"
+        "data: {\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32602},\n"
+        "data: \"method\":\"x\"}\n\n"
+        "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32603}}\n\n";
+    answer_watch itself(answer_watch::form::event_stream, false);
+    itself.feed(stream, true);
+    for (std::size_t step = 1; step <= stream.size(); ++step) {
+        answer_watch watch(answer_watch::form::event_stream, false);
+        sse_relay r(7, false, 1024);
+        r.watch_answer(&watch);
+        std::string out;
+        relayed_batch events;
+        for (std::size_t at = 0; at < stream.size(); at += step) {
+            r.feed(std::string_view(stream).substr(at, step), out, events);
+        }
+        r.finish(out);
+        BOOST_TEST(watch.counts()[static_cast<std::size_t>(error_class::internal_error)] == 1u, "step " << step);
+        BOOST_TEST(watch.counts()[static_cast<std::size_t>(error_class::method_not_found)] == 0u, "step " << step);
+        BOOST_TEST(watch.counts()[static_cast<std::size_t>(error_class::invalid_params)] == 0u, "step " << step);
+        BOOST_TEST((watch.counts() == itself.counts()), "step " << step);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(finish_sends_the_held_line)
 {
     sse_relay r(7, true, 1024);

@@ -4,7 +4,7 @@
 # validation (a JSON-RPC POST naming a live session) for ours, plain
 # proxy_pass and the lua_shared_dict recipe; session creation for ours and
 # plain; a tools/call answered with 64 SSE events of 1 KB, recorded (stream
-# on) and plainly proxied; and the instructions ours runs between taking
+# on) and plainly proxied (buffered and unbuffered); and the instructions ours runs between taking
 # and dropping the zone lock per request. Needs valgrind, wrk and the module built
 # (./build.sh build); the Lua side needs libnginx-mod-http-lua.
 #   bench/callgrind.sh [SECONDS]     (3 s of requests per scenario)
@@ -48,7 +48,7 @@ http {
     server {
         listen 127.0.0.1:$PORT;
         location /mcp { mcp_session zone=mcp; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        include $ROOT/bench/post_stream_locations.conf;  # /rec, /mcp-sse, /plain-sse
+        include $ROOT/bench/post_stream_locations.conf;  # /rec, /mcp-sse, /plain-sse, /unbuffered-sse
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /lua { include $ROOT/bench/lua_recipe.conf; }
     }
@@ -96,6 +96,7 @@ measure create-plain no "$base/plain" -s "$ROOT/bench/create.lua" -- "pp$(date +
 post_stream=(-s "$ROOT/bench/post_stream.lua")
 measure sse-ours yes "$base/mcp-sse" "${post_stream[@]}"
 measure sse-plain yes "$base/plain-sse" "${post_stream[@]}"
+measure sse-unbuffered yes "$base/unbuffered-sse" "${post_stream[@]}"
 kill -QUIT "$VG"; wait "$VG" || true
 trap - EXIT
 

@@ -73,10 +73,9 @@ http {
         }
         location /small { mcp_session zone=small; proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /plain { proxy_pass http://trivial; proxy_http_version 1.1; proxy_set_header Connection ""; }
-        include $ROOT/bench/post_stream_locations.conf;  # /rec, /mcp-sse, /plain-sse
-        # What the gap is made of: plain proxying unbuffered (as any live
-        # SSE relay through nginx), and the module with the stream off.
-        location /unbuffered-sse { proxy_buffering off; proxy_method GET; proxy_pass http://trivial/sse64; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        include $ROOT/bench/post_stream_locations.conf;  # /rec, /mcp-sse, /plain-sse, /unbuffered-sse
+        # What the gap is made of: the module with the stream off (plain
+        # unbuffered proxying is in the included file).
         location /off-sse { mcp_session zone=rec; mcp_session_stream off; proxy_method GET; proxy_pass http://trivial/sse64; proxy_http_version 1.1; proxy_set_header Connection ""; }
         location /lua { include $ROOT/bench/lua_recipe.conf; }
         location = /mcp/publish { mcp_session_publish zone=mcp; }

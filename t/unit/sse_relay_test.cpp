@@ -104,6 +104,27 @@ const std::string representative_streams[] = {
     "data: a\n\ndata: b\0c\r\n\r\n"s,
 };
 
+// `stream` relayed (stream 7, events up to 1024 bytes) in pieces of
+// `step` bytes, with an answer watch.
+struct watched_relay_run {
+    error_counts counts{};
+    std::size_t oversized = 0;
+};
+
+watched_relay_run relay_watched(const std::string& stream, std::size_t step, bool tools_call)
+{
+    answer_watch watch(answer_watch::form::event_stream, tools_call);
+    sse_relay r(7, false, 1024);
+    r.watch_answer(&watch);
+    std::string out;
+    relayed_batch events;
+    for (std::size_t at = 0; at < stream.size(); at += step) {
+        r.feed(std::string_view(stream).substr(at, step), out, events);
+    }
+    r.finish(out);
+    return {watch.counts(), r.oversized()};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(sse_relay_suite)
@@ -451,19 +472,11 @@ BOOST_AUTO_TEST_CASE(the_relay_skips_the_watch_for_requests_and_notifications)
     answer_watch itself(answer_watch::form::event_stream, false);
     itself.feed(stream, true);
     for (std::size_t step = 1; step <= stream.size(); ++step) {
-        answer_watch watch(answer_watch::form::event_stream, false);
-        sse_relay r(7, false, 1024);
-        r.watch_answer(&watch);
-        std::string out;
-        relayed_batch events;
-        for (std::size_t at = 0; at < stream.size(); at += step) {
-            r.feed(std::string_view(stream).substr(at, step), out, events);
-        }
-        r.finish(out);
-        BOOST_TEST(watch.counts()[static_cast<std::size_t>(error_class::internal_error)] == 1u, "step " << step);
-        BOOST_TEST(watch.counts()[static_cast<std::size_t>(error_class::method_not_found)] == 0u, "step " << step);
-        BOOST_TEST(watch.counts()[static_cast<std::size_t>(error_class::invalid_params)] == 0u, "step " << step);
-        BOOST_TEST((watch.counts() == itself.counts()), "step " << step);
+        const watched_relay_run run = relay_watched(stream, step, false);
+        BOOST_TEST(run.counts[static_cast<std::size_t>(error_class::internal_error)] == 1u, "step " << step);
+        BOOST_TEST(run.counts[static_cast<std::size_t>(error_class::method_not_found)] == 0u, "step " << step);
+        BOOST_TEST(run.counts[static_cast<std::size_t>(error_class::invalid_params)] == 0u, "step " << step);
+        BOOST_TEST((run.counts == itself.counts()), "step " << step);
     }
 }
 
@@ -516,17 +529,9 @@ BOOST_AUTO_TEST_CASE(the_relay_feeds_the_answer_watch_as_the_watch_reads_itself)
     }
     BOOST_TEST(expected_total == 4u);
     for (std::size_t step = 1; step <= stream.size(); step += step < 40 ? 1 : 97) {
-        answer_watch watch(answer_watch::form::event_stream, true);
-        sse_relay r(7, false, 1024);
-        r.watch_answer(&watch);
-        std::string out;
-        relayed_batch events;
-        for (std::size_t at = 0; at < stream.size(); at += step) {
-            r.feed(std::string_view(stream).substr(at, step), out, events);
-        }
-        r.finish(out);
-        BOOST_TEST(r.oversized() == 1u, "step " << step);
-        BOOST_TEST((watch.counts() == itself.counts()), "step " << step);
+        const watched_relay_run run = relay_watched(stream, step, true);
+        BOOST_TEST(run.oversized == 1u, "step " << step);
+        BOOST_TEST((run.counts == itself.counts()), "step " << step);
     }
 }
 

@@ -68,6 +68,7 @@ public:
     std::size_t size() const { return used_; }
     bool empty() const { return used_ == 0; }
     const relayed_event& operator[](std::size_t i) const { return slots_[i]; }
+    const relayed_event& back() const { return slots_[used_ - 1]; }  // not empty()
     const relayed_event& at(std::size_t i) const { return slots_.at(i < used_ ? i : slots_.size()); }
     const relayed_event* begin() const { return slots_.data(); }
     const relayed_event* end() const { return slots_.data() + used_; }
